@@ -258,8 +258,6 @@ def _save_failures(report: Any, impl: Impl, device: str, root: Path) -> tuple[Pa
 
 
 def cmd_verify(args: argparse.Namespace, out: Out) -> int:
-    from . import verify as verify_mod
-
     explicit = args.impl is not None
     impl = _resolve_impl(args.impl)
     device = _resolve_device(args.device, impl)
@@ -279,6 +277,8 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
         )
     for note in notes:
         out(note)
+    from . import verify as verify_mod
+
     progress = Progress(enabled=not args.quiet)
     start = time.perf_counter()
     try:
