@@ -3,7 +3,8 @@ store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import MISSING, dataclass, fields, replace
 
 import torch
 
@@ -62,3 +63,49 @@ class RoutingProblem:
             f"{self.config} scores={dtype}[{self.num_rows}, {self.config.num_experts}] bias={bias} "
             f"device={self.device} seed={self.seed} {self.note}".rstrip()
         )
+
+
+def format_config(config: RoutingConfig) -> str:
+    """The config as it would be written in Python: `RoutingConfig(num_experts=256, topk=8, ...)`, with the
+    fields that differ from their defaults (E and K always)."""
+    if not isinstance(config, RoutingConfig):
+        raise TypeError(f"config={config!r} ({type(config).__name__}), but config must be a RoutingConfig")
+    defaults = {f.name: f.default for f in fields(RoutingConfig) if f.default is not MISSING}
+    parts = [
+        f"{name}={value!r}"
+        for name, value in config.to_dict().items()
+        if name not in defaults or defaults[name] != value
+    ]
+    return f"RoutingConfig({', '.join(parts)})"
+
+
+def _float_literal(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(value)
+
+
+def tensor_literal(x: torch.Tensor) -> str:
+    """A Python expression that rebuilds x exactly (values, dtype; on CPU, contiguous), for failure reports.
+    Uses the names `torch`, `nan` and `inf` (`from math import nan, inf`)."""
+    values = x.detach().to("cpu", torch.float64).tolist()
+    if x.dim() == 1:
+        body = "[" + ", ".join(_float_literal(v) for v in values) + "]"
+    else:
+        body = (
+            "[\n" + "".join(f"    [{', '.join(_float_literal(v) for v in row)}],\n" for row in values) + "]"
+        )
+    return f"torch.tensor({body}, dtype=torch.float64).to({x.dtype})"
+
+
+def problem_literal(problem: RoutingProblem) -> str:
+    """Python lines that rebuild `problem` exactly (scores contiguous, on CPU): config, scores, bias."""
+    bias = "None" if problem.bias is None else tensor_literal(problem.bias)
+    return (
+        "import torch\nfrom math import nan, inf\nfrom moegate.reference import RoutingConfig\n"
+        f"config = {format_config(problem.config)}\n"
+        f"scores = {tensor_literal(problem.scores)}\n"
+        f"bias = {bias}\n"
+    )
