@@ -1,0 +1,170 @@
+"""Which kernel a call uses: the dispatch table (data) and `dispatch_plan(config, dtype) -> KernelPlan`.
+
+Pure Python: no GPU, no CuPy. The compiled name expressions (`name_expressions()`) are generated from
+`SPECIALIZATIONS` and `SCORE_DTYPE_CODES`, so a specialization exists in exactly one place, and a test
+checks that every one of them is reached by a preset.
+
+Kernels (optimized/kernels/route.cu):
+    route_warp_kernel<DT, E, G, KG, K>: one warp per row, the row in registers; E, G, Kg, K compile-time.
+    route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
+DT is the scores' dtype code (`SCORE_DTYPE_CODES`). Everything else (scoring function, renormalize, S,
+shared mode, output scaling, r, bias dtype) is a runtime argument of both kernels.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from moegate.reference import RoutingConfig
+
+# The largest E the generic kernel takes: its shared memory is 4 warps * (E + G) * 4 bytes <= 32 KiB,
+# under the 48 KiB a block gets without opting in.
+MAX_EXPERTS = 1024
+
+WARP_SIZE = 32
+
+# The kernels' template parameter DT (route.cu: enum ScoreDtype).
+SCORE_DTYPE_CODES: dict[torch.dtype, int] = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+# The kernels' runtime argument bias_dtype (route.cu: enum BiasDtype); None = no bias.
+BIAS_DTYPE_CODES: dict[torch.dtype | None, int] = {
+    None: 0,
+    torch.float32: 1,
+    torch.bfloat16: 2,
+    torch.float16: 3,
+}
+
+
+@dataclass(frozen=True)
+class Specialization:
+    """A routing shape compiled with E, G, Kg, K as constants (`route_warp_kernel`).
+
+    Constraints (route.cu's static_asserts): E % 32 == 0; G == 1, or each group spans a power-of-two
+    number of whole lanes ((E / G) % (E / 32) == 0); K <= 32.
+    """
+
+    name: str  # the presets it serves, for humans
+    num_experts: int
+    num_expert_group: int
+    topk_group: int
+    topk: int
+
+    @property
+    def key(self) -> tuple[int, int, int, int]:
+        return (self.num_experts, self.num_expert_group, self.topk_group, self.topk)
+
+
+# The dispatch table. Each row is compiled for each scores dtype.
+SPECIALIZATIONS: tuple[Specialization, ...] = (
+    Specialization("deepseek-v3", num_experts=256, num_expert_group=8, topk_group=4, topk=8),
+    Specialization("kimi-k2", num_experts=384, num_expert_group=1, topk_group=1, topk=8),
+    Specialization("qwen3-moe, glm-4.5-air", num_experts=128, num_expert_group=1, topk_group=1, topk=8),
+    Specialization("glm-4.5", num_experts=160, num_expert_group=1, topk_group=1, topk=8),
+)
+_BY_KEY: dict[tuple[int, int, int, int], Specialization] = {s.key: s for s in SPECIALIZATIONS}
+
+# Launch geometry of each kernel kind (block size matches the kernels' __launch_bounds__).
+SPECIALIZED_WARPS_PER_BLOCK = 8
+GENERIC_WARPS_PER_BLOCK = 4
+# Grid cap: enough resident warps to fill an SM (2048 threads), times the SM count; warps then loop.
+MAX_THREADS_PER_SM = 2048
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """How one call is launched.
+
+    name_expression: the kernel's C++ name expression, as compiled (`name_expressions()`).
+    specialization: the table row's name, or None for the generic kernel.
+    warps_per_block: one warp routes one row at a time; block = 32 * warps_per_block threads.
+    shared_mem_bytes: dynamic shared memory per block (0 for the specialized kernel).
+    """
+
+    name_expression: str
+    specialization: str | None
+    warps_per_block: int
+    shared_mem_bytes: int
+
+    @property
+    def block(self) -> int:
+        """Threads per block."""
+        return WARP_SIZE * self.warps_per_block
+
+    def grid(self, num_rows: int, sm_count: int) -> int:
+        """Blocks for `num_rows` rows: one warp per row, capped at a full GPU's worth of resident warps
+        (the kernels loop over rows with a 64-bit stride, so any T fits)."""
+        if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
+            raise ValueError(
+                f"num_rows={num_rows}, sm_count={sm_count}, but need num_rows >= 0 and sm_count >= 1"
+            )
+        wanted = -(-num_rows // self.warps_per_block)
+        cap = sm_count * (MAX_THREADS_PER_SM // self.block)
+        return max(1, min(wanted, cap))
+
+
+def _dtype_code(dtype: torch.dtype) -> int:
+    if dtype not in SCORE_DTYPE_CODES:
+        raise TypeError(f"dtype={dtype}, but the scores' dtype must be one of {tuple(SCORE_DTYPE_CODES)}")
+    return SCORE_DTYPE_CODES[dtype]
+
+
+def specialized_name(spec: Specialization, dtype: torch.dtype) -> str:
+    """The name expression of `spec` compiled for scores of `dtype`."""
+    e, g, kg, k = spec.key
+    return f"moegate::route_warp_kernel<{_dtype_code(dtype)}, {e}, {g}, {kg}, {k}>"
+
+
+def generic_name(dtype: torch.dtype) -> str:
+    """The name expression of the generic kernel for scores of `dtype`."""
+    return f"moegate::route_generic_kernel<{_dtype_code(dtype)}>"
+
+
+def name_expressions() -> list[str]:
+    """Every kernel compiled into the module: each specialization and the generic kernel, per dtype."""
+    names = [specialized_name(s, d) for s in SPECIALIZATIONS for d in SCORE_DTYPE_CODES]
+    return names + [generic_name(d) for d in SCORE_DTYPE_CODES]
+
+
+def _check_supported(config: RoutingConfig) -> None:
+    if not isinstance(config, RoutingConfig):
+        raise TypeError(f"config={config!r} ({type(config).__name__}), but config must be a RoutingConfig")
+    if config.num_experts > MAX_EXPERTS:
+        raise ValueError(
+            f"num_experts={config.num_experts}, but moegate.optimized supports num_experts <= {MAX_EXPERTS} "
+            f"(MAX_EXPERTS, the generic kernel's shared-memory budget); use moegate.reference.route"
+        )
+
+
+def generic_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
+    """The generic kernel's plan for `config` (what `dispatch_plan` gives outside the table; tests use
+    it to compare every specialization with the generic kernel)."""
+    _check_supported(config)
+    words_per_warp = config.num_experts + config.num_expert_group
+    return KernelPlan(
+        name_expression=generic_name(dtype),
+        specialization=None,
+        warps_per_block=GENERIC_WARPS_PER_BLOCK,
+        shared_mem_bytes=GENERIC_WARPS_PER_BLOCK * words_per_warp * 4,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
+    """The kernel and launch geometry a `route` call with `config` and scores of `dtype` uses.
+
+    A pure function of (config, dtype): the table row whose (E, G, Kg, K) equals the config's, else the
+    generic kernel. Raises ValueError for E > MAX_EXPERTS and TypeError for an unsupported dtype.
+    """
+    _check_supported(config)
+    key = (config.num_experts, config.num_expert_group, config.topk_group, config.topk)
+    spec = _BY_KEY.get(key)
+    if spec is None:
+        return generic_plan(config, dtype)
+    return KernelPlan(
+        name_expression=specialized_name(spec, dtype),
+        specialization=spec.name,
+        warps_per_block=SPECIALIZED_WARPS_PER_BLOCK,
+        shared_mem_bytes=0,
+    )

@@ -1,0 +1,622 @@
+// moegate fused routing kernel: SPEC.md steps 1 to 8 in one launch, one warp per row.
+//
+// What a call moves (DeepSeek-V3, bf16 scores, T rows): T * 256 * 2 bytes of logits read once, T * 9 *
+// (4 + 4) bytes of ids and weights written once, the bias (1 KB) read once per warp. Nothing else
+// touches global memory, so the floor is those bytes over the HBM bandwidth (docs/perf.md).
+//
+// Thread layout (both kernels)
+//   * One warp routes one row at a time; the grid is capped by the launcher and every warp walks the
+//     rows with a stride of the total warp count (grid-stride loop, 64-bit row index), so any T up to
+//     2^63 fits in any grid and each warp loads the bias once.
+//   * Lane l owns the contiguous experts [l * C, min((l + 1) * C, E)), C = ceil(E / 32). The same
+//     ownership in both kernels makes every reduction happen in the same order, so the specialized
+//     and the generic kernel return bitwise the same result (the tests check this).
+//   * route_warp_kernel<DT, E, G, KG, K> (the specializations of the dispatch table, E % 32 == 0):
+//     the row's C = E / 32 values live in registers; the logits come in with 16-, 8- or 4-byte vector
+//     loads when the row pointer and the row stride allow it (checked in the kernel), else with scalar
+//     loads. A group spans LPG = (E / G) / C lanes (a power of two), so group reductions are shuffles
+//     inside aligned lane segments.
+//   * route_generic_kernel<DT> (everything else, E <= MAX_EXPERTS of optimized/dispatch.py): the row's
+//     keys live in shared memory, (E + G) words per warp, written and read only by the warp that owns them
+//     (__syncwarp between phases, no block barrier).
+//
+// Reduction scheme
+//   * Selection keys are 32-bit "orderable" integers: ord(b) is monotonic in b (-0 is made +0 first), and
+//     ord(-inf) = 0x007fffff, so every real key is > 0 and 0 means "not a candidate" (expert of a dropped
+//     group) or "already taken". An expert of a dropped group can never win, even when every kept expert
+//     has b = -inf.
+//   * An argmax round: each lane scans its own keys in ascending expert order with a strict '>' (lowest
+//     index wins inside the lane), __reduce_max_sync gives the best key of the warp, and
+//     __reduce_min_sync over the lanes that hold it gives the lowest expert index: SPEC's tie rule,
+//     exactly, with two redux.sync instructions and no 64-bit shuffles.
+//   * Float sums (softmax denominator, renormalization) are lane-sequential, then a fixed xor butterfly;
+//     max reductions use __reduce_max_sync on orderable keys. No atomics: the result is bitwise
+//     deterministic, and each row depends only on its own logits (and, in replica mode, its index).
+//
+// SPEC step names: probabilities, biased_scores, group_scores, group_selection, expert_selection,
+// routed_weights, shared_slots, output_scaling are the device functions (or labelled sections) below.
+//
+// Numerics: all float32, no fast math (the launcher compiles with --fmad=false and never with
+// -use_fast_math). sigmoid is 1 / (1 + expf(-x)) like torch's CUDA sigmoid; softmax is
+// expf(x - rowmax) / sum; divisions are IEEE divisions like torch's. bf16 is widened by a shift, fp16
+// with cvt.f32.f16, so this file needs no header and compiles under NVRTC and nvcc alike.
+//
+// MOEGATE_PLANT_REVIEW_BUG (compile-time, for the property suite only): reintroduces the public review
+// bug: shared weight = sum(routed) / r, then every weight divided by the routed sum, and no output
+// scaling.
+
+namespace moegate {
+
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef long long i64;
+typedef unsigned long long u64;
+
+// Scores' dtype codes (template parameter DT) and bias dtype codes (runtime argument), as the launcher
+// passes them (optimized/dispatch.py: SCORE_DTYPE_CODES, BIAS_DTYPE_CODES).
+enum ScoreDtype { kScoreFloat32 = 0, kScoreBFloat16 = 1, kScoreFloat16 = 2 };
+enum BiasDtype { kNoBias = 0, kBiasFloat32 = 1, kBiasBFloat16 = 2, kBiasFloat16 = 3 };
+enum ScoringFunc { kSigmoid = 0, kSoftmax = 1 };
+
+constexpr u32 kFullMask = 0xffffffffu;
+constexpr u32 kNotCandidate = 0u;  // below ord(-inf) = 0x007fffff: dropped or already taken
+constexpr u32 kNoIndex = 0xffffffffu;
+constexpr float kRenormalizeEpsilon = 1e-20f;  // SPEC step 6
+constexpr int kWarpSize = 32;
+
+// ---- scalar helpers ----------------------------------------------------------------------------------
+
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+__device__ __forceinline__ float pos_inf() { return __int_as_float(0x7f800000); }
+
+// SPEC step 2's rule: a NaN, wherever it enters or arises, is read as -inf.
+__device__ __forceinline__ float nan_to_neg_inf(float x) { return x != x ? neg_inf() : x; }
+
+__device__ __forceinline__ float bf16_bits_to_float(u16 h) {
+  return __uint_as_float(static_cast<u32>(h) << 16);
+}
+
+__device__ __forceinline__ float f16_bits_to_float(u16 h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+
+// Monotonic float -> u32 (x is never NaN here). x + 0.0f turns -0 into +0 so that -0 and +0 tie, as they
+// do in the reference's sort; every key, even ord(-inf), is > 0.
+__device__ __forceinline__ u32 orderable(float x) {
+  const u32 u = __float_as_uint(x + 0.0f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+__device__ __forceinline__ float from_orderable(u32 k) {
+  return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
+
+// A fixed xor butterfly: every lane ends with the same bits (a + b == b + a in IEEE).
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullMask, v, offset);
+  return v;
+}
+
+template <int DT>
+struct ScoreTraits;
+template <>
+struct ScoreTraits<kScoreFloat32> {
+  typedef u32 Raw;
+  static __device__ __forceinline__ float to_float(Raw r) { return __uint_as_float(r); }
+};
+template <>
+struct ScoreTraits<kScoreBFloat16> {
+  typedef u16 Raw;
+  static __device__ __forceinline__ float to_float(Raw r) { return bf16_bits_to_float(r); }
+};
+template <>
+struct ScoreTraits<kScoreFloat16> {
+  typedef u16 Raw;
+  static __device__ __forceinline__ float to_float(Raw r) { return f16_bits_to_float(r); }
+};
+
+// One logit, widened to float32, NaN read as -inf.
+template <int DT>
+__device__ __forceinline__ float load_logit(const typename ScoreTraits<DT>::Raw* row, int e) {
+  return nan_to_neg_inf(ScoreTraits<DT>::to_float(__ldg(row + e)));
+}
+
+// One bias entry read as float32 from its own dtype (never as the scores' type); 0 when absent.
+__device__ __forceinline__ float load_bias(const void* bias, int bias_dtype, int e) {
+  switch (bias_dtype) {
+    case kBiasFloat32:
+      return nan_to_neg_inf(__ldg(static_cast<const float*>(bias) + e));
+    case kBiasBFloat16:
+      return nan_to_neg_inf(bf16_bits_to_float(__ldg(static_cast<const u16*>(bias) + e)));
+    case kBiasFloat16:
+      return nan_to_neg_inf(f16_bits_to_float(__ldg(static_cast<const u16*>(bias) + e)));
+    default:
+      return 0.0f;
+  }
+}
+
+// ---- step 1: probabilities ------------------------------------------------------------------------------
+// The softmax needs three row statistics; sigmoid needs none. `probability` is the one formula both
+// kernels use, for the selection and again for the weights, so p is bitwise the same everywhere.
+struct SoftmaxRow {
+  float max;       // row maximum (finite, +inf or -inf)
+  float sum;       // sum of expf(x - max) when max is finite
+  float inf_share; // 1 / (number of +inf entries) when max is +inf
+};
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+__device__ __forceinline__ float probability(float x, int scoring, const SoftmaxRow& row) {
+  if (scoring == kSigmoid) return sigmoid(x);  // sigmoid(+inf) = 1, sigmoid(-inf) = 0
+  if (row.max == pos_inf()) return x == pos_inf() ? row.inf_share : 0.0f;
+  if (row.max == neg_inf()) return 0.0f;  // a row of all -inf
+  return expf(x - row.max) / row.sum;
+}
+
+// The row statistics from each lane's share: local_max = max ord(x), local_sum = lane-sequential sum of
+// expf(x - max) (computed by `sum_fn(max)`), local_inf = number of +inf entries.
+template <typename SumFn>
+__device__ __forceinline__ SoftmaxRow softmax_row(u32 local_max, u32 local_inf, SumFn sum_fn) {
+  SoftmaxRow row;
+  row.max = from_orderable(__reduce_max_sync(kFullMask, local_max));
+  row.sum = 1.0f;
+  row.inf_share = 0.0f;
+  if (row.max == pos_inf()) {
+    row.inf_share = 1.0f / static_cast<float>(__reduce_add_sync(kFullMask, local_inf));
+  } else if (row.max != neg_inf()) {
+    row.sum = warp_sum(sum_fn(row.max));
+  }
+  return row;
+}
+
+// ---- step 2: biased_scores --------------------------------------------------------------------------------
+// b = p + bias (bias 0 when absent), NaN read as -inf; returned as its selection key ord(b).
+__device__ __forceinline__ u32 biased_score_key(float p, float bias) {
+  return orderable(nan_to_neg_inf(p + bias));
+}
+
+// ---- step 3: group_scores (helpers) -------------------------------------------------------------------
+// Running top two keys of a group (0 = empty); equal keys count twice, as in the reference's sort.
+__device__ __forceinline__ void push_top_two(u32 k, u32& t1, u32& t2) {
+  if (k > t1) {
+    t2 = t1;
+    t1 = k;
+  } else if (k > t2) {
+    t2 = k;
+  }
+}
+
+// The group score from its top two keys: with a bias, the sum of the two largest b (the one b when the
+// group holds one expert), without, the largest b; inf - inf read as -inf. Returned as ord(score).
+__device__ __forceinline__ u32 group_score_key(u32 t1, u32 t2, bool has_bias, bool one_expert) {
+  float s = from_orderable(t1);
+  if (has_bias && !one_expert) s = nan_to_neg_inf(s + from_orderable(t2));
+  return orderable(s);
+}
+
+// ---- step 5: expert_selection (helper) ---------------------------------------------------------------
+// One warp argmax round over the lanes' (best key, expert index) pairs: the largest key, lowest index
+// among equal keys. Every lane gets the winning expert index.
+__device__ __forceinline__ u32 warp_argmax_index(u32 best, u32 index) {
+  const u32 top = __reduce_max_sync(kFullMask, best);
+  return __reduce_min_sync(kFullMask, best == top ? index : kNoIndex);
+}
+
+// ---- steps 6-8: routed_weights, shared_slots, output_scaling ---------------------------------------------
+struct OutputArgs {
+  int num_experts;
+  int topk;
+  int num_shared;    // S
+  int replica;       // shared_expert_mode == "replica"
+  int renormalize;
+  int apply_scaling; // apply_routed_scaling_factor_on_output
+  float r;           // routed_scaling_factor as float32
+  int width;         // W
+};
+
+// Step 6 on the routed sum: the divisor of the routed weights (1 when not renormalizing).
+__device__ __forceinline__ float routed_weight(float p, float routed_sum, const OutputArgs& a) {
+#ifdef MOEGATE_PLANT_REVIEW_BUG
+  return p / (routed_sum + kRenormalizeEpsilon);  // bug: always divided by the routed sum
+#else
+  return a.renormalize ? p / (routed_sum + kRenormalizeEpsilon) : p;
+#endif
+}
+
+// Step 8.
+__device__ __forceinline__ float output_scaling(float w, const OutputArgs& a) {
+#ifdef MOEGATE_PLANT_REVIEW_BUG
+  return w;  // bug: the scaling switched off
+#else
+  return a.apply_scaling ? w * a.r : w;
+#endif
+}
+
+// Step 7 (and 8 on the shared weights): the shared slots after the K routed ones, lanes striding.
+__device__ __forceinline__ void shared_slots(int* ids, float* weights, i64 row, float routed_sum, int lane,
+                                             const OutputArgs& a) {
+  const int num_slots = a.num_shared == 0 ? 0 : (a.replica ? 1 : a.num_shared);
+#ifdef MOEGATE_PLANT_REVIEW_BUG
+  const float shared_weight = (routed_sum / a.r) / (routed_sum + kRenormalizeEpsilon);
+#else
+  const float shared_weight = 1.0f / a.r;
+  (void)routed_sum;
+#endif
+  for (int s = lane; s < num_slots; s += kWarpSize) {
+    const int id = a.replica ? a.num_experts + static_cast<int>(row % static_cast<i64>(a.num_shared))
+                             : a.num_experts + s;
+    ids[a.topk + s] = id;
+    weights[a.topk + s] = output_scaling(shared_weight, a);
+  }
+}
+
+// Steps 6 to 8 for a row whose slot k's (id, p) is held by lane k (K <= 32).
+__device__ __forceinline__ void write_row_from_lanes(int* ids, float* weights, i64 row, int slot_id,
+                                                     float slot_p, int lane, const OutputArgs& a) {
+  // routed_weights: the routed sum over lanes 0..K-1 in the fixed butterfly order.
+  const float routed_sum = warp_sum(lane < a.topk ? slot_p : 0.0f);
+  if (lane < a.topk) {
+    ids[lane] = slot_id;
+    weights[lane] = output_scaling(routed_weight(slot_p, routed_sum, a), a);
+  }
+  shared_slots(ids, weights, row, routed_sum, lane, a);
+}
+
+// ---- vector loads of a lane's C contiguous logits (specialized kernel) --------------------------------
+template <int DT, int C>
+struct RowLoader {
+  typedef typename ScoreTraits<DT>::Raw Raw;
+  static constexpr int kBytes = C * static_cast<int>(sizeof(Raw));
+  // The widest load that divides a lane's bytes: 16, 8 or 4 bytes, or 0 (scalar loads only).
+  static constexpr int kVecBytes = kBytes % 16 == 0 ? 16 : (kBytes % 8 == 0 ? 8 : (kBytes % 4 == 0 ? 4 : 0));
+
+  // Whether this row layout allows the vector loads: the base pointer and the row stride in bytes are
+  // multiples of kVecBytes (the lane offset lane * kBytes is one by construction).
+  static __device__ __forceinline__ bool vector_ok(const void* scores, i64 row_stride) {
+    if constexpr (kVecBytes == 0) {
+      (void)scores;
+      (void)row_stride;
+      return false;
+    } else {
+      const u64 base = reinterpret_cast<u64>(scores);
+      const u64 stride_bytes = static_cast<u64>(row_stride) * sizeof(Raw);
+      return (base % kVecBytes) == 0 && (stride_bytes % kVecBytes) == 0;
+    }
+  }
+
+  // x[j] = logit of expert lane * C + j, widened to float, NaN read as -inf.
+  static __device__ __forceinline__ void load(const Raw* row, int lane, bool vec, float (&x)[C]) {
+    const Raw* mine = row + lane * C;
+    if constexpr (kVecBytes != 0) {
+      if (vec) {
+        constexpr int kWords = kBytes / 4;
+        u32 w[kWords];
+        if constexpr (kVecBytes == 16) {
+#pragma unroll
+          for (int i = 0; i < kWords / 4; ++i) {
+            const uint4 v = __ldg(reinterpret_cast<const uint4*>(mine) + i);
+            w[4 * i] = v.x;
+            w[4 * i + 1] = v.y;
+            w[4 * i + 2] = v.z;
+            w[4 * i + 3] = v.w;
+          }
+        } else if constexpr (kVecBytes == 8) {
+#pragma unroll
+          for (int i = 0; i < kWords / 2; ++i) {
+            const uint2 v = __ldg(reinterpret_cast<const uint2*>(mine) + i);
+            w[2 * i] = v.x;
+            w[2 * i + 1] = v.y;
+          }
+        } else {
+#pragma unroll
+          for (int i = 0; i < kWords; ++i) w[i] = __ldg(reinterpret_cast<const u32*>(mine) + i);
+        }
+#pragma unroll
+        for (int j = 0; j < C; ++j) {
+          Raw raw;
+          if constexpr (sizeof(Raw) == 4) {
+            raw = static_cast<Raw>(w[j]);
+          } else {
+            raw = static_cast<Raw>((w[j / 2] >> (16 * (j % 2))) & 0xffffu);  // little endian
+          }
+          x[j] = nan_to_neg_inf(ScoreTraits<DT>::to_float(raw));
+        }
+        return;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < C; ++j) x[j] = load_logit<DT>(mine, j);
+  }
+};
+
+// ======================================================================================================
+// Specialized kernel: E, G, Kg, K known at compile time, the row in registers.
+// ======================================================================================================
+template <int DT, int E, int G, int KG, int K>
+__global__ void __launch_bounds__(256) route_warp_kernel(
+    const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
+    int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
+    int num_shared, int replica, int apply_scaling, float r, int* __restrict__ out_ids,
+    float* __restrict__ out_weights) {
+  constexpr int C = E / kWarpSize;  // experts per lane
+  constexpr int N = E / G;          // experts per group
+  constexpr int LPG = G == 1 ? kWarpSize : N / C;  // lanes per group
+  constexpr bool kHasGroups = KG < G;
+  static_assert(E % kWarpSize == 0, "the specialized kernel needs E % 32 == 0");
+  static_assert(E % G == 0 && 1 <= KG && KG <= G, "invalid grouping");
+  static_assert(G == 1 || (N % C == 0 && (LPG & (LPG - 1)) == 0 && LPG <= kWarpSize),
+                "a group must span a power-of-two number of whole lanes");
+  static_assert(1 <= K && K <= kWarpSize && K <= KG * N, "the specialized kernel needs K <= 32");
+  (void)num_experts;  // the compile-time E, G, Kg, K stand for these
+  (void)num_groups;
+  (void)topk_group;
+  (void)topk;
+
+  typedef RowLoader<DT, C> Loader;
+  typedef typename Loader::Raw Raw;
+  const int lane = static_cast<int>(threadIdx.x) & (kWarpSize - 1);
+  const i64 first_warp = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
+  const i64 num_warps = static_cast<i64>(gridDim.x) * blockDim.x / kWarpSize;
+  const bool vec = Loader::vector_ok(scores, row_stride);
+  const bool has_bias = bias_dtype != kNoBias;
+
+  OutputArgs out;
+  out.num_experts = E;
+  out.topk = K;
+  out.num_shared = num_shared;
+  out.replica = replica;
+  out.renormalize = renormalize;
+  out.apply_scaling = apply_scaling;
+  out.r = r;
+  out.width = K + (num_shared == 0 ? 0 : (replica ? 1 : num_shared));
+
+  // The bias in registers, once per warp.
+  float bias_f[C];
+#pragma unroll
+  for (int j = 0; j < C; ++j) bias_f[j] = load_bias(bias, bias_dtype, lane * C + j);
+
+  for (i64 row = first_warp; row < num_rows; row += num_warps) {
+    const Raw* row_ptr = static_cast<const Raw*>(scores) + row * row_stride;
+
+    // ---- step 1: probabilities (x is overwritten by p) ----
+    float p[C];
+    Loader::load(row_ptr, lane, vec, p);
+    SoftmaxRow stats{0.0f, 1.0f, 0.0f};
+    if (scoring == kSoftmax) {
+      u32 local_max = 0, local_inf = 0;
+#pragma unroll
+      for (int j = 0; j < C; ++j) {
+        local_max = max(local_max, orderable(p[j]));
+        local_inf += p[j] == pos_inf() ? 1u : 0u;
+      }
+      stats = softmax_row(local_max, local_inf, [&](float m) {
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < C; ++j) s += expf(p[j] - m);
+        return s;
+      });
+    }
+#pragma unroll
+    for (int j = 0; j < C; ++j) p[j] = probability(p[j], scoring, stats);
+
+    // ---- step 2: biased_scores ----
+    u32 key[C];
+#pragma unroll
+    for (int j = 0; j < C; ++j) key[j] = biased_score_key(p[j], bias_f[j]);
+
+    if constexpr (kHasGroups) {
+      // ---- step 3: group_scores: top two inside the lane, then a butterfly inside the group's lanes ----
+      u32 t1 = kNotCandidate, t2 = kNotCandidate;
+#pragma unroll
+      for (int j = 0; j < C; ++j) push_top_two(key[j], t1, t2);
+#pragma unroll
+      for (int offset = 1; offset < LPG; offset <<= 1) {
+        const u32 o1 = __shfl_xor_sync(kFullMask, t1, offset);
+        const u32 o2 = __shfl_xor_sync(kFullMask, t2, offset);
+        t2 = max(min(t1, o1), max(t2, o2));
+        t1 = max(t1, o1);
+      }
+      const u32 my_group_key = group_score_key(t1, t2, has_bias, N == 1);
+
+      // ---- step 4: group_selection: a group is kept when fewer than Kg groups beat it ----
+      const int my_group = lane / LPG;
+      int rank = 0;
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        const u32 other = __shfl_sync(kFullMask, my_group_key, g * LPG);
+        rank += (other > my_group_key || (other == my_group_key && g < my_group)) ? 1 : 0;
+      }
+      if (rank >= KG) {
+#pragma unroll
+        for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
+      }
+    }
+
+    // ---- step 5: expert_selection: K argmax rounds; lane k keeps slot k ----
+    int slot_id = 0;
+    float slot_p = 0.0f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      u32 best = kNotCandidate;
+      int best_j = 0;
+#pragma unroll
+      for (int j = 0; j < C; ++j) {
+        if (key[j] > best) {
+          best = key[j];
+          best_j = j;
+        }
+      }
+      const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
+      const int owner = static_cast<int>(winner / C);
+      float won_p = 0.0f;
+      if (owner == lane) {
+#pragma unroll
+        for (int j = 0; j < C; ++j) {
+          if (j == best_j) {
+            key[j] = kNotCandidate;
+            won_p = p[j];
+          }
+        }
+      }
+      won_p = __shfl_sync(kFullMask, won_p, owner);
+      if (lane == k) {
+        slot_id = static_cast<int>(winner);
+        slot_p = won_p;
+      }
+    }
+
+    // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
+    write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p, lane,
+                         out);
+  }
+}
+
+// ======================================================================================================
+// Generic kernel: any E <= MAX_EXPERTS (optimized/dispatch.py), any G dividing E, any valid Kg and K;
+// keys in shared memory, (E + G) words per warp (the launcher sizes the dynamic shared memory).
+// ======================================================================================================
+template <int DT>
+__global__ void __launch_bounds__(128) route_generic_kernel(
+    const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
+    int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
+    int num_shared, int replica, int apply_scaling, float r, int* __restrict__ out_ids,
+    float* __restrict__ out_weights) {
+  typedef typename ScoreTraits<DT>::Raw Raw;
+  extern __shared__ u32 shared_words[];
+  const int E = num_experts;
+  const int G = num_groups;
+  const int N = E / G;
+  const int C = (E + kWarpSize - 1) / kWarpSize;  // experts per lane (the last lanes may own fewer)
+  const int lane = static_cast<int>(threadIdx.x) & (kWarpSize - 1);
+  const int warp_in_block = static_cast<int>(threadIdx.x) / kWarpSize;
+  u32* keys = shared_words + warp_in_block * (E + G);  // [E]: x bits, then ord(b), then 0 once taken
+  u32* group_keys = keys + E;                          // [G]: ord(group score), 0 once kept
+  const int begin = min(lane * C, E);
+  const int end = min(begin + C, E);
+  const i64 first_warp = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
+  const i64 num_warps = static_cast<i64>(gridDim.x) * blockDim.x / kWarpSize;
+  const bool has_bias = bias_dtype != kNoBias;
+
+  OutputArgs out;
+  out.num_experts = E;
+  out.topk = topk;
+  out.num_shared = num_shared;
+  out.replica = replica;
+  out.renormalize = renormalize;
+  out.apply_scaling = apply_scaling;
+  out.r = r;
+  out.width = topk + (num_shared == 0 ? 0 : (replica ? 1 : num_shared));
+
+  for (i64 row = first_warp; row < num_rows; row += num_warps) {
+    const Raw* row_ptr = static_cast<const Raw*>(scores) + row * row_stride;
+    int* ids = out_ids + row * out.width;
+    float* weights = out_weights + row * out.width;
+
+    // ---- step 1: probabilities: x into the lane's own keys, then the row statistics ----
+    u32 local_max = 0, local_inf = 0;
+    for (int e = begin; e < end; ++e) {
+      const float x = load_logit<DT>(row_ptr, e);
+      keys[e] = __float_as_uint(x);
+      local_max = max(local_max, orderable(x));
+      local_inf += x == pos_inf() ? 1u : 0u;
+    }
+    SoftmaxRow stats{0.0f, 1.0f, 0.0f};
+    if (scoring == kSoftmax) {
+      stats = softmax_row(local_max, local_inf, [&](float m) {
+        float s = 0.0f;
+        for (int e = begin; e < end; ++e) s += expf(__uint_as_float(keys[e]) - m);
+        return s;
+      });
+    }
+
+    // ---- step 2: biased_scores (each lane rewrites its own keys) ----
+    for (int e = begin; e < end; ++e) {
+      const float p = probability(__uint_as_float(keys[e]), scoring, stats);
+      keys[e] = biased_score_key(p, load_bias(bias, bias_dtype, e));
+    }
+    __syncwarp();
+
+    if (topk_group < G) {
+      // ---- step 3: group_scores: lane g scans group g (lanes stride over the groups) ----
+      for (int g = lane; g < G; g += kWarpSize) {
+        u32 t1 = kNotCandidate, t2 = kNotCandidate;
+        for (int e = g * N; e < (g + 1) * N; ++e) push_top_two(keys[e], t1, t2);
+        group_keys[g] = group_score_key(t1, t2, has_bias, N == 1);
+      }
+      __syncwarp();
+
+      // ---- step 4: group_selection: Kg argmax rounds; a kept group's key becomes 0 ----
+      // Lane l owns groups l, l + 32, ...; it alone reads and writes them during the rounds.
+      for (int k = 0; k < topk_group; ++k) {
+        u32 best = kNotCandidate, best_g = kNoIndex;
+        for (int g = lane; g < G; g += kWarpSize) {
+          if (group_keys[g] > best) {
+            best = group_keys[g];
+            best_g = static_cast<u32>(g);
+          }
+        }
+        const u32 winner = warp_argmax_index(best, best_g);
+        if (static_cast<u32>(lane) == winner % kWarpSize) group_keys[winner] = kNotCandidate;
+      }
+      __syncwarp();
+      // Experts of dropped groups (group key still > 0) are no candidates.
+      for (int e = begin; e < end; ++e) {
+        if (group_keys[e / N] != kNotCandidate) keys[e] = kNotCandidate;
+      }
+    }
+
+    // ---- step 5: expert_selection: K argmax rounds; slot k's p goes to weights[k] until step 6 ----
+    int slot_id = 0;
+    float slot_p = 0.0f;
+    for (int k = 0; k < topk; ++k) {
+      u32 best = kNotCandidate;
+      int best_e = begin;
+      for (int e = begin; e < end; ++e) {
+        if (keys[e] > best) {
+          best = keys[e];
+          best_e = e;
+        }
+      }
+      const u32 winner = warp_argmax_index(best, static_cast<u32>(best_e));
+      const int owner = static_cast<int>(winner) / C;
+      float won_p = 0.0f;
+      if (owner == lane) {
+        keys[winner] = kNotCandidate;
+        won_p = probability(load_logit<DT>(row_ptr, static_cast<int>(winner)), scoring, stats);
+        if (topk > kWarpSize) {  // the slots do not fit in the lanes: park them in the output row
+          ids[k] = static_cast<int>(winner);
+          weights[k] = won_p;
+        }
+      }
+      if (topk <= kWarpSize) {  // warp-uniform: lane k keeps slot k, as in the specialized kernel
+        won_p = __shfl_sync(kFullMask, won_p, owner);
+        if (lane == k) {
+          slot_id = static_cast<int>(winner);
+          slot_p = won_p;
+        }
+      }
+    }
+    __syncwarp();
+
+    // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
+    if (topk <= kWarpSize) {
+      // Lane k holds slot k (the broadcasts above): the same order as the specialized kernel.
+      write_row_from_lanes(ids, weights, row, slot_id, slot_p, lane, out);
+    } else {
+      float local = 0.0f;
+      for (int k = lane; k < topk; k += kWarpSize) local += weights[k];
+      const float routed_sum = warp_sum(local);
+      __syncwarp();
+      for (int k = lane; k < topk; k += kWarpSize) {
+        weights[k] = output_scaling(routed_weight(weights[k], routed_sum, out), out);
+      }
+      shared_slots(ids, weights, row, routed_sum, lane, out);
+    }
+    __syncwarp();  // the keys are rewritten by the next row
+  }
+}
+
+}  // namespace moegate

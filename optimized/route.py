@@ -1,0 +1,202 @@
+"""The launcher of the fused routing kernel: check, allocate, launch, return.
+
+`route(scores, bias, config)` is a drop-in for `moegate.reference.route` on CUDA tensors: the same
+arguments, the same errors (raised before any GPU work), the same outputs. `build_route(defines)` gives a
+`route` compiled with extra macros (the planted review bug for the property suite).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from moegate.reference import RoutingConfig, check_inputs
+
+from .build import check_defines, get_kernel
+from .dispatch import BIAS_DTYPE_CODES, KernelPlan, dispatch_plan
+
+RouteFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+@functools.cache
+def _sm_count(device_index: int) -> int:
+    return int(torch.cuda.get_device_properties(device_index).multi_processor_count)
+
+
+def _check_cuda(scores: torch.Tensor) -> None:
+    if scores.device.type != "cuda":
+        raise TypeError(
+            f"scores.device={scores.device}, but moegate.optimized.route needs CUDA tensors "
+            f"(move scores and bias to a GPU, or use moegate.reference.route on the CPU)"
+        )
+
+
+def _check_out(
+    out: object, num_rows: int, width: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`out`, if given: (ids int32 [T, W], weights float32 [T, W]), contiguous, on the scores' device."""
+    if out is None:
+        return None
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"out={out!r}, but out must be None or a pair (topk_ids, topk_weights)")
+    for name, tensor, dtype in (("out[0]", out[0], torch.int32), ("out[1]", out[1], torch.float32)):
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} is a {type(tensor).__name__}, but it must be a torch.Tensor")
+        if tensor.dtype != dtype:
+            raise TypeError(f"{name}.dtype={tensor.dtype}, but it must be {dtype}")
+        if tensor.device != device:
+            raise TypeError(f"{name}.device={tensor.device}, but it must be on the scores' device {device}")
+        if tuple(tensor.shape) != (num_rows, width) or not tensor.is_contiguous():
+            raise ValueError(
+                f"{name} has shape {tuple(tensor.shape)} (contiguous={tensor.is_contiguous()}), but it must "
+                f"be a contiguous [T, W] = [{num_rows}, {width}] tensor"
+            )
+    return out[0], out[1]
+
+
+def launch(
+    plan: KernelPlan,
+    scores: torch.Tensor,
+    bias: torch.Tensor | None,
+    config: RoutingConfig,
+    ids: torch.Tensor,
+    weights: torch.Tensor,
+    defines: tuple[str, ...] = (),
+) -> None:
+    """Launch `plan`'s kernel on torch's current stream, writing ids and weights [T, W] in place.
+
+    The caller has validated everything (`route` does). Exposed for tests, which launch the generic
+    kernel on a specialized configuration (`dispatch.generic_plan`).
+    """
+    import cupy  # lazy: moegate.optimized imports without CuPy
+
+    num_rows = int(scores.shape[0])
+    if num_rows == 0:
+        return
+    device_index = scores.device.index if scores.device.index is not None else torch.cuda.current_device()
+    kernel = get_kernel(plan.name_expression, defines)
+    # T <= 1: the row stride is never used to step, and torch may report any stride there.
+    row_stride = int(scores.stride(0)) if num_rows > 1 else config.num_experts
+    bias_code = BIAS_DTYPE_CODES[None if bias is None else bias.dtype]
+    args = (
+        np.uint64(scores.data_ptr()),
+        np.int64(num_rows),
+        np.int64(row_stride),
+        np.uint64(0 if bias is None else bias.data_ptr()),
+        np.int32(bias_code),
+        np.int32(config.num_experts),
+        np.int32(config.num_expert_group),
+        np.int32(config.topk_group),
+        np.int32(config.topk),
+        np.int32(0 if config.scoring_func == "sigmoid" else 1),
+        np.int32(config.renormalize),
+        np.int32(config.num_fused_shared_experts),
+        np.int32(config.shared_expert_mode == "replica"),
+        np.int32(config.apply_routed_scaling_factor_on_output),
+        np.float32(config.routed_scaling_factor),
+        np.uint64(ids.data_ptr()),
+        np.uint64(weights.data_ptr()),
+    )
+    grid = plan.grid(num_rows, _sm_count(device_index))
+    stream = torch.cuda.current_stream(scores.device).cuda_stream
+    with cupy.cuda.Device(device_index), cupy.cuda.ExternalStream(stream, device_index):
+        kernel((grid,), (plan.block,), args, shared_mem=plan.shared_mem_bytes)
+
+
+def _route(
+    scores: torch.Tensor,
+    bias: torch.Tensor | None,
+    config: RoutingConfig,
+    out: tuple[torch.Tensor, torch.Tensor] | None,
+    defines: tuple[str, ...],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # check
+    check_inputs(scores, bias, config)
+    _check_cuda(scores)
+    plan = dispatch_plan(config, scores.dtype)
+    num_rows, width = int(scores.shape[0]), config.output_width
+    given = _check_out(out, num_rows, width, scores.device)
+    # allocate
+    if given is None:
+        ids = torch.empty((num_rows, width), dtype=torch.int32, device=scores.device)
+        weights = torch.empty((num_rows, width), dtype=torch.float32, device=scores.device)
+    else:
+        ids, weights = given
+    # launch (none for T = 0)
+    launch(plan, scores, bias, config, ids, weights, defines)
+    # return
+    return ids, weights
+
+
+def route(
+    scores: torch.Tensor,
+    bias: torch.Tensor | None,
+    config: RoutingConfig,
+    *,
+    out: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Biased grouped top-k routing with fused shared experts (SPEC.md steps 1-8) in one kernel launch.
+
+    Args:
+        scores: router logits [T, E], float32/float16/bfloat16, on a CUDA device. T >= 0; the last dim is
+            contiguous, the row stride may exceed E. Read only.
+        bias: e_score_correction_bias [E], float32/bfloat16/float16 (read as float32 whatever the scores'
+            dtype), or None; on the scores' device. Read only.
+        config: the RoutingConfig. E <= MAX_EXPERTS (1024).
+        out: optional (topk_ids int32 [T, W], topk_weights float32 [T, W]), contiguous, on the scores'
+            device: written in place and returned (tests pass poisoned buffers here).
+
+    Returns:
+        topk_ids [T, W] int32 and topk_weights [T, W] float32 on the scores' device, W =
+        config.output_width; the reference's result (weights within a few float32 ulp).
+
+    Algorithm (float32; one warp per row, optimized/kernels/route.cu):
+        1. probabilities: p = sigmoid(x) or softmax(x); a NaN logit is read as -inf.
+        2. biased_scores: b = p + bias (NaN read as -inf).
+        3. group_scores: sum of the top-2 b in the group (with a bias) or the top b (without).
+        4. group_selection: the Kg best groups, lower group index first on ties.
+        5. expert_selection: the K best b of the kept groups, descending, lower index first on ties.
+        6. routed_weights: p of those experts, divided by (sum + 1e-20) if `renormalize`.
+        7. shared_slots: weight 1 / r (split: ids E..E+S-1; replica: E + row % S).
+        8. output_scaling: every weight times r if `apply_routed_scaling_factor_on_output`.
+
+    Runs on torch's current CUDA stream (so it can be captured in a CUDA graph once compiled: call it
+    once before capturing). The kernel is compiled on the first call (NVRTC, a few seconds).
+
+    Raises:
+        TypeError, ValueError: as `moegate.reference.check_inputs` for invalid arguments; TypeError for
+            CPU tensors; ValueError for E > MAX_EXPERTS; all before any GPU work.
+    """
+    return _route(scores, bias, config, out, ())
+
+
+@functools.cache
+def _build_route(defines: tuple[str, ...]) -> RouteFn:
+    if not defines:
+        return route
+
+    def route_with_defines(
+        scores: torch.Tensor,
+        bias: torch.Tensor | None,
+        config: RoutingConfig,
+        *,
+        out: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return _route(scores, bias, config, out, defines)
+
+    route_with_defines.__name__ = "route_" + "_".join(d.lower() for d in defines)
+    route_with_defines.__doc__ = f"`moegate.optimized.route` compiled with {defines} (a separate module)."
+    return route_with_defines
+
+
+def build_route(defines: tuple[str, ...] = ()) -> RouteFn:
+    """A `route` function whose kernels are compiled with the macros `defines` (cached per set).
+
+    `build_route(("MOEGATE_PLANT_REVIEW_BUG",))` reintroduces the public review bug (the shared weight
+    sum(routed) / r, every weight divided by the routed sum, no output scaling), so the property suite
+    can check that its oracle kills it on the GPU. `build_route()` is `route`.
+    """
+    return _build_route(check_defines(defines))
