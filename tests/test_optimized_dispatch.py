@@ -1,0 +1,174 @@
+"""CPU tests of moegate.optimized that need no GPU: the dispatch table, the launcher's checks, the import.
+
+Every table row must be reached by a preset (no unreachable specialization), the plan is a pure function
+of (config, dtype), and `route` raises the reference's errors before any GPU work.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from moegate.optimized import (
+    MAX_EXPERTS,
+    SPECIALIZATIONS,
+    build_route,
+    dispatch_plan,
+    generic_plan,
+    name_expressions,
+    route,
+)
+from moegate.optimized.dispatch import SCORE_DTYPE_CODES, KernelPlan
+from moegate.reference import PRESETS, RoutingConfig, check_inputs
+
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+# ---- the dispatch table ------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_specialization_is_reached_by_a_preset(dtype: torch.dtype) -> None:
+    reached = {dispatch_plan(config, dtype).specialization for config in PRESETS.values()}
+    for spec in SPECIALIZATIONS:
+        assert spec.name in reached, f"specialization {spec} is reached by no preset for {dtype}"
+
+
+def test_hot_presets_are_specialized() -> None:
+    for name in ("deepseek-v3", "kimi-k2"):
+        for dtype in DTYPES:
+            plan = dispatch_plan(PRESETS[name], dtype)
+            assert plan.specialization is not None, f"{name} {dtype} runs the generic kernel: {plan}"
+
+
+def test_every_plan_names_a_compiled_kernel() -> None:
+    compiled = name_expressions()
+    assert len(compiled) == len(set(compiled)) == (len(SPECIALIZATIONS) + 1) * len(SCORE_DTYPE_CODES)
+    configs = [*PRESETS.values(), RoutingConfig(num_experts=72, topk=5, num_expert_group=3, topk_group=2)]
+    for config in configs:
+        for dtype in DTYPES:
+            assert dispatch_plan(config, dtype).name_expression in compiled
+            assert generic_plan(config, dtype).name_expression in compiled
+
+
+def test_specializations_satisfy_the_kernel_constraints() -> None:
+    # route.cu's static_asserts, checked here so a bad table row fails on CPU too.
+    for spec in SPECIALIZATIONS:
+        e, g, kg, k = spec.key
+        per_lane, per_group = e // 32, e // g
+        assert e % 32 == 0 and e % g == 0 and 1 <= kg <= g
+        if g > 1:
+            lanes = per_group // per_lane
+            assert per_group % per_lane == 0 and lanes & (lanes - 1) == 0 and lanes <= 32
+        assert 1 <= k <= min(32, kg * per_group)
+    assert len({s.key for s in SPECIALIZATIONS}) == len(SPECIALIZATIONS)
+
+
+def test_dispatch_plan_is_a_pure_function_of_the_shape_and_dtype() -> None:
+    base = PRESETS["deepseek-v3"]
+    plan = dispatch_plan(base, torch.bfloat16)
+    dispatch_plan.cache_clear()
+    assert dispatch_plan(base, torch.bfloat16) == plan
+    # Runtime arguments never change the kernel.
+    for change in (
+        {"scoring_func": "softmax"},
+        {"renormalize": False},
+        {"num_fused_shared_experts": 0},
+        {"num_fused_shared_experts": 5, "shared_expert_mode": "replica"},
+        {"apply_routed_scaling_factor_on_output": True},
+        {"routed_scaling_factor": 7.0},
+    ):
+        assert dispatch_plan(base.replace(**change), torch.bfloat16) == plan, change
+    # Anything off the table runs the generic kernel.
+    assert dispatch_plan(base.replace(topk=9), torch.bfloat16).specialization is None
+    assert dispatch_plan(base, torch.float32) != plan
+
+
+def test_generic_plan_sizes_shared_memory() -> None:
+    config = RoutingConfig(num_experts=MAX_EXPERTS, topk=8, num_expert_group=MAX_EXPERTS, topk_group=8)
+    plan = generic_plan(config, torch.float32)
+    assert plan.shared_mem_bytes == plan.warps_per_block * 2 * MAX_EXPERTS * 4 <= 48 * 1024
+
+
+def test_more_experts_than_supported_raise() -> None:
+    config = RoutingConfig(num_experts=MAX_EXPERTS + 1, topk=8)
+    with pytest.raises(ValueError, match=rf"num_experts={MAX_EXPERTS + 1}.*<= {MAX_EXPERTS}"):
+        dispatch_plan(config, torch.float32)
+
+
+def test_grid_is_capped_and_never_empty() -> None:
+    plan = KernelPlan("k", None, warps_per_block=8, shared_mem_bytes=0)
+    assert plan.block == 256
+    assert plan.grid(0, 132) == 1
+    assert plan.grid(1, 132) == 1
+    assert plan.grid(4096, 132) == 512
+    assert plan.grid(2**24, 132) == 132 * 8  # capped: the kernel loops over rows
+    assert plan.grid(2**40, 132) == 132 * 8
+    with pytest.raises(ValueError):
+        plan.grid(-1, 132)
+
+
+# ---- the launcher on CPU -----------------------------------------------------------------------------
+def _errors_of(fn, *args):
+    try:
+        fn(*args)
+    except (TypeError, ValueError) as error:
+        return type(error), str(error)
+    return None
+
+
+BAD_INPUTS = {
+    "config not a RoutingConfig": lambda: (torch.zeros(2, 8), None, {"num_experts": 8}),
+    "scores not a tensor": lambda: ([[0.0] * 8], None, PRESETS["mixtral-8x7b"]),
+    "scores float64": lambda: (torch.zeros(2, 8, dtype=torch.float64), None, PRESETS["mixtral-8x7b"]),
+    "scores 1-D": lambda: (torch.zeros(8), None, PRESETS["mixtral-8x7b"]),
+    "scores wrong E": lambda: (torch.zeros(2, 9), None, PRESETS["mixtral-8x7b"]),
+    "scores column-strided": lambda: (torch.zeros(8, 2).t(), None, PRESETS["mixtral-8x7b"]),
+    "bias wrong shape": lambda: (torch.zeros(2, 8), torch.zeros(9), PRESETS["mixtral-8x7b"]),
+    "bias int": lambda: (torch.zeros(2, 8), torch.zeros(8, dtype=torch.int32), PRESETS["mixtral-8x7b"]),
+    "bias not a tensor": lambda: (torch.zeros(2, 8), [0.0] * 8, PRESETS["mixtral-8x7b"]),
+    "bias strided": lambda: (torch.zeros(2, 8), torch.zeros(16)[::2], PRESETS["mixtral-8x7b"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_inputs_raise_the_reference_errors(case: str) -> None:
+    args = BAD_INPUTS[case]()
+    expected = _errors_of(check_inputs, *args)
+    assert expected is not None, f"{case}: the reference accepts it"
+    assert _errors_of(route, *args) == expected
+
+
+def test_cpu_tensors_raise_type_error_naming_scores() -> None:
+    scores = torch.randn(4, 256)
+    with pytest.raises(TypeError, match=r"scores\.device=cpu.*CUDA"):
+        route(scores, torch.zeros(256), PRESETS["deepseek-v3"])
+    with pytest.raises(TypeError, match=r"scores\.device=cpu"):
+        route(scores[:0], None, PRESETS["deepseek-v3"])  # even with nothing to compute
+
+
+def test_build_route_checks_defines_and_caches() -> None:
+    assert build_route() is route
+    bugged = build_route(("MOEGATE_PLANT_REVIEW_BUG",))
+    assert bugged is build_route(["MOEGATE_PLANT_REVIEW_BUG"])
+    assert bugged is not route
+    with pytest.raises(ValueError, match="only reads"):
+        build_route(("SOMETHING_ELSE",))
+    with pytest.raises(TypeError):
+        build_route("MOEGATE_PLANT_REVIEW_BUG")
+    with pytest.raises(TypeError, match=r"scores\.device=cpu"):
+        bugged(torch.zeros(2, 8), None, PRESETS["mixtral-8x7b"])
+
+
+def test_import_needs_no_cupy() -> None:
+    code = (
+        "import sys; sys.modules['cupy'] = None  # any 'import cupy' now fails\n"
+        "import torch\n"
+        "import moegate.optimized as o\n"
+        "from moegate.reference import PRESETS\n"
+        "print(o.dispatch_plan(PRESETS['deepseek-v3'], torch.bfloat16).name_expression)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "route_warp_kernel<1, 256, 8, 4, 8>" in result.stdout
