@@ -1,0 +1,219 @@
+"""Metamorphic relations: transform a problem, route both, and check that the outputs relate as SPEC implies.
+
+Each relation is `relation(impl, problem, seed) -> str | None`: None when the relation holds, else a
+message with the evidence. `impl(scores, bias, config) -> (ids, weights)`; `seed` draws the transformation.
+
+- `expert_permutation`: permute the experts inside each group and permute whole groups (bias permuted with
+  them): the routed ids permute the same way. Tie-aware: under a permutation the lower-index rule picks a
+  different expert among exact ties, and a near-tie may resolve differently, so a mapped-back row may differ
+  from the original one only where the two experts' b near-tie (or the row holds a near-tie), and then the
+  permuted output must itself be valid for the permuted problem (the oracle judges it there, where its
+  exact-tie order is the right one). Rows without such differences compare weights within tolerance.
+- `bias_shift`: adding a constant c to every bias entry changes nothing (problems with a bias). b + c is
+  rounded differently in float32 (addition is not associative), so it is tie-aware in the same way; c is
+  small (|c| <= 2) so that rounding stays well under the tie tolerance.
+- `batch_invariance`: a row routed alone equals that row inside a batch at any offset, bitwise, except
+  the replica shared id, which is E + (row index in the call) % S.
+- `row_order`: reordering the rows reorders the output, bitwise (replica ids follow the new row index).
+- `determinism`: the same input twice gives bitwise the same output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from . import differential, oracle
+from .problem import RoutingProblem
+
+Impl = Callable[[torch.Tensor, torch.Tensor | None, object], tuple[torch.Tensor, torch.Tensor]]
+
+BIAS_SHIFTS = (0.5, -0.5, 1.0, -1.0, 0.25, 2.0, -2.0, 0.125)
+# Batch offsets: around warp (32) and block boundaries, where a kernel's row mapping changes.
+BATCH_OFFSETS = (0, 1, 2, 7, 31, 32, 33, 63, 64, 65, 127, 128, 129)
+
+
+def _call(impl: Impl, problem: RoutingProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    out = impl(problem.scores, problem.bias, problem.config)
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        raise TypeError(f"impl returned a {type(out).__name__}, but it must return (topk_ids, topk_weights)")
+    ids, weights = out
+    if not isinstance(ids, torch.Tensor) or not isinstance(weights, torch.Tensor):
+        raise TypeError("impl must return two torch.Tensors (topk_ids, topk_weights)")
+    return ids, weights
+
+
+def _bits(weights: torch.Tensor) -> torch.Tensor:
+    return weights.detach().to("cpu", torch.float32).contiguous().view(torch.int32)
+
+
+def _expected_shared_ids(problem: RoutingProblem, row_index: torch.Tensor) -> torch.Tensor:
+    """Shared ids [n, W - K] for rows whose index in the call is row_index [n] (int64)."""
+    config = problem.config
+    E, S = config.num_experts, config.num_fused_shared_experts
+    if config.num_shared_slots == 0:
+        return torch.empty(len(row_index), 0, dtype=torch.int64)
+    if config.shared_expert_mode == "split":
+        return (E + torch.arange(S)).expand(len(row_index), S)
+    return (E + row_index % S)[:, None]
+
+
+def _bitwise_rows(
+    what: str,
+    problem: RoutingProblem,
+    base: tuple[torch.Tensor, torch.Tensor],
+    base_rows: torch.Tensor,
+    other: tuple[torch.Tensor, torch.Tensor],
+    other_rows: torch.Tensor,
+) -> str | None:
+    """Compare base rows base_rows with other rows other_rows bitwise (routed ids, all weights), and each
+    side's shared ids with the ids its own row index implies. None when equal."""
+    K = problem.config.topk
+    W = problem.config.output_width
+    for name, (ids, w), n in (("first", base, base_rows), ("second", other, other_rows)):
+        if tuple(ids.shape)[1:] != (W,) or tuple(w.shape)[1:] != (W,):
+            return f"{what}: the {name} call returned shapes {tuple(ids.shape)}, {tuple(w.shape)}; W = {W}"
+        del n
+    b_ids = base[0].detach().to("cpu", torch.int64)[base_rows]
+    o_ids = other[0].detach().to("cpu", torch.int64)[other_rows]
+    b_w, o_w = _bits(base[1])[base_rows], _bits(other[1])[other_rows]
+    differ = (b_ids[:, :K] != o_ids[:, :K]).any(-1) | (b_w != o_w).any(-1)
+    shared_b = (b_ids[:, K:] != _expected_shared_ids(problem, base_rows)).any(-1)
+    shared_o = (o_ids[:, K:] != _expected_shared_ids(problem, other_rows)).any(-1)
+    bad = (differ | shared_b | shared_o).nonzero().flatten().tolist()
+    if not bad:
+        return None
+    j = bad[0]
+    bw = base[1].detach().to("cpu", torch.float32)[base_rows][j].tolist()
+    ow = other[1].detach().to("cpu", torch.float32)[other_rows][j].tolist()
+    return (
+        f"{what}: {len(bad)} of {len(base_rows)} rows differ. First: row {int(base_rows[j])} of the first "
+        f"call gave ids {b_ids[j].tolist()} weights {bw}; row {int(other_rows[j])} of the second call gave "
+        f"ids {o_ids[j].tolist()} weights {ow} (bitwise equality required; shared replica ids follow the row "
+        f"index: E + row % S)"
+    )
+
+
+def _tie_aware(
+    what: str,
+    problem: RoutingProblem,
+    base: tuple[torch.Tensor, torch.Tensor],
+    mapped: tuple[torch.Tensor, torch.Tensor],
+    transformed: RoutingProblem,
+    transformed_out: tuple[torch.Tensor, torch.Tensor],
+) -> str | None:
+    _, bad_rows = oracle.judge(transformed, *transformed_out)
+    report = differential.compare(problem, base, mapped, actual_ok_rows=~bad_rows)
+    if report.ok:
+        return None
+    return f"{what}:\n{report.format(max_rows=3)}"
+
+
+def expert_permutation(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+    """Permuting experts inside groups and whole groups permutes the routed ids the same way (tie-aware)."""
+    config = problem.config
+    E, G, n, K = config.num_experts, config.num_expert_group, config.experts_per_group, config.topk
+    gen = torch.Generator().manual_seed(seed)
+    group_perm = torch.randperm(G, generator=gen)
+    within = torch.stack([torch.randperm(n, generator=gen) for _ in range(G)])
+    # New expert j = g' * n + i' is old expert perm[j] = group_perm[g'] * n + within[g', i'].
+    perm = (group_perm[:, None] * n + within).reshape(E)
+    device = problem.device
+    scores = problem.scores[:, perm.to(device)].contiguous()
+    bias = None if problem.bias is None else problem.bias[perm.to(device)].contiguous()
+    transformed = RoutingProblem(config, scores, bias, seed=problem.seed, note=problem.note)
+    base = _call(impl, problem)
+    out = _call(impl, transformed)
+    ids = out[0].detach().to("cpu", torch.int64)
+    if tuple(ids.shape) != (problem.num_rows, config.output_width):
+        return f"expert_permutation: the permuted call returned ids of shape {tuple(ids.shape)}"
+    routed = ids[:, :K]
+    mapped_routed = torch.where((routed >= 0) & (routed < E), perm[routed.clamp(0, E - 1)], routed)
+    mapped_ids = torch.cat([mapped_routed, ids[:, K:]], dim=1).to(torch.int32)
+    return _tie_aware(
+        f"expert_permutation (new expert j = old expert perm[j], perm = {_short(perm)})",
+        problem,
+        base,
+        (mapped_ids, out[1]),
+        transformed,
+        out,
+    )
+
+
+def bias_shift(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+    """Adding a constant to every bias entry changes nothing (tie-aware). Holds trivially without a bias."""
+    if problem.bias is None:
+        return None
+    c = BIAS_SHIFTS[seed % len(BIAS_SHIFTS)]
+    bias = (problem.bias.to(torch.float32) + c).contiguous()
+    transformed = RoutingProblem(problem.config, problem.scores, bias, seed=problem.seed, note=problem.note)
+    base = _call(impl, problem)
+    out = _call(impl, transformed)
+    return _tie_aware(f"bias_shift (bias + {c} in float32)", problem, base, out, transformed, out)
+
+
+def batch_invariance(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+    """Row i routed alone equals row i placed at offset o inside a batch of other rows, bitwise."""
+    T = problem.num_rows
+    if T == 0:
+        return None
+    gen = torch.Generator().manual_seed(seed)
+    i = int(torch.randint(T, (1,), generator=gen))
+    offset = BATCH_OFFSETS[int(torch.randint(len(BATCH_OFFSETS), (1,), generator=gen))]
+    after = int(torch.randint(0, 4, (1,), generator=gen))
+    fillers = torch.randint(T, (offset + after,), generator=gen)
+    rows = torch.cat([fillers[:offset], torch.tensor([i]), fillers[offset:]])
+    device = problem.device
+    batch = RoutingProblem(problem.config, problem.scores[rows.to(device)].contiguous(), problem.bias)
+    alone = RoutingProblem(problem.config, problem.scores[i : i + 1].contiguous(), problem.bias)
+    return _bitwise_rows(
+        f"batch_invariance (row {i} alone vs at offset {offset} of a batch of {len(rows)})",
+        problem,
+        _call(impl, alone),
+        torch.tensor([0]),
+        _call(impl, batch),
+        torch.tensor([offset]),
+    )
+
+
+def row_order(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+    """Routing rows in another order gives the same rows in that order, bitwise (replica ids aside)."""
+    T = problem.num_rows
+    if T < 2:
+        return None
+    perm = torch.randperm(T, generator=torch.Generator().manual_seed(seed))
+    shuffled = RoutingProblem(
+        problem.config, problem.scores[perm.to(problem.device)].contiguous(), problem.bias
+    )
+    return _bitwise_rows(
+        f"row_order (rows permuted: new row j = old row perm[j], perm = {_short(perm)})",
+        problem,
+        _call(impl, problem),
+        perm,
+        _call(impl, shuffled),
+        torch.arange(T),
+    )
+
+
+def determinism(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+    """The same input twice gives bitwise the same output."""
+    del seed
+    rows = torch.arange(problem.num_rows)
+    first = _call(impl, problem)
+    second = _call(impl, problem)
+    return _bitwise_rows("determinism (the same call twice)", problem, first, rows, second, rows)
+
+
+def _short(perm: torch.Tensor) -> str:
+    values = perm.tolist()
+    return str(values) if len(values) <= 16 else f"[{', '.join(map(str, values[:16]))}, ...]"
+
+
+RELATIONS: dict[str, Callable[[Impl, RoutingProblem, int], str | None]] = {
+    "expert_permutation": expert_permutation,
+    "bias_shift": bias_shift,
+    "batch_invariance": batch_invariance,
+    "row_order": row_order,
+    "determinism": determinism,
+}

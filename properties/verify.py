@@ -1,0 +1,478 @@
+"""`verify(impl)`: the property suite (oracle, differential vs the reference, metamorphic relations) run with
+Hypothesis against any routing implementation `impl(scores, bias, config) -> (topk_ids, topk_weights)`.
+
+A user's kernel (SGLang, vLLM, FlashInfer, TensorRT-LLM) needs only an adapter with that signature.
+Problems are drawn on CPU and moved to `device` before `impl` is called; the reference runs on the same
+device; the oracle judges on CPU. An exception raised by `impl` is a failure, reported like any other.
+
+Profiles (registered with Hypothesis once, on import, as "moegate-ci", "moegate-dev", "moegate-deep"; chosen
+by `profile=`, else the environment variable MOEGATE_PROFILE, else "ci"). Example counts are per property:
+
+    ci    derandomized, 25 examples per property, T <= 16: the CPU CI run and the mutant panel
+    dev   200 examples per property, T <= 64, random, with the example database (local work)
+    deep  1500 examples per property (10,500 per dtype), T <= 32, random: the GPU run
+
+In pytest, Hypothesis' own option selects the same profiles for @given tests:
+`pytest --hypothesis-profile=moegate-deep`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+from moegate.reference import SCORE_DTYPES, RoutingConfig
+from moegate.reference import route as reference_route
+
+from . import differential, metamorphic, oracle
+from .problem import RoutingProblem, format_config, problem_literal
+from .strategies import move_problem, parse_dtypes, routing_problems
+
+Impl = Callable[[torch.Tensor, torch.Tensor | None, RoutingConfig], tuple[torch.Tensor, torch.Tensor]]
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A verify profile: Hypothesis settings name, examples per property, largest T."""
+
+    name: str
+    hypothesis_name: str
+    examples: int
+    max_rows: int
+    derandomize: bool
+    use_database: bool
+
+
+PROFILES: dict[str, Profile] = {
+    "ci": Profile("ci", "moegate-ci", examples=25, max_rows=16, derandomize=True, use_database=False),
+    "dev": Profile("dev", "moegate-dev", examples=200, max_rows=64, derandomize=False, use_database=True),
+    "deep": Profile(
+        "deep", "moegate-deep", examples=1500, max_rows=32, derandomize=False, use_database=False
+    ),
+}
+PROFILE_ENV = "MOEGATE_PROFILE"
+
+_SUPPRESSED = (
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+    HealthCheck.filter_too_much,
+    HealthCheck.large_base_example,
+)
+
+
+def register_profiles() -> None:
+    """Register the Hypothesis profiles "moegate-ci", "moegate-dev", "moegate-deep" (idempotent)."""
+    for p in PROFILES.values():
+        kwargs: dict[str, Any] = {}
+        if not p.use_database:
+            kwargs["database"] = None
+        settings.register_profile(
+            p.hypothesis_name,
+            max_examples=p.examples,
+            derandomize=p.derandomize,
+            deadline=None,
+            print_blob=True,
+            suppress_health_check=_SUPPRESSED,
+            **kwargs,
+        )
+
+
+register_profiles()
+
+
+def resolve_profile(profile: str | None = None) -> Profile:
+    """The Profile named `profile` ("ci", "dev", "deep", or "moegate-<name>"), else $MOEGATE_PROFILE,
+    else ci."""
+    name = profile if profile is not None else os.environ.get(PROFILE_ENV, "ci")
+    if not isinstance(name, str):
+        raise TypeError(f"profile={profile!r} ({type(profile).__name__}), but profile must be a str or None")
+    key = name.strip().lower().removeprefix("moegate-")
+    if key not in PROFILES:
+        source = "profile" if profile is not None else f"${PROFILE_ENV}"
+        raise ValueError(f"{source}={name!r}, but the profile must be one of {tuple(PROFILES)}")
+    return PROFILES[key]
+
+
+# ---- the properties ------------------------------------------------------------------------------------
+
+
+def _call(impl: Impl, problem: RoutingProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    return metamorphic._call(impl, problem)
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.dtype == torch.float32:
+        return torch.equal(a.contiguous().view(torch.int32), b.contiguous().view(torch.int32))
+    return torch.equal(a.contiguous().view(torch.int16), b.contiguous().view(torch.int16))
+
+
+def check_oracle(impl: Impl, problem: RoutingProblem, seed: int) -> None:
+    """The output obeys SPEC.md (oracle.check_routing), is on the scores' device, and the inputs are
+    left unchanged."""
+    del seed
+    scores_before = problem.scores.clone()
+    bias_before = None if problem.bias is None else problem.bias.clone()
+    ids, weights = _call(impl, problem)
+    problems = []
+    if not _same_bits(scores_before, problem.scores) or (
+        bias_before is not None and not _same_bits(bias_before, problem.bias)
+    ):
+        problems.append("[inputs] impl modified scores or bias in place (they are read only)")
+    for name, t in (("topk_ids", ids), ("topk_weights", weights)):
+        if t.device != problem.device:
+            problems.append(f"[output_format] {name} is on {t.device}, but must be on the scores' device")
+    violations = oracle.check_routing(problem, ids, weights)
+    problems.extend(str(v) for v in violations[:12])
+    if len(violations) > 12:
+        problems.append(f"... and {len(violations) - 12} more listed violations")
+    if problems:
+        raise AssertionError(f"{len(problems)} SPEC violations:\n" + "\n".join(problems))
+
+
+def check_differential(impl: Impl, problem: RoutingProblem, seed: int) -> None:
+    """The output matches the reference's on the same device (tie-aware), within the weight tolerance."""
+    del seed
+    expected = reference_route(problem.scores, problem.bias, problem.config)
+    actual = _call(impl, problem)
+    differential.assert_routing_close(problem, expected, actual)
+
+
+def _relation(name: str) -> Callable[[Impl, RoutingProblem, int], None]:
+    relation = metamorphic.RELATIONS[name]
+
+    def check(impl: Impl, problem: RoutingProblem, seed: int) -> None:
+        message = relation(impl, problem, seed)
+        if message is not None:
+            raise AssertionError(message)
+
+    check.__name__ = f"check_{name}"
+    check.__doc__ = relation.__doc__
+    return check
+
+
+PROPERTIES: dict[str, Callable[[Impl, RoutingProblem, int], None]] = {
+    "oracle": check_oracle,
+    "differential": check_differential,
+    **{name: _relation(name) for name in metamorphic.RELATIONS},
+}
+
+
+# ---- results -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PropertyResult:
+    """One property's run: examples called (generation and shrinking), how many passed and failed, the time,
+    and for a failure its text, the shrunk counterexample (on CPU) and how to replay it."""
+
+    name: str
+    examples: int
+    passed: int
+    failed: int
+    seconds: float
+    failure: str | None = None
+    counterexample: RoutingProblem | None = None
+    replay: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "examples": self.examples,
+            "passed": self.passed,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "failure": self.failure,
+            "counterexample": None if self.counterexample is None else self.counterexample.describe(),
+            "replay": self.replay,
+        }
+
+
+@dataclass
+class Report:
+    """verify's result: one PropertyResult per property run, and the run's parameters."""
+
+    results: list[PropertyResult]
+    impl_name: str
+    device: str
+    profile: str
+    dtypes: list[str]
+    seed: int | None = None
+    configs: list[str] | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def examples(self) -> int:
+        return sum(r.examples for r in self.results)
+
+    def table(self) -> str:
+        """The per-property table: examples, passed, failed, seconds, status."""
+        header = ("property", "examples", "passed", "failed", "seconds", "status")
+        rows = [
+            (
+                r.name,
+                str(r.examples),
+                str(r.passed),
+                str(r.failed),
+                f"{r.seconds:.2f}",
+                "ok" if r.ok else "FAIL",
+            )
+            for r in self.results
+        ]
+        widths = [
+            max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)
+        ]
+        lines = []
+        for row in (header, *rows):
+            cells = [
+                c.ljust(w) if i in (0, 5) else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ]
+            lines.append("  ".join(cells).rstrip())
+        return "\n".join(lines)
+
+    def format(self) -> str:
+        """The table, then each failure in full (shrunk example, replay)."""
+        verdict = "PASS" if self.ok else "FAIL"
+        lines = [
+            f"verify {self.impl_name} on {self.device}, profile {self.profile}, "
+            f"dtypes {', '.join(self.dtypes)}: {verdict} ({self.examples} examples, {self.seconds:.1f}s)",
+            self.table(),
+        ]
+        for r in self.results:
+            if r.failure is not None:
+                lines += ["", f"--- property {r.name} failed ---", r.failure]
+                if r.replay:
+                    lines += ["replay:", r.replay]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "impl": self.impl_name,
+            "device": self.device,
+            "profile": self.profile,
+            "dtypes": self.dtypes,
+            "seed": self.seed,
+            "configs": self.configs,
+            "examples": self.examples,
+            "seconds": round(self.seconds, 3),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+# ---- the runner ----------------------------------------------------------------------------------------
+
+
+def _describe_failure(error: BaseException, problem: RoutingProblem | None) -> str:
+    if isinstance(error, AssertionError):
+        text = str(error)
+    else:
+        frames = traceback.format_exception(type(error), error, error.__traceback__)
+        text = "impl raised an exception (a crash is a failure):\n" + "".join(frames[-6:]).rstrip()
+    notes = [n for n in getattr(error, "__notes__", []) if not n.startswith("@reproduce_failure")]
+    if notes:
+        text += "\n" + "\n".join(notes)
+    if problem is not None:
+        text += f"\nshrunk example: {problem.describe()}"
+        text += f"\nconfig: {format_config(problem.config)}"
+        if problem.num_rows * problem.config.num_experts <= 512:
+            text += "\n" + problem_literal(problem).rstrip()
+    return text
+
+
+def _replay(
+    error: BaseException,
+    name: str,
+    problem: RoutingProblem | None,
+    aux: int,
+    profile: Profile,
+    seed: int | None,
+) -> str:
+    lines = []
+    blobs = [n for n in getattr(error, "__notes__", []) if n.startswith("@reproduce_failure")]
+    if problem is not None and problem.num_rows * problem.config.num_experts <= 4096:
+        lines += [
+            "# rebuild the shrunk example and run the failing check:",
+            problem_literal(problem).rstrip(),
+            "from moegate.properties.verify import PROPERTIES",
+            f"PROPERTIES[{name!r}](impl, RoutingProblem(config, scores.to(device), "
+            f"None if bias is None else bias.to(device)), seed={aux})",
+        ]
+    lines.append(
+        "# or rerun the property: "
+        f"verify(impl, properties=[{name!r}], profile={profile.name!r}"
+        + ("" if seed is None else f", seed={seed}")
+        + ")"
+        + ("" if profile.derandomize or seed is not None else "  (random profile: pass seed= to fix it)")
+    )
+    if blobs:
+        lines.append("# Hypothesis' own replay (decorate a @given test of the same strategy): " + blobs[0])
+    return "\n".join(lines)
+
+
+def verify(
+    impl: Impl,
+    *,
+    configs: Sequence[RoutingConfig | str] | None = None,
+    max_examples: int | None = None,
+    device: str | torch.device = "cpu",
+    profile: str | None = None,
+    dtypes: Sequence[torch.dtype | str] | torch.dtype | str | None = None,
+    progress: Progress | None = None,
+    properties: Sequence[str] | None = None,
+    seed: int | None = None,
+    stop_on_failure: bool = False,
+    shrink: bool = True,
+    impl_name: str | None = None,
+) -> Report:
+    """Run the property suite against `impl` with Hypothesis.
+
+    Args:
+        impl: `impl(scores [T, E], bias [E] | None, config) -> (topk_ids int32 [T, W], topk_weights float32
+            [T, W])`, the reference's signature.
+        configs: RoutingConfigs or preset names to draw from; None: `strategies.routing_configs()`.
+        max_examples: examples per property (default: the profile's).
+        device: where impl (and the reference) run, e.g. "cuda".
+        profile: "ci", "dev" or "deep" (default: $MOEGATE_PROFILE, else "ci").
+        dtypes: score dtypes (torch dtypes or names); None: float32, float16, bfloat16.
+        progress: called as progress(property_name, done, total) after each example.
+        properties: names from PROPERTIES to run (default: all, in order).
+        seed: a seed for Hypothesis (makes a random profile reproducible).
+        stop_on_failure: skip the remaining properties after the first failure (the mutant panel).
+        shrink: shrink a failing example (off for the mutant panel: only the verdict is needed).
+        impl_name: the name reports show (default: impl's __qualname__).
+
+    Returns:
+        A Report; `.ok` when every property held on every example.
+    """
+    if not callable(impl):
+        raise TypeError(f"impl={impl!r} ({type(impl).__name__}), but impl must be callable")
+    prof = resolve_profile(profile)
+    if max_examples is not None and (
+        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
+    ):
+        raise ValueError(f"max_examples={max_examples!r}, but max_examples must be None or an int >= 1")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed={seed!r} ({type(seed).__name__}), but seed must be an int or None")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress={progress!r}, but progress must be callable or None")
+    names = list(PROPERTIES) if properties is None else list(properties)
+    for n in names:
+        if n not in PROPERTIES:
+            raise ValueError(f"properties contains {n!r}, but each must be one of {tuple(PROPERTIES)}")
+    score_dtypes = parse_dtypes("dtypes", dtypes, SCORE_DTYPES)
+    try:
+        torch_device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device={device!r}, but device must name a torch device ({e})") from None
+    problems = routing_problems(configs=configs, dtypes=score_dtypes, device="cpu", max_rows=prof.max_rows)
+    examples = prof.examples if max_examples is None else max_examples
+    phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
+    base_settings = settings.get_profile(prof.hypothesis_name)
+    report = Report(
+        results=[],
+        impl_name=impl_name or getattr(impl, "__qualname__", None) or repr(impl),
+        device=str(torch_device),
+        profile=prof.name,
+        dtypes=[str(d).replace("torch.", "") for d in score_dtypes],
+        seed=seed,
+        configs=None if configs is None else [c if isinstance(c, str) else format_config(c) for c in configs],
+    )
+    start_all = time.perf_counter()
+    for name in names:
+        result = _run_property(
+            name,
+            impl,
+            problems,
+            torch_device,
+            settings(
+                base_settings,
+                max_examples=examples,
+                derandomize=prof.derandomize and seed is None,
+                phases=phases,
+                report_multiple_bugs=False,
+            ),
+            prof,
+            seed,
+            progress,
+        )
+        report.results.append(result)
+        if result.failure is not None and stop_on_failure:
+            break
+    report.seconds = time.perf_counter() - start_all
+    return report
+
+
+def _run_property(
+    name: str,
+    impl: Impl,
+    problems: st.SearchStrategy[RoutingProblem],
+    device: torch.device,
+    run_settings: settings,
+    prof: Profile,
+    seed: int | None,
+    progress: Progress | None,
+) -> PropertyResult:
+    """Run one property as a Hypothesis test; a failure is caught, described and returned."""
+    check = PROPERTIES[name]
+    total = run_settings.max_examples
+    counts = {"calls": 0, "failed": 0}
+    last_failing: list[Any] = [None, 0]
+
+    @run_settings
+    @given(problem=problems, aux=st.integers(0, 2**31 - 1))
+    def run_property(problem: RoutingProblem, aux: int) -> None:
+        counts["calls"] += 1
+        try:
+            check(impl, move_problem(problem, device), aux)
+        except BaseException:
+            counts["failed"] += 1
+            last_failing[:] = [problem, aux]
+            raise
+        finally:
+            if progress is not None:
+                progress(name, counts["calls"], total)
+
+    test = hypothesis_seed(seed)(run_property) if seed is not None else run_property
+    start = time.perf_counter()
+    failure = replay = None
+    try:
+        test()
+    except Exception as error:
+        if counts["failed"] == 0:
+            raise  # not a property failure: Hypothesis or moegate itself is misconfigured
+        failure = _describe_failure(error, last_failing[0])
+        replay = _replay(error, name, last_failing[0], last_failing[1], prof, seed)
+    return PropertyResult(
+        name=name,
+        examples=counts["calls"],
+        passed=counts["calls"] - counts["failed"],
+        failed=counts["failed"],
+        seconds=time.perf_counter() - start,
+        failure=failure,
+        counterexample=last_failing[0] if failure is not None else None,
+        replay=replay,
+    )
