@@ -77,7 +77,6 @@ def launch(
     if num_rows == 0:
         return
     device_index = scores.device.index if scores.device.index is not None else torch.cuda.current_device()
-    kernel = get_kernel(plan.name_expression, defines)
     # T <= 1: the row stride is never used to step, and torch may report any stride there.
     row_stride = int(scores.stride(0)) if num_rows > 1 else config.num_experts
     bias_code = BIAS_DTYPE_CODES[None if bias is None else bias.dtype]
@@ -102,8 +101,16 @@ def launch(
     )
     grid = plan.grid(num_rows, _sm_count(device_index))
     stream = torch.cuda.current_stream(scores.device).cuda_stream
-    with cupy.cuda.Device(device_index), cupy.cuda.ExternalStream(stream, device_index):
-        kernel((grid,), (plan.block,), args, shared_mem=plan.shared_mem_bytes)
+    with cupy.cuda.Device(device_index):
+        # Compiled and loaded on the first call (one module per process and defines: one GPU per process).
+        kernel = get_kernel(plan.name_expression, defines)
+        kernel(
+            (grid,),
+            (plan.block,),
+            args,
+            shared_mem=plan.shared_mem_bytes,
+            stream=cupy.cuda.ExternalStream(stream, device_index),
+        )
 
 
 def _route(

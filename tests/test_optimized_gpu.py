@@ -1,0 +1,408 @@
+"""GPU tests of the fused kernel against the reference run on the same CUDA tensors (marker `gpu`).
+
+Every kernel check uses fresh random inputs (a seed per case), poisons the output buffers before the
+launch (ids -1e9-ish, weights NaN), checks that every id is in range and the ids of a row are distinct,
+and compares with `moegate.reference.route` tie-aware: ids exactly, except where the differential
+(`moegate.properties.differential.assert_routing_close`) accepts a near-tie; weights within
+`weight_tolerance(dtype)`.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+import torch
+
+from moegate import reference
+from moegate.optimized import SPECIALIZATIONS, build_route, dispatch_plan, generic_plan, launch, route
+from moegate.properties.differential import assert_routing_close
+from moegate.properties.problem import RoutingProblem
+from moegate.properties.tolerances import weight_tolerance
+from moegate.reference import PRESET_HAS_BIAS, PRESETS, RoutingConfig
+
+pytestmark = pytest.mark.gpu
+
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+POISON_ID = -123456789
+CUDA = "cuda"
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+def seed_of(*parts: object) -> int:
+    """A stable seed per test case (fresh inputs for every case, reproducible)."""
+    return zlib.crc32(repr(parts).encode())
+
+
+def random_inputs(
+    config: RoutingConfig, num_rows: int, dtype: torch.dtype, bias_dtype: torch.dtype | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    g = torch.Generator().manual_seed(seed)
+    scores = (torch.randn(num_rows, config.num_experts, generator=g) * 2.0).to(dtype)
+    bias = None
+    if bias_dtype is not None:
+        bias = (torch.randn(config.num_experts, generator=g) * 0.3).to(bias_dtype).to(CUDA)
+    return scores.to(CUDA), bias
+
+
+def poisoned_out(num_rows: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.full((num_rows, width), POISON_ID, dtype=torch.int32, device=CUDA)
+    weights = torch.full((num_rows, width), float("nan"), dtype=torch.float32, device=CUDA)
+    return ids, weights
+
+
+def run_route(scores, bias, config, fn=route):
+    """`fn` (route or a build_route) into poisoned buffers; the same buffers must come back."""
+    out = poisoned_out(scores.shape[0], config.output_width)
+    result = fn(scores, bias, config, out=out)
+    assert result[0] is out[0] and result[1] is out[1]
+    return result
+
+
+def run_plan(plan, scores, bias, config):
+    """Launch a given plan (e.g. the generic kernel on a specialized shape) into poisoned buffers."""
+    ids, weights = poisoned_out(scores.shape[0], config.output_width)
+    launch(plan, scores, bias, config, ids, weights)
+    return ids, weights
+
+
+def assert_valid(config: RoutingConfig, ids: torch.Tensor, weights: torch.Tensor) -> None:
+    """Every id in range and distinct within its row; every slot written; no NaN weight."""
+    E, K, S = config.num_experts, config.topk, config.num_fused_shared_experts
+    assert ids.dtype == torch.int32 and weights.dtype == torch.float32
+    assert tuple(ids.shape) == tuple(weights.shape) == (ids.shape[0], config.output_width)
+    routed = ids[:, :K]
+    bad = (routed < 0) | (routed >= E)
+    assert not bad.any(), f"routed id out of [0, {E}) at {bad.nonzero()[:5].tolist()}: {routed[bad][:5]}"
+    shared = ids[:, K:]
+    bad = (shared < E) | (shared >= E + max(S, 1))
+    assert not bad.any(), f"shared id out of [{E}, {E + S}) at {bad.nonzero()[:5].tolist()}"
+    if ids.shape[1] > 1:
+        ordered = ids.sort(dim=1).values
+        dup = (ordered[:, 1:] == ordered[:, :-1]).any(dim=1)
+        assert not dup.any(), f"repeated ids in rows {dup.nonzero()[:5].flatten().tolist()}"
+    nan = torch.isnan(weights)
+    assert not nan.any(), f"NaN weights at {nan.nonzero()[:5].tolist()}"
+
+
+def assert_matches_reference(config, scores, bias, actual, note: str = "") -> None:
+    """Tie-aware comparison with the reference on the same CUDA tensors.
+
+    Rows whose ids equal the reference's compare weights within weight_tolerance; the (rare) differing
+    rows go to the differential, which accepts only near-ties that the oracle also accepts. Shared ids
+    (replica mode depends on the row index) must match exactly everywhere.
+    """
+    ids, weights = actual
+    assert_valid(config, ids, weights)
+    exp_ids, exp_w = reference.route(scores, bias, config)
+    K = config.topk
+    assert torch.equal(ids[:, K:], exp_ids[:, K:]), f"{note}: shared ids differ"
+    rtol, atol = weight_tolerance(scores.dtype)
+    same = (ids == exp_ids).all(dim=1)
+    if same.any():
+        torch.testing.assert_close(
+            weights[same], exp_w[same], rtol=rtol, atol=atol, msg=lambda m: f"{note}: {m}"
+        )
+    rows = (~same).nonzero().flatten()
+    if rows.numel() == 0:
+        return
+    assert rows.numel() <= max(4, scores.shape[0] // 100), f"{note}: {rows.numel()} rows differ in ids"
+    # The differing rows, routed slots only (the shared slots matched above), judged on the CPU.
+    routed_only = config.replace(num_fused_shared_experts=0)
+    problem = RoutingProblem(
+        routed_only,
+        scores[rows].cpu(),
+        None if bias is None else bias.cpu(),
+        note=f"{note} (rows {rows[:8].tolist()} of {scores.shape[0]})",
+    )
+    expected = (exp_ids[rows, :K].cpu(), exp_w[rows, :K].cpu())
+    got = (ids[rows, :K].cpu(), weights[rows, :K].cpu())
+    assert_routing_close(problem, expected, got)
+
+
+def preset_bias_dtype(name: str) -> torch.dtype | None:
+    return torch.float32 if PRESET_HAS_BIAS[name] else None
+
+
+# ---- every preset x dtype x scaling x shared mode -----------------------------------------------------
+@pytest.mark.parametrize("mode", ["split", "replica"])
+@pytest.mark.parametrize("apply_scaling", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_match_reference(name, dtype, apply_scaling, mode) -> None:
+    config = PRESETS[name].replace(
+        apply_routed_scaling_factor_on_output=apply_scaling, shared_expert_mode=mode
+    )
+    if mode == "replica":
+        config = config.replace(num_fused_shared_experts=max(config.num_fused_shared_experts, 3))
+    scores, bias = random_inputs(
+        config, 515, dtype, preset_bias_dtype(name), seed_of(name, dtype, apply_scaling, mode)
+    )
+    assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"{name} {dtype}")
+
+
+# ---- row counts ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["deepseek-v3", "deepseek-v2", "kimi-k2"])
+def test_zero_rows_launch_nothing(name) -> None:
+    config = PRESETS[name]
+    scores = torch.empty(0, config.num_experts, device=CUDA, dtype=torch.bfloat16)
+    ids, weights = route(scores, None, config)
+    assert ids.shape == weights.shape == (0, config.output_width)
+    assert ids.dtype == torch.int32 and weights.dtype == torch.float32 and ids.is_cuda
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_one_row(name, dtype) -> None:
+    config = PRESETS[name]
+    scores, bias = random_inputs(config, 1, dtype, preset_bias_dtype(name), seed_of("one", name, dtype))
+    assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"T=1 {name}")
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "mode"),
+    [("deepseek-v3", torch.bfloat16, "split"), ("deepseek-v2", torch.float16, "replica")],
+)
+def test_many_rows(name, dtype, mode) -> None:
+    config = PRESETS[name].replace(shared_expert_mode=mode)
+    T = 2**17 + 3
+    scores, bias = random_inputs(config, T, dtype, preset_bias_dtype(name), seed_of("many", name))
+    assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"T={T} {name}")
+
+
+# ---- ties --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_all_equal_rows_take_the_lowest_indices(name, dtype) -> None:
+    config = PRESETS[name]
+    scores = torch.full((33, config.num_experts), 0.25, dtype=dtype, device=CUDA)
+    bias = None if not PRESET_HAS_BIAS[name] else torch.full((config.num_experts,), -0.5, device=CUDA)
+    ids, weights = run_route(scores, bias, config)
+    exp_ids, exp_w = reference.route(scores, bias, config)
+    assert torch.equal(ids, exp_ids)  # identical inputs: the lower-index rule is exact
+    torch.testing.assert_close(weights, exp_w, rtol=1e-6, atol=1e-7)
+    assert torch.equal(
+        ids[:, : config.topk].cpu(), torch.arange(config.topk, dtype=torch.int32).expand(33, -1)
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_coarse_values_with_many_exact_ties(name, dtype) -> None:
+    config = PRESETS[name]
+    g = torch.Generator().manual_seed(seed_of("coarse", name, dtype))
+    scores = (torch.randint(-2, 3, (257, config.num_experts), generator=g) * 0.5).to(dtype).to(CUDA)
+    bias = None
+    if PRESET_HAS_BIAS[name]:
+        bias = (torch.randint(-2, 3, (config.num_experts,), generator=g) * 0.125).to(torch.bfloat16).to(CUDA)
+    actual = run_route(scores, bias, config)
+    assert_matches_reference(config, scores, bias, actual, f"coarse {name}")
+
+
+# ---- non-finite inputs ---------------------------------------------------------------------------------
+def nonfinite_scores(config: RoutingConfig, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    E = config.num_experts
+    rows = [
+        torch.full((E,), float("nan")),
+        torch.full((E,), float("inf")),
+        torch.full((E,), float("-inf")),
+    ]
+    for fill in (float("nan"), float("inf"), float("-inf")):
+        for fraction in (0.05, 0.5, 0.95):
+            row = torch.randn(E, generator=g)
+            row[torch.rand(E, generator=g) < fraction] = fill
+            rows.append(row)
+    mixed = torch.randn(E, generator=g)
+    picks = torch.randint(0, 4, (E,), generator=g)
+    mixed[picks == 1] = float("nan")
+    mixed[picks == 2] = float("inf")
+    mixed[picks == 3] = float("-inf")
+    rows.append(mixed)
+    rows.append(torch.randn(E, generator=g) * 200.0)  # sigmoid/softmax saturate, denormals appear
+    return torch.stack(rows).to(dtype).to(CUDA)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_nonfinite_scores(name, dtype) -> None:
+    config = PRESETS[name]
+    scores = nonfinite_scores(config, dtype, seed_of("nonfinite", name, dtype))
+    _, bias = random_inputs(config, 1, dtype, preset_bias_dtype(name), seed_of("nonfinite-bias", name))
+    assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"nonfinite {name}")
+
+
+@pytest.mark.parametrize("name", ["deepseek-v3", "kimi-k2", "moonlight-16b-a3b"])
+def test_nonfinite_bias(name) -> None:
+    config = PRESETS[name]
+    E = config.num_experts
+    for seed, fill in enumerate((float("nan"), float("inf"), float("-inf"))):
+        scores, bias = random_inputs(config, 64, torch.bfloat16, torch.float32, seed_of("nfb", name, seed))
+        bias[torch.arange(E, device=CUDA) % 3 == 0] = fill
+        assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"bias {fill} {name}")
+    # Every b = -inf: group scores are all -inf, groups 0..Kg-1 are kept; no dropped expert may win.
+    scores = torch.randn(16, E, device=CUDA)
+    bias = torch.full((E,), float("-inf"), device=CUDA)
+    ids, weights = run_route(scores, bias, config)
+    assert_matches_reference(config, scores, bias, (ids, weights), f"all -inf b {name}")
+
+
+@pytest.mark.parametrize(
+    ("scores_dtype", "bias_dtype"),
+    [
+        (torch.float32, torch.bfloat16),
+        (torch.float32, torch.float16),
+        (torch.bfloat16, torch.float32),
+        (torch.bfloat16, torch.float16),
+        (torch.float16, torch.bfloat16),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("name", ["deepseek-v3", "kimi-k2", "glm-4.5", "moonlight-16b-a3b"])
+def test_bias_dtype_independent_of_scores(name, scores_dtype, bias_dtype) -> None:
+    config = PRESETS[name]
+    scores, bias = random_inputs(
+        config, 300, scores_dtype, bias_dtype, seed_of("bd", name, scores_dtype, bias_dtype)
+    )
+    assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"bias {bias_dtype}")
+
+
+# ---- layouts -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pad", [1, 3, 8])
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", ["deepseek-v3", "kimi-k2", "qwen3-moe", "glm-4.5", "deepseek-v2"])
+def test_strided_rows(name, dtype, offset, pad) -> None:
+    # A row-strided view (row stride E + pad) starting `offset` elements in: the vector loads must fall
+    # back to scalar loads whenever the pointer or the stride is misaligned.
+    config = PRESETS[name]
+    E = config.num_experts
+    g = torch.Generator().manual_seed(seed_of("strided", name, dtype, offset, pad))
+    storage = (torch.randn(129 * (E + pad) + offset, generator=g) * 2).to(dtype).to(CUDA)
+    scores = storage[offset : offset + 128 * (E + pad)].view(128, E + pad)[:, :E]
+    assert scores.stride() == (E + pad, 1)
+    _, bias = random_inputs(config, 1, dtype, preset_bias_dtype(name), seed_of("strided-bias", name))
+    assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"strided {name}")
+
+
+SHAPES = {
+    "G=E with bias": (RoutingConfig(num_experts=64, topk=8, num_expert_group=64, topk_group=8), True),
+    "G=E no bias": (RoutingConfig(num_experts=32, topk=4, num_expert_group=32, topk_group=6), False),
+    "K max grouped": (RoutingConfig(num_experts=64, topk=16, num_expert_group=8, topk_group=2), True),
+    "K max deepseek shape": (PRESETS["deepseek-v3"].replace(topk=128), True),
+    "K = E = 256": (RoutingConfig(num_experts=256, topk=256, scoring_func="softmax"), False),
+    "E=1024 grouped": (RoutingConfig(num_experts=1024, topk=8, num_expert_group=8, topk_group=4), True),
+    "E=1024 K=40 S=3": (RoutingConfig(num_experts=1024, topk=40, num_fused_shared_experts=3), True),
+    "E=1024 K max": (RoutingConfig(num_experts=1024, topk=1024, renormalize=False), False),
+    "E=72 G=3": (RoutingConfig(num_experts=72, topk=5, num_expert_group=3, topk_group=2), True),
+    "E=160 G=8 softmax": (PRESETS["deepseek-v2"], False),
+    "E=1": (RoutingConfig(num_experts=1, topk=1, num_fused_shared_experts=2), True),
+    "E=8 G=4": (RoutingConfig(num_experts=8, topk=3, num_expert_group=4, topk_group=2), True),
+    "S=40 split": (PRESETS["deepseek-v3"].replace(num_fused_shared_experts=40), True),
+    "S=40 replica": (
+        PRESETS["kimi-k2"].replace(num_fused_shared_experts=40, shared_expert_mode="replica"),
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_shapes(shape, dtype) -> None:
+    config, has_bias = SHAPES[shape]
+    for scoring in ("sigmoid", "softmax"):
+        cfg = config.replace(scoring_func=scoring)
+        bias_dtype = torch.float32 if has_bias else None
+        scores, bias = random_inputs(cfg, 97, dtype, bias_dtype, seed_of("shape", shape, dtype, scoring))
+        assert_matches_reference(cfg, scores, bias, run_route(scores, bias, cfg), f"{shape} {scoring}")
+
+
+# ---- specializations agree with the generic kernel, bitwise --------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("spec", SPECIALIZATIONS, ids=lambda s: s.name)
+def test_specialization_equals_generic_kernel(spec, dtype) -> None:
+    e, g, kg, k = spec.key
+    base = RoutingConfig(num_experts=e, num_expert_group=g, topk_group=kg, topk=k, routed_scaling_factor=2.5)
+    for scoring in ("sigmoid", "softmax"):
+        for has_bias in (False, True):
+            for renormalize in (False, True):
+                config = base.replace(
+                    scoring_func=scoring, renormalize=renormalize, num_fused_shared_experts=2
+                )
+                plan = dispatch_plan(config, dtype)
+                assert plan.specialization == spec.name
+                seed = seed_of("spec", spec.name, dtype, scoring, has_bias, renormalize)
+                scores, bias = random_inputs(config, 300, dtype, torch.float32 if has_bias else None, seed)
+                scores = torch.cat([scores, nonfinite_scores(config, dtype, seed)])
+                fast = run_plan(plan, scores, bias, config)
+                slow = run_plan(generic_plan(config, dtype), scores, bias, config)
+                assert torch.equal(fast[0], slow[0]), (
+                    f"{spec.name} {config}: ids differ from the generic kernel"
+                )
+                assert torch.equal(fast[1], slow[1]), f"{spec.name} {config}: weights differ bitwise"
+                assert_valid(config, *fast)
+
+
+# ---- determinism, row independence, graphs ------------------------------------------------------------
+@pytest.mark.parametrize("name", ["deepseek-v3", "qwen3-next-80b-a3b"])
+def test_bitwise_deterministic(name) -> None:
+    config = PRESETS[name]
+    scores, bias = random_inputs(config, 4099, torch.bfloat16, preset_bias_dtype(name), seed_of("det", name))
+    first = run_route(scores, bias, config)
+    for _ in range(20):
+        again = run_route(scores, bias, config)
+        assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+
+
+@pytest.mark.parametrize("name", ["deepseek-v3", "qwen3-next-80b-a3b", "deepseek-v2"])
+def test_row_alone_equals_row_in_batch(name) -> None:
+    config = PRESETS[name]  # split mode: the shared ids do not depend on the row index
+    scores, bias = random_inputs(config, 8192, torch.float32, preset_bias_dtype(name), seed_of("alone", name))
+    batch = run_route(scores, bias, config)
+    for row in (0, 1, 4095, 8191):
+        alone = run_route(scores[row : row + 1], bias, config)
+        assert torch.equal(alone[0][0], batch[0][row]) and torch.equal(alone[1][0], batch[1][row]), row
+
+
+@pytest.mark.parametrize("name", ["deepseek-v3", "deepseek-v2"])
+def test_cuda_graph_capture_and_replay(name) -> None:
+    config = PRESETS[name]
+    scores, bias = random_inputs(
+        config, 4096, torch.bfloat16, preset_bias_dtype(name), seed_of("graph", name)
+    )
+    out = poisoned_out(4096, config.output_width)
+    route(scores, bias, config, out=out)  # compile and load before capturing
+    torch.cuda.synchronize()
+    out = poisoned_out(4096, config.output_width)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        route(scores, bias, config, out=out)
+    for trial in range(3):
+        fresh, _ = random_inputs(config, 4096, torch.bfloat16, None, seed_of("graph", name, trial))
+        scores.copy_(fresh)
+        out[0].fill_(POISON_ID)
+        out[1].fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = run_route(scores, bias, config)
+        assert torch.equal(out[0], eager[0]) and torch.equal(out[1], eager[1])
+        assert_matches_reference(config, scores, bias, out, f"graph replay {trial}")
+
+
+# ---- the planted review bug ----------------------------------------------------------------------------
+def test_planted_review_bug_build() -> None:
+    config = PRESETS["deepseek-v3"].replace(apply_routed_scaling_factor_on_output=True)
+    bugged = build_route(("MOEGATE_PLANT_REVIEW_BUG",))
+    scores, bias = random_inputs(config, 256, torch.bfloat16, torch.float32, seed_of("bug"))
+    ids, weights = run_route(scores, bias, config, fn=bugged)
+    exp_ids, exp_w = reference.route(scores, bias, config)
+    assert_valid(config, ids, weights)
+    K, r = config.topk, config.routed_scaling_factor
+    same = (ids == exp_ids).all(dim=1)
+    assert same.float().mean() > 0.98, "the bugged build must select like the reference"
+    ids, weights = ids[same], weights[same]
+    # Routed weights sum to 1 (not r) and the shared slot is ~1/r (not 1): SPEC's invariant broken.
+    n = int(same.sum())
+    torch.testing.assert_close(weights[:, :K].sum(1), torch.ones(n, device=CUDA), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weights[:, K], torch.full((n,), 1 / r, device=CUDA), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(weights, exp_w[same])
