@@ -132,9 +132,11 @@ def routing_configs(
     @st.composite
     def drawn(draw: st.DrawFn) -> RoutingConfig:
         E = draw(st.sampled_from(counts))
-        divisors = [d for d in range(1, E + 1) if E % d == 0]
-        G = draw(st.one_of(st.just(1), st.just(E), st.sampled_from(divisors)))
-        Kg = draw(st.integers(1, G))
+        # G = 1, G = E (one expert per group), or a proper divisor: groups of >= 2 experts, where the
+        # group score (top-2 sum with a bias) and the kept/dropped boundary matter most.
+        proper = [d for d in range(2, E) if E % d == 0]
+        G = draw(st.one_of(st.just(1), st.just(E), *([st.sampled_from(proper)] * 2 if proper else [])))
+        Kg = draw(st.one_of(st.integers(1, G), st.integers(1, max(1, G - 1))))
         max_k = Kg * (E // G)
         K = draw(st.one_of(st.integers(1, min(max_k, 8)), st.just(max_k), st.integers(1, max_k)))
         S = draw(st.integers(0, max_shared))

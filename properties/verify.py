@@ -8,7 +8,7 @@ device; the oracle judges on CPU. An exception raised by `impl` is a failure, re
 Profiles (registered with Hypothesis once, on import, as "moegate-ci", "moegate-dev", "moegate-deep"; chosen
 by `profile=`, else the environment variable MOEGATE_PROFILE, else "ci"). Example counts are per property:
 
-    ci    derandomized, 25 examples per property, T <= 16: the CPU CI run and the mutant panel
+    ci    derandomized, 50 examples per property, T <= 16: the CPU CI run and the mutant panel
     dev   200 examples per property, T <= 64, random, with the example database (local work)
     deep  1500 examples per property (10,500 per dtype), T <= 32, random: the GPU run
 
@@ -54,7 +54,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "ci": Profile("ci", "moegate-ci", examples=25, max_rows=16, derandomize=True, use_database=False),
+    "ci": Profile("ci", "moegate-ci", examples=50, max_rows=16, derandomize=True, use_database=False),
     "dev": Profile("dev", "moegate-dev", examples=200, max_rows=64, derandomize=False, use_database=True),
     "deep": Profile(
         "deep", "moegate-deep", examples=1500, max_rows=32, derandomize=False, use_database=False
@@ -287,12 +287,17 @@ class Report:
 
 
 def _describe_failure(error: BaseException, problem: RoutingProblem | None) -> str:
+    notes = [n for n in getattr(error, "__notes__", []) if not n.startswith("@reproduce_failure")]
     if isinstance(error, AssertionError):
         text = str(error)
     else:
-        frames = traceback.format_exception(type(error), error, error.__traceback__)
-        text = "impl raised an exception (a crash is a failure):\n" + "".join(frames[-6:]).rstrip()
-    notes = [n for n in getattr(error, "__notes__", []) if not n.startswith("@reproduce_failure")]
+        frames = traceback.format_exception_only(type(error), error)[:1]
+        stack = traceback.format_tb(error.__traceback__)[-4:]
+        text = (
+            "an exception was raised (impl crashing is a failure; the traceback says where):\n"
+            + "".join(stack)
+            + "".join(frames).rstrip()
+        )
     if notes:
         text += "\n" + "\n".join(notes)
     if problem is not None:
