@@ -1,0 +1,68 @@
+"""moegate.properties: judge any MoE routing implementation against SPEC.md.
+
+- `check_routing(problem, ids, weights) -> list[Violation]` (oracle: SPEC alone, tie-aware) and
+  `tie_rows(problem)`.
+- `compare(problem, expected, actual) -> DiffReport` and `assert_routing_close` (differential).
+- `moegate.properties.verify.verify(impl, ...) -> Report`: the Hypothesis property suite against
+  `impl(scores, bias, config)` (the submodule `verify` shares the function's name, so import it from
+  there: `from moegate.properties.verify import verify`).
+- `MUTANTS`, `run_mutant_panel()`: planted bugs the suite must kill.
+- `routing_configs()`, `routing_problems()`: the strategies; `RoutingProblem`: one call's inputs.
+
+verify, mutants and the strategies import Hypothesis; they load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from . import tolerances
+from .differential import DiffReport, assert_routing_close, compare
+from .oracle import Violation, check_routing, tie_rows
+from .problem import RoutingProblem, format_config
+
+_LAZY = {
+    "Report": ("verify", "Report"),
+    "PropertyResult": ("verify", "PropertyResult"),
+    "PROPERTIES": ("verify", "PROPERTIES"),
+    "PROFILES": ("verify", "PROFILES"),
+    "MUTANTS": ("mutants", "MUTANTS"),
+    "Mutant": ("mutants", "Mutant"),
+    "MutantResult": ("mutants", "MutantResult"),
+    "run_mutant_panel": ("mutants", "run_mutant_panel"),
+    "routing_configs": ("strategies", "routing_configs"),
+    "routing_problems": ("strategies", "routing_problems"),
+    "RELATIONS": ("metamorphic", "RELATIONS"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "MUTANTS",
+    "PROFILES",
+    "PROPERTIES",
+    "RELATIONS",
+    "DiffReport",
+    "Mutant",
+    "MutantResult",
+    "PropertyResult",
+    "Report",
+    "RoutingProblem",
+    "Violation",
+    "assert_routing_close",
+    "check_routing",
+    "compare",
+    "format_config",
+    "routing_configs",
+    "routing_problems",
+    "run_mutant_panel",
+    "tie_rows",
+    "tolerances",
+]
