@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -94,11 +95,13 @@ class Progress:
         self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.bars: dict[str, Any] = {}
+        self.reported: set[str] = set()
         self.started = time.perf_counter()
 
-    def __call__(self, name: str, done: int, total: int) -> None:
-        if not self.enabled:
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if not self.enabled or name in self.reported:  # shrinking calls past the total: nothing more
             return
+        finished = total is not None and done >= total
         if self.tty:
             from tqdm import tqdm
 
@@ -108,10 +111,12 @@ class Progress:
             bar.total = total
             bar.n = done
             bar.refresh()
-            if done >= total:
+            if finished:
+                self.reported.add(name)
                 bar.close()
                 del self.bars[name]
-        elif done >= total:
+        elif finished:
+            self.reported.add(name)
             elapsed = time.perf_counter() - self.started
             self.stream.write(f"  [{elapsed:6.1f}s] {name}: {done}/{total}\n")
             self.stream.flush()
@@ -211,15 +216,6 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequenc
 # ---- verify ---------------------------------------------------------------------------------------------
 
 
-def _property_table(report: Any) -> str:
-    rows = [
-        (r.name, r.examples, r.passed, r.failed, f"{r.seconds:.2f}", "ok" if not r.failed else "FAIL")
-        for r in report.results
-    ]
-    headers = ("property", "examples", "passed", "failed", "seconds", "")
-    return _table(headers, rows, (False, True, True, True, True, False))
-
-
 def _save_failures(report: Any, impl: Impl, device: str, root: Path) -> tuple[Path | None, list[str]]:
     """Save every failing property's shrunk counterexample as one fixture set (expected = reference)."""
     from .impls import load_impl as _load
@@ -290,6 +286,8 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
             profile=profile,
             dtypes=dtypes,
             progress=progress,
+            seed=args.seed,
+            impl_name=impl.name,
         )
     finally:
         progress.close()
@@ -302,21 +300,25 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
         "notes": notes,
         "report": report.to_dict(),
     }
-    out(
-        f"property suite: impl {impl.name!r} on {device}, profile {profile} "
-        f"({time.perf_counter() - start:.1f}s)"
-    )
-    out(_property_table(report))
+    out(report.format())
     if not ok:
-        out()
-        out(report.format())
         fail_dir, errors = _save_failures(report, impl, device, Path(args.failures_dir))
         for e in errors:
             out(e)
         if fail_dir is not None:
-            replay = f"moegate fixtures check {fail_dir} --impl {impl.name} --device {device}"
+            replay = shlex.join(
+                ["moegate", "fixtures", "check", str(fail_dir), "--impl", impl.name, "--device", device]
+            )
             out(f"shrunk counterexamples saved to {fail_dir}/ (expected outputs from the reference)")
             out(f"replay: {replay}")
+            relational = [
+                r.name for r in report.results if not r.ok and r.name not in ("oracle", "differential")
+            ]
+            if relational:
+                out(
+                    f"note: {', '.join(relational)} relate(s) several calls of the impl; the fixture replays "
+                    "one call against the reference and may pass: use the property's replay above"
+                )
             doc["failure_fixture_dir"] = str(fail_dir)
             doc["replay"] = replay
     if not explicit:
@@ -330,7 +332,7 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
             doc["fixtures"] = fixture_report.to_dict()
             ok = ok and fixture_report.ok
     if full_cpu_run:
-        results, mutants_ok = _run_mutants(None, args.examples, out, progress)
+        results, mutants_ok = _run_mutants(None, args.examples, profile, out, progress)
         doc["mutants"] = [_mutant_dict(r) for r in results]
         ok = ok and mutants_ok
     doc["ok"] = ok
@@ -357,27 +359,26 @@ def _mutant_dict(r: Any) -> dict[str, Any]:
 def _mutant_names() -> list[str]:
     from . import mutants
 
-    m = mutants.MUTANTS
-    if isinstance(m, dict):
-        return list(m)
-    return [getattr(x, "name", str(x)) for x in m]
+    return list(mutants.MUTANTS)
 
 
 def _run_mutants(
-    names: list[str] | None, examples: int | None, out: Out, progress: Progress
+    names: list[str] | None, examples: int | None, profile: str | None, out: Out, progress: Progress
 ) -> tuple[list, bool]:
+    """Run the panel one mutant at a time (a progress step per mutant), print its table; (results, ok)."""
     from . import mutants
 
-    if names:
-        known = _mutant_names()
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise UsageError(
-                f"--mutant {unknown[0]!r} is not a known mutant; valid names: {', '.join(known)}"
-            )
+    known = _mutant_names()
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        raise UsageError(f"--mutant {unknown[0]!r} is not a known mutant; valid names: {', '.join(known)}")
+    selected = names or known
     start = time.perf_counter()
+    results = []
     try:
-        results = mutants.run_mutant_panel(names=names, max_examples=examples, progress=progress)
+        for i, name in enumerate(selected):
+            results += mutants.run_mutant_panel(names=[name], max_examples=examples, profile=profile)
+            progress("mutants", i + 1, len(selected))
     finally:
         progress.close()
     rows = [
@@ -392,7 +393,7 @@ def _run_mutants(
         for r in results
     ]
     survived = [r.name for r in results if not r.killed]
-    out(f"mutant panel ({time.perf_counter() - start:.1f}s)")
+    out(f"mutant panel: {len(selected)} planted bugs ({time.perf_counter() - start:.1f}s)")
     out(
         _table(
             ("mutant", "status", "killed by", "examples", "seconds", "bug"),
@@ -407,7 +408,7 @@ def _run_mutants(
 
 def cmd_mutants(args: argparse.Namespace, out: Out) -> int:
     progress = Progress(enabled=not args.quiet)
-    results, ok = _run_mutants(_split_list(args.mutant) or None, args.examples, out, progress)
+    results, ok = _run_mutants(_split_list(args.mutant) or None, args.examples, args.profile, out, progress)
     if args.json:
         out.json({"command": "mutants", "ok": ok, "mutants": [_mutant_dict(r) for r in results]})
     return 0 if ok else 1
@@ -635,6 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype", action="append", metavar="DTYPE", help="score dtypes: float32, bfloat16, float16"
     )
     p.add_argument(
+        "--seed", type=_nonneg_int, default=None, help="Hypothesis seed (reproducible dev/deep runs)"
+    )
+    p.add_argument(
         "--failures-dir",
         default="moegate-failures",
         metavar="DIR",
@@ -650,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--examples", type=_pos_int, default=None, metavar="N", help="examples per property")
     p.add_argument("--mutant", action="append", metavar="NAME", help="run only these mutants (repeatable)")
+    p.add_argument("--profile", choices=PROFILES, default=None, help="example budget (default: ci)")
     _add_common(p)
     p.set_defaults(func=cmd_mutants)
 
