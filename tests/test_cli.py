@@ -105,7 +105,8 @@ def test_presets_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bench_times_the_reference_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "bench", "--rows", "1", "16", "--repeats", "2", "--warmup", "1", "--json")
+    argv = ["bench", "--impl", "reference", "--device", "cpu", "--rows", "1", "16", "--repeats", "2"]
+    code, out, _ = run(capsys, *argv, "--warmup", "1", "--json")
     doc = json.loads(out)
     assert (
         code == 0 and doc["timer"] == "time.perf_counter" and [r["rows"] for r in doc["results"]] == [1, 16]
