@@ -5,10 +5,12 @@ Pure Python: no GPU, no CuPy. The compiled name expressions (`name_expressions()
 checks that every one of them is reached by a preset.
 
 Kernels (optimized/kernels/route.cu):
-    route_warp_kernel<DT, E, G, KG, K>: one warp per row, the row in registers; E, G, Kg, K compile-time.
+    route_warp_kernel<DT, SCORING, E, G, KG, K>: one warp per row, the row in registers; the scoring
+        function, E, G, Kg and K are compile-time constants.
     route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
-DT is the scores' dtype code (`SCORE_DTYPE_CODES`). Everything else (scoring function, renormalize, S,
-shared mode, output scaling, r, bias dtype) is a runtime argument of both kernels.
+DT is the scores' dtype code (`SCORE_DTYPE_CODES`), SCORING the scoring function's (`SCORING_CODES`).
+Everything else (renormalize, S, shared mode, output scaling, r, bias dtype; and for the generic kernel
+the scoring function and the shape) is a runtime argument.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ WARP_SIZE = 32
 
 # The kernels' template parameter DT (route.cu: enum ScoreDtype).
 SCORE_DTYPE_CODES: dict[torch.dtype, int] = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
+# The specialized kernel's template parameter SCORING and both kernels' runtime argument `scoring`
+# (route.cu: enum ScoringFunc).
+SCORING_CODES: dict[str, int] = {"sigmoid": 0, "softmax": 1}
 # The kernels' runtime argument bias_dtype (route.cu: enum BiasDtype); None = no bias.
 BIAS_DTYPE_CODES: dict[torch.dtype | None, int] = {
     None: 0,
@@ -39,31 +44,33 @@ BIAS_DTYPE_CODES: dict[torch.dtype | None, int] = {
 
 @dataclass(frozen=True)
 class Specialization:
-    """A routing shape compiled with E, G, Kg, K as constants (`route_warp_kernel`).
+    """A routing shape compiled with the scoring function, E, G, Kg, K as constants (`route_warp_kernel`).
 
     Constraints (route.cu's static_asserts): E % 32 == 0; G == 1, or each group spans a power-of-two
     number of whole lanes ((E / G) % (E / 32) == 0); K <= 32.
     """
 
     name: str  # the presets it serves, for humans
+    scoring_func: str
     num_experts: int
     num_expert_group: int
     topk_group: int
     topk: int
 
     @property
-    def key(self) -> tuple[int, int, int, int]:
-        return (self.num_experts, self.num_expert_group, self.topk_group, self.topk)
+    def key(self) -> tuple[str, int, int, int, int]:
+        """What dispatch matches: (scoring_func, E, G, Kg, K)."""
+        return (self.scoring_func, self.num_experts, self.num_expert_group, self.topk_group, self.topk)
 
 
 # The dispatch table. Each row is compiled for each scores dtype.
 SPECIALIZATIONS: tuple[Specialization, ...] = (
-    Specialization("deepseek-v3", num_experts=256, num_expert_group=8, topk_group=4, topk=8),
-    Specialization("kimi-k2", num_experts=384, num_expert_group=1, topk_group=1, topk=8),
-    Specialization("qwen3-moe, glm-4.5-air", num_experts=128, num_expert_group=1, topk_group=1, topk=8),
-    Specialization("glm-4.5", num_experts=160, num_expert_group=1, topk_group=1, topk=8),
+    Specialization("deepseek-v3", "sigmoid", num_experts=256, num_expert_group=8, topk_group=4, topk=8),
+    Specialization("kimi-k2", "sigmoid", num_experts=384, num_expert_group=1, topk_group=1, topk=8),
+    Specialization("qwen3-moe", "softmax", num_experts=128, num_expert_group=1, topk_group=1, topk=8),
+    Specialization("glm-4.5", "sigmoid", num_experts=160, num_expert_group=1, topk_group=1, topk=8),
 )
-_BY_KEY: dict[tuple[int, int, int, int], Specialization] = {s.key: s for s in SPECIALIZATIONS}
+_BY_KEY: dict[tuple[str, int, int, int, int], Specialization] = {s.key: s for s in SPECIALIZATIONS}
 
 # Launch geometry of each kernel kind (block size matches the kernels' __launch_bounds__).
 SPECIALIZED_WARPS_PER_BLOCK = 8
@@ -112,8 +119,8 @@ def _dtype_code(dtype: torch.dtype) -> int:
 
 def specialized_name(spec: Specialization, dtype: torch.dtype) -> str:
     """The name expression of `spec` compiled for scores of `dtype`."""
-    e, g, kg, k = spec.key
-    return f"moegate::route_warp_kernel<{_dtype_code(dtype)}, {e}, {g}, {kg}, {k}>"
+    scoring, e, g, kg, k = spec.key
+    return f"moegate::route_warp_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}>"
 
 
 def generic_name(dtype: torch.dtype) -> str:
@@ -154,11 +161,12 @@ def generic_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
 def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
     """The kernel and launch geometry a `route` call with `config` and scores of `dtype` uses.
 
-    A pure function of (config, dtype): the table row whose (E, G, Kg, K) equals the config's, else the
-    generic kernel. Raises ValueError for E > MAX_EXPERTS and TypeError for an unsupported dtype.
+    A pure function of (config, dtype): the table row whose (scoring_func, E, G, Kg, K) equals the
+    config's, else the generic kernel. Raises ValueError for E > MAX_EXPERTS and TypeError for an
+    unsupported dtype.
     """
     _check_supported(config)
-    key = (config.num_experts, config.num_expert_group, config.topk_group, config.topk)
+    key = (config.scoring_func, config.num_experts, config.num_expert_group, config.topk_group, config.topk)
     spec = _BY_KEY.get(key)
     if spec is None:
         return generic_plan(config, dtype)

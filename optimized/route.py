@@ -8,6 +8,7 @@ arguments, the same errors (raised before any GPU work), the same outputs. `buil
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from moegate.reference import RoutingConfig, check_inputs
 
 from .build import check_defines, get_kernel
-from .dispatch import BIAS_DTYPE_CODES, KernelPlan, dispatch_plan
+from .dispatch import BIAS_DTYPE_CODES, SCORING_CODES, KernelPlan, dispatch_plan
 
 RouteFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
@@ -24,6 +25,18 @@ RouteFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 @functools.cache
 def _sm_count(device_index: int) -> int:
     return int(torch.cuda.get_device_properties(device_index).multi_processor_count)
+
+
+@functools.cache
+def _cupy_stream(stream_ptr: int, device_index: int) -> object:
+    """A CuPy handle on torch's stream `stream_ptr` (cached: the handle only wraps the pointer)."""
+    import cupy
+
+    with warnings.catch_warnings():
+        # CuPy 14 deprecates ExternalStream in favour of Stream.from_external(obj), which needs an object
+        # implementing __cuda_stream__; a raw pointer from torch is what every torch version gives.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return cupy.cuda.ExternalStream(stream_ptr, device_index)
 
 
 def _check_cuda(scores: torch.Tensor) -> None:
@@ -90,7 +103,7 @@ def launch(
         np.int32(config.num_expert_group),
         np.int32(config.topk_group),
         np.int32(config.topk),
-        np.int32(0 if config.scoring_func == "sigmoid" else 1),
+        np.int32(SCORING_CODES[config.scoring_func]),
         np.int32(config.renormalize),
         np.int32(config.num_fused_shared_experts),
         np.int32(config.shared_expert_mode == "replica"),
@@ -109,7 +122,7 @@ def launch(
             (plan.block,),
             args,
             shared_mem=plan.shared_mem_bytes,
-            stream=cupy.cuda.ExternalStream(stream, device_index),
+            stream=_cupy_stream(stream, device_index),
         )
 
 

@@ -55,7 +55,8 @@ def test_every_plan_names_a_compiled_kernel() -> None:
 def test_specializations_satisfy_the_kernel_constraints() -> None:
     # route.cu's static_asserts, checked here so a bad table row fails on CPU too.
     for spec in SPECIALIZATIONS:
-        e, g, kg, k = spec.key
+        scoring, e, g, kg, k = spec.key
+        assert scoring in ("sigmoid", "softmax")
         per_lane, per_group = e // 32, e // g
         assert e % 32 == 0 and e % g == 0 and 1 <= kg <= g
         if g > 1:
@@ -72,7 +73,6 @@ def test_dispatch_plan_is_a_pure_function_of_the_shape_and_dtype() -> None:
     assert dispatch_plan(base, torch.bfloat16) == plan
     # Runtime arguments never change the kernel.
     for change in (
-        {"scoring_func": "softmax"},
         {"renormalize": False},
         {"num_fused_shared_experts": 0},
         {"num_fused_shared_experts": 5, "shared_expert_mode": "replica"},
@@ -82,6 +82,7 @@ def test_dispatch_plan_is_a_pure_function_of_the_shape_and_dtype() -> None:
         assert dispatch_plan(base.replace(**change), torch.bfloat16) == plan, change
     # Anything off the table runs the generic kernel.
     assert dispatch_plan(base.replace(topk=9), torch.bfloat16).specialization is None
+    assert dispatch_plan(base.replace(scoring_func="softmax"), torch.bfloat16).specialization is None
     assert dispatch_plan(base, torch.float32) != plan
 
 
@@ -171,4 +172,4 @@ def test_import_needs_no_cupy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert "route_warp_kernel<1, 256, 8, 4, 8>" in result.stdout
+    assert "route_warp_kernel<1, 0, 256, 8, 4, 8>" in result.stdout

@@ -321,17 +321,27 @@ def test_shapes(shape, dtype) -> None:
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("spec", SPECIALIZATIONS, ids=lambda s: s.name)
 def test_specialization_equals_generic_kernel(spec, dtype) -> None:
-    e, g, kg, k = spec.key
-    base = RoutingConfig(num_experts=e, num_expert_group=g, topk_group=kg, topk=k, routed_scaling_factor=2.5)
-    for scoring in ("sigmoid", "softmax"):
-        for has_bias in (False, True):
-            for renormalize in (False, True):
+    scoring, e, g, kg, k = spec.key
+    base = RoutingConfig(
+        num_experts=e,
+        num_expert_group=g,
+        topk_group=kg,
+        topk=k,
+        scoring_func=scoring,
+        routed_scaling_factor=2.5,
+    )
+    for has_bias in (False, True):
+        for renormalize in (False, True):
+            for mode in ("split", "replica"):
                 config = base.replace(
-                    scoring_func=scoring, renormalize=renormalize, num_fused_shared_experts=2
+                    renormalize=renormalize,
+                    num_fused_shared_experts=2,
+                    shared_expert_mode=mode,
+                    apply_routed_scaling_factor_on_output=mode == "replica",
                 )
                 plan = dispatch_plan(config, dtype)
                 assert plan.specialization == spec.name
-                seed = seed_of("spec", spec.name, dtype, scoring, has_bias, renormalize)
+                seed = seed_of("spec", spec.name, dtype, has_bias, renormalize, mode)
                 scores, bias = random_inputs(config, 300, dtype, torch.float32 if has_bias else None, seed)
                 scores = torch.cat([scores, nonfinite_scores(config, dtype, seed)])
                 fast = run_plan(plan, scores, bias, config)

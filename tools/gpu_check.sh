@@ -13,3 +13,5 @@ timeout 300 python3 -m pytest -m gpu -q -p no:cacheprovider --maxfail=25 "${@:-t
 echo "pytest exit: $?"
 timeout 200 python3 tools/sanitize.py --log-dir "$OUT" 2>&1 | tee "$OUT/sanitize.log"
 timeout 75 python3 tools/bench_kernel.py 2>&1 | tee "$OUT/bench.log"
+timeout 40 python3 tools/bench_kernel.py --preset kimi-k2 --rows 65536 2>&1 | tee -a "$OUT/bench.log"
+timeout 40 python3 tools/bench_kernel.py --preset qwen3-next-80b-a3b --rows 65536 2>&1 | tee -a "$OUT/bench.log"

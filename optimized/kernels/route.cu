@@ -11,7 +11,7 @@
 //   * Lane l owns the contiguous experts [l * C, min((l + 1) * C, E)), C = ceil(E / 32). The same
 //     ownership in both kernels makes every reduction happen in the same order, so the specialized
 //     and the generic kernel return bitwise the same result (the tests check this).
-//   * route_warp_kernel<DT, E, G, KG, K> (the specializations of the dispatch table, E % 32 == 0):
+//   * route_warp_kernel<DT, SCORING, E, G, KG, K> (the dispatch table's specializations, E % 32 == 0):
 //     the row's C = E / 32 values live in registers; the logits come in with 16-, 8- or 4-byte vector
 //     loads when the row pointer and the row stride allow it (checked in the kernel), else with scalar
 //     loads. A group spans LPG = (E / G) / C lanes (a power of two), so group reductions are shuffles
@@ -147,13 +147,26 @@ struct SoftmaxRow {
   float inf_share; // 1 / (number of +inf entries) when max is +inf
 };
 
-__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+// torch's CUDA sigmoid, 1 / (1 + expf(-x)); rcp.rn is the correctly rounded 1 / y, the same bits as the
+// IEEE division, with a shorter instruction sequence. sigmoid(+inf) = 1, sigmoid(-inf) = 0.
+__device__ __forceinline__ float sigmoid(float x) { return __frcp_rn(1.0f + expf(-x)); }
 
+// p of one logit for a compile-time scoring function (branch-free: the row's cases are selects).
+template <int SCORING>
+__device__ __forceinline__ float probability_of(float x, const SoftmaxRow& row) {
+  if constexpr (SCORING == kSigmoid) {
+    (void)row;
+    return sigmoid(x);
+  } else {
+    float p = expf(x - row.max) / row.sum;                              // finite row maximum
+    p = row.max == pos_inf() ? (x == pos_inf() ? row.inf_share : 0.0f) : p;  // +inf entries share 1
+    return row.max == neg_inf() ? 0.0f : p;                             // a row of all -inf
+  }
+}
+
+// The same for a runtime scoring function (the generic kernel): the very same formulas.
 __device__ __forceinline__ float probability(float x, int scoring, const SoftmaxRow& row) {
-  if (scoring == kSigmoid) return sigmoid(x);  // sigmoid(+inf) = 1, sigmoid(-inf) = 0
-  if (row.max == pos_inf()) return x == pos_inf() ? row.inf_share : 0.0f;
-  if (row.max == neg_inf()) return 0.0f;  // a row of all -inf
-  return expf(x - row.max) / row.sum;
+  return scoring == kSigmoid ? probability_of<kSigmoid>(x, row) : probability_of<kSoftmax>(x, row);
 }
 
 // The row statistics from each lane's share: local_max = max ord(x), local_sum = lane-sequential sum of
@@ -335,7 +348,7 @@ struct RowLoader {
 // ======================================================================================================
 // Specialized kernel: E, G, Kg, K known at compile time, the row in registers.
 // ======================================================================================================
-template <int DT, int E, int G, int KG, int K>
+template <int DT, int SCORING, int E, int G, int KG, int K>
 __global__ void __launch_bounds__(256) route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
@@ -350,7 +363,8 @@ __global__ void __launch_bounds__(256) route_warp_kernel(
   static_assert(G == 1 || (N % C == 0 && (LPG & (LPG - 1)) == 0 && LPG <= kWarpSize),
                 "a group must span a power-of-two number of whole lanes");
   static_assert(1 <= K && K <= kWarpSize && K <= KG * N, "the specialized kernel needs K <= 32");
-  (void)num_experts;  // the compile-time E, G, Kg, K stand for these
+  (void)num_experts;  // the compile-time SCORING, E, G, Kg, K stand for these
+  (void)scoring;
   (void)num_groups;
   (void)topk_group;
   (void)topk;
@@ -385,7 +399,7 @@ __global__ void __launch_bounds__(256) route_warp_kernel(
     float p[C];
     Loader::load(row_ptr, lane, vec, p);
     SoftmaxRow stats{0.0f, 1.0f, 0.0f};
-    if (scoring == kSoftmax) {
+    if constexpr (SCORING == kSoftmax) {
       u32 local_max = 0, local_inf = 0;
 #pragma unroll
       for (int j = 0; j < C; ++j) {
@@ -400,7 +414,7 @@ __global__ void __launch_bounds__(256) route_warp_kernel(
       });
     }
 #pragma unroll
-    for (int j = 0; j < C; ++j) p[j] = probability(p[j], scoring, stats);
+    for (int j = 0; j < C; ++j) p[j] = probability_of<SCORING>(p[j], stats);
 
     // ---- step 2: biased_scores ----
     u32 key[C];
@@ -440,32 +454,27 @@ __global__ void __launch_bounds__(256) route_warp_kernel(
     float slot_p = 0.0f;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
+      // Written as selects, not branches: the warp stays converged around the redux and shuffle.
       u32 best = kNotCandidate;
       int best_j = 0;
 #pragma unroll
       for (int j = 0; j < C; ++j) {
-        if (key[j] > best) {
-          best = key[j];
-          best_j = j;
-        }
+        const bool greater = key[j] > best;  // strict: the lowest j wins inside the lane
+        best = greater ? key[j] : best;
+        best_j = greater ? j : best_j;
       }
       const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
       const int owner = static_cast<int>(winner / C);
       float won_p = 0.0f;
-      if (owner == lane) {
 #pragma unroll
-        for (int j = 0; j < C; ++j) {
-          if (j == best_j) {
-            key[j] = kNotCandidate;
-            won_p = p[j];
-          }
-        }
+      for (int j = 0; j < C; ++j) {
+        const bool taken = owner == lane && j == best_j;
+        won_p = taken ? p[j] : won_p;
+        key[j] = taken ? kNotCandidate : key[j];
       }
       won_p = __shfl_sync(kFullMask, won_p, owner);
-      if (lane == k) {
-        slot_id = static_cast<int>(winner);
-        slot_p = won_p;
-      }
+      slot_id = lane == k ? static_cast<int>(winner) : slot_id;
+      slot_p = lane == k ? won_p : slot_p;
     }
 
     // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
