@@ -253,3 +253,18 @@ def test_progress_prints_one_plain_line_per_finished_task_when_not_a_terminal() 
     progress("row_order", 1, None)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].endswith("oracle: 3/3")
+
+
+def test_progress_draws_tqdm_bars_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = cli.Progress(stream=stream)
+    for done in range(1, 4):
+        progress("oracle", done, 3)
+    progress("oracle", 4, 3)
+    progress("row_order", 1, None)
+    progress.close()
+    assert "oracle" in stream.getvalue() and not progress.bars
