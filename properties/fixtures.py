@@ -491,8 +491,24 @@ class FixtureCheckReport:
         }
 
 
+def _with_recorded_stride(problem: RoutingProblem, row_stride: str) -> RoutingProblem:
+    """The problem with its scores laid out at the recorded row stride again, when it was > E: a view
+    into a NaN-padded buffer, so a kernel that reads past a row's E entries gets NaN and shows it."""
+    num_rows, num_experts = problem.num_rows, problem.config.num_experts
+    stride = int(row_stride) if row_stride.isdigit() else num_experts
+    if stride <= num_experts or num_rows < 2:
+        return problem
+    buf = torch.full((num_rows, stride), float("nan"), dtype=problem.dtype, device=problem.device)
+    buf[:, :num_experts] = problem.scores
+    return RoutingProblem(
+        problem.config, buf[:, :num_experts], problem.bias, seed=problem.seed, note=problem.note
+    )
+
+
 def check_case(case: FixtureCase, impl: Impl, device: str | torch.device) -> CaseResult:
     """Replay `case`'s inputs on `device` through `impl`; compare with the recorded outputs.
+
+    Inputs recorded with a row stride > E are replayed at that stride again (padding = NaN).
 
     ids must match exactly except in the case's flagged tie rows, weights within the differential's
     tolerances (`differential.compare`). An exception from the impl, or outputs of the wrong shape or
@@ -503,7 +519,7 @@ def check_case(case: FixtureCase, impl: Impl, device: str | torch.device) -> Cas
     start = time.perf_counter()
     dev = torch.device(device)
     p = case.problem
-    run = p.to(dev)
+    run = _with_recorded_stride(p.to(dev), case.meta.get("row_stride", ""))
     result = CaseResult(case.name, case.file_name, p.num_rows, ok=False, seconds=0.0)
     try:
         ids, weights = impl(run.scores, run.bias, run.config)

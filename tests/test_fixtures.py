@@ -144,7 +144,21 @@ def test_row_strided_inputs_are_stored_contiguous(tmp_path: Path) -> None:
     case = fx.load_fixture_set(tmp_path)[0]
     assert case.problem.scores.is_contiguous() and case.meta["row_stride"] == "24"
     assert torch.equal(case.problem.scores, wide[:, :16])
-    assert fx.check_fixture_set(tmp_path, REFERENCE).ok
+    # The replay lays the rows out at the recorded stride again (NaN padding between rows) ...
+    seen = []
+
+    def spy(scores, bias, config):
+        seen.append(scores.stride())
+        return route(scores, bias, config)
+
+    assert fx.check_fixture_set(tmp_path, _impl("spy", spy)).ok and seen == [(24, 1)]
+
+    # ... so a kernel that assumes contiguous rows (row i at offset i * E) reads the padding and fails.
+    def ignores_row_stride(scores, bias, config):
+        return route(scores.as_strided(scores.shape, (scores.shape[1], 1)).contiguous(), bias, config)
+
+    report = fx.check_fixture_set(tmp_path, _impl("ignores-stride", ignores_row_stride))
+    assert not report.ok and 0 not in report.results[0].diff.mismatched_rows
 
 
 def test_damaged_or_missing_fixture_sets_raise_value_error(tmp_path: Path) -> None:
