@@ -69,6 +69,9 @@ SPECIALIZATIONS: tuple[Specialization, ...] = (
     Specialization("kimi-k2", "sigmoid", num_experts=384, num_expert_group=1, topk_group=1, topk=8),
     Specialization("qwen3-moe", "softmax", num_experts=128, num_expert_group=1, topk_group=1, topk=8),
     Specialization("glm-4.5", "sigmoid", num_experts=160, num_expert_group=1, topk_group=1, topk=8),
+    Specialization(
+        "qwen3-next-80b-a3b", "softmax", num_experts=512, num_expert_group=1, topk_group=1, topk=10
+    ),
 )
 _BY_KEY: dict[tuple[str, int, int, int, int], Specialization] = {s.key: s for s in SPECIALIZATIONS}
 

@@ -31,9 +31,14 @@ def worker() -> int:
     dtypes = (torch.float32, torch.bfloat16, torch.float16)
     cases: list[tuple[str, RoutingConfig, bool]] = []
     for spec in SPECIALIZATIONS:
-        e, g, kg, k = spec.key
+        scoring, e, g, kg, k = spec.key
         config = RoutingConfig(
-            num_experts=e, num_expert_group=g, topk_group=kg, topk=k, num_fused_shared_experts=1
+            num_experts=e,
+            num_expert_group=g,
+            topk_group=kg,
+            topk=k,
+            scoring_func=scoring,
+            num_fused_shared_experts=1,
         )
         cases.append((f"specialized {spec.name}", config, True))
     generic = {

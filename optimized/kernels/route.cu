@@ -29,6 +29,11 @@
 //     index wins inside the lane), __reduce_max_sync gives the best key of the warp, and
 //     __reduce_min_sync over the lanes that hold it gives the lowest expert index: SPEC's tie rule,
 //     exactly, with two redux.sync instructions and no 64-bit shuffles.
+//   * The specialized kernel first prunes: tau = the K-th largest of the 32 lane maxima is a lower bound
+//     of the K-th largest key, so only keys >= tau can win. When at most 32 keys pass (the usual case),
+//     they are staged in shared memory in ascending expert order, one per lane, and each of the K
+//     rounds is one redux, one ballot and two shuffles instead of a scan of C keys per lane. Rows with
+//     many exact ties fall back to the full rounds. Both paths select exactly the same experts.
 //   * Float sums (softmax denominator, renormalization) are lane-sequential, then a fixed xor butterfly;
 //     max reductions use __reduce_max_sync on orderable keys. No atomics: the result is bitwise
 //     deterministic, and each row depends only on its own logits (and, in replica mode, its index).
@@ -348,8 +353,10 @@ struct RowLoader {
 // ======================================================================================================
 // Specialized kernel: E, G, Kg, K known at compile time, the row in registers.
 // ======================================================================================================
+constexpr int kMaxWarpsPerBlock = 8;  // the specialized kernel's block: 256 threads at most
+
 template <int DT, int SCORING, int E, int G, int KG, int K>
-__global__ void __launch_bounds__(256) route_warp_kernel(
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int* __restrict__ out_ids,
@@ -371,6 +378,10 @@ __global__ void __launch_bounds__(256) route_warp_kernel(
 
   typedef RowLoader<DT, C> Loader;
   typedef typename Loader::Raw Raw;
+  // Step 5's staging area, 32 candidates per warp (__launch_bounds__(256): at most 8 warps a block).
+  __shared__ u32 stage_keys[kMaxWarpsPerBlock][kWarpSize];
+  __shared__ u32 stage_ids[kMaxWarpsPerBlock][kWarpSize];
+  __shared__ float stage_ps[kMaxWarpsPerBlock][kWarpSize];
   const int lane = static_cast<int>(threadIdx.x) & (kWarpSize - 1);
   const i64 first_warp = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
   const i64 num_warps = static_cast<i64>(gridDim.x) * blockDim.x / kWarpSize;
@@ -449,32 +460,94 @@ __global__ void __launch_bounds__(256) route_warp_kernel(
       }
     }
 
-    // ---- step 5: expert_selection: K argmax rounds; lane k keeps slot k ----
+    // ---- step 5: expert_selection; lane k ends with slot k's (id, p) ----
     int slot_id = 0;
     float slot_p = 0.0f;
+    // tau = the K-th largest lane maximum: K lanes hold a key >= tau, so the K winners all have
+    // key >= tau. Usually few keys pass; when at most 32 do, they are staged in shared memory (in
+    // ascending expert order, one per lane) and the K rounds cost a redux, a ballot and two shuffles
+    // each. Otherwise (many exact ties) the rounds scan every lane's C keys.
+    u32 lane_max = kNotCandidate;
 #pragma unroll
-    for (int k = 0; k < K; ++k) {
+    for (int j = 0; j < C; ++j) lane_max = max(lane_max, key[j]);
+    u32 tau = kNotCandidate;
+    {
+      u32 v = lane_max;
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        tau = __reduce_max_sync(kFullMask, v);
+        const u32 first = __reduce_min_sync(kFullMask, v == tau ? static_cast<u32>(lane) : kNoIndex);
+        v = static_cast<u32>(lane) == first ? kNotCandidate : v;
+      }
+    }
+    const u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
+    int count = 0;
+#pragma unroll
+    for (int j = 0; j < C; ++j) count += key[j] >= floor_key ? 1 : 0;
+    int inclusive = count;  // inclusive prefix sum of the counts over the lanes
+#pragma unroll
+    for (int d = 1; d < kWarpSize; d <<= 1) {
+      const int below = __shfl_up_sync(kFullMask, inclusive, d);
+      inclusive += lane >= d ? below : 0;
+    }
+    const int staged = __shfl_sync(kFullMask, inclusive, kWarpSize - 1);
+
+    if (staged <= kWarpSize) {
+      u32* stage_key = stage_keys[threadIdx.x / kWarpSize];
+      u32* stage_id = stage_ids[threadIdx.x / kWarpSize];
+      float* stage_p = stage_ps[threadIdx.x / kWarpSize];
+      __syncwarp();  // the previous row's reads of this warp's staging area are done
+      int slot = inclusive - count;
+#pragma unroll
+      for (int j = 0; j < C; ++j) {
+        if (key[j] >= floor_key) {
+          stage_key[slot] = key[j];
+          stage_id[slot] = static_cast<u32>(lane * C + j);
+          stage_p[slot] = p[j];
+          ++slot;
+        }
+      }
+      __syncwarp();
+      const bool has = lane < staged;
+      u32 cand_key = has ? stage_key[lane] : kNotCandidate;
+      const u32 cand_id = has ? stage_id[lane] : 0u;
+      const float cand_p = has ? stage_p[lane] : 0.0f;
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const u32 top = __reduce_max_sync(kFullMask, cand_key);
+        // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
+        const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
+        const int id = static_cast<int>(__shfl_sync(kFullMask, cand_id, w));
+        const float won_p = __shfl_sync(kFullMask, cand_p, w);
+        cand_key = lane == w ? kNotCandidate : cand_key;
+        slot_id = lane == k ? id : slot_id;
+        slot_p = lane == k ? won_p : slot_p;
+      }
+    } else {
       // Written as selects, not branches: the warp stays converged around the redux and shuffle.
-      u32 best = kNotCandidate;
-      int best_j = 0;
 #pragma unroll
-      for (int j = 0; j < C; ++j) {
-        const bool greater = key[j] > best;  // strict: the lowest j wins inside the lane
-        best = greater ? key[j] : best;
-        best_j = greater ? j : best_j;
-      }
-      const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
-      const int owner = static_cast<int>(winner / C);
-      float won_p = 0.0f;
+      for (int k = 0; k < K; ++k) {
+        u32 best = kNotCandidate;
+        int best_j = 0;
 #pragma unroll
-      for (int j = 0; j < C; ++j) {
-        const bool taken = owner == lane && j == best_j;
-        won_p = taken ? p[j] : won_p;
-        key[j] = taken ? kNotCandidate : key[j];
+        for (int j = 0; j < C; ++j) {
+          const bool greater = key[j] > best;  // strict: the lowest j wins inside the lane
+          best = greater ? key[j] : best;
+          best_j = greater ? j : best_j;
+        }
+        const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
+        const int owner = static_cast<int>(winner / C);
+        float won_p = 0.0f;
+#pragma unroll
+        for (int j = 0; j < C; ++j) {
+          const bool taken = owner == lane && j == best_j;
+          won_p = taken ? p[j] : won_p;
+          key[j] = taken ? kNotCandidate : key[j];
+        }
+        won_p = __shfl_sync(kFullMask, won_p, owner);
+        slot_id = lane == k ? static_cast<int>(winner) : slot_id;
+        slot_p = lane == k ? won_p : slot_p;
       }
-      won_p = __shfl_sync(kFullMask, won_p, owner);
-      slot_id = lane == k ? static_cast<int>(winner) : slot_id;
-      slot_p = lane == k ? won_p : slot_p;
     }
 
     // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
