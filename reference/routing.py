@@ -33,14 +33,19 @@ def _stable_descending_order(keys: torch.Tensor) -> torch.Tensor:
 
 
 def probabilities(scores: torch.Tensor, scoring_func: str) -> torch.Tensor:
-    """Step 1: p = sigmoid(x) or softmax(x) over the row, in float32. [T, E] any float -> [T, E] float32.
+    """Step 1: p = sigmoid(x) = 1 / (1 + exp(-x)) or softmax(x) over the row, in float32.
+
+    scores [T, E] float32/float16/bfloat16 -> p [T, E] float32.
 
     A NaN logit is read as -inf. sigmoid(+inf) = 1 and sigmoid(-inf) = 0. Softmax of a row holding +inf
     gives the +inf entries equal shares of 1 and 0 elsewhere; a row of all -inf gives p = 0.
     """
     x = _nan_to_neg_inf(scores.to(torch.float32))
     if scoring_func == "sigmoid":
-        return torch.sigmoid(x)
+        # Written out rather than torch.sigmoid: on the CPU torch.sigmoid takes another code path for short
+        # tails, so the same row could get other bits at another batch position (SPEC: each row depends
+        # only on that row). exp is position-independent, and this is the formula CUDA kernels use.
+        return 1.0 / (1.0 + torch.exp(-x))
     if scoring_func != "softmax":
         raise ValueError(f"scoring_func={scoring_func!r}, but scoring_func must be 'sigmoid' or 'softmax'")
     row_max = x.amax(dim=-1, keepdim=True)
