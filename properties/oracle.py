@@ -145,9 +145,12 @@ def _row_chunks(num_rows: int, per_row: int) -> list[slice]:
     return [slice(i, min(num_rows, i + step)) for i in range(0, num_rows, step)]
 
 
-def _expert_precedes(sc: Scores, rows: slice, routed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _expert_precedes(
+    sc: Scores, rows: slice, routed: torch.Tensor, include_exact: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For rows `rows`: P[t, f, j] = expert f strictly precedes the routed expert routed[t, j], and
-    N[t, f, j] = f and routed[t, j] are a genuine near-tie (not identical inputs). [t, E, K] bool each."""
+    N[t, f, j] = f and routed[t, j] are a genuine near-tie (not identical inputs; with include_exact,
+    exact ties too, f == routed[t, j] included). [t, E, K] bool each."""
     b, x = sc.b[rows], sc.x[rows]
     ids = routed[rows]
     b_f, b_e = b[:, :, None], torch.gather(b, 1, ids)[:, None, :]
@@ -157,11 +160,13 @@ def _expert_precedes(sc: Scores, rows: slice, routed: torch.Tensor) -> tuple[tor
     exact = same_inputs | ((b_f == b_e) & torch.isinf(b_f))
     lower = torch.arange(b.shape[1])[None, :, None] < ids[:, None, :]
     precedes = torch.where(exact, lower, _strictly_greater(b_f, b_e))
-    near = tolerances.near_tie(b_f, b_e) & ~exact
+    near = tolerances.near_tie(b_f, b_e) | exact if include_exact else tolerances.near_tie(b_f, b_e) & ~exact
     return precedes, near
 
 
-def _group_precedes(sc: Scores, num_expert_group: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _group_precedes(
+    sc: Scores, num_expert_group: int, include_exact: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """P[t, h, g] = group h strictly precedes group g; N[t, h, g] = a genuine near-tie. [T, G, G] bool.
 
     Two groups tie exactly when their multisets of (logit, bias) inputs are equal (or both scores are
@@ -187,7 +192,9 @@ def _group_precedes(sc: Scores, num_expert_group: int) -> tuple[torch.Tensor, to
         g_h, g_g = gs[rows, :, None], gs[rows, None, :]
         exact = same | ((g_h == g_g) & torch.isinf(g_h))
         precedes[rows] = torch.where(exact, lower[None], _strictly_greater(g_h, g_g))
-        near[rows] = tolerances.near_tie(g_h, g_g) & ~exact
+        near[rows] = (
+            tolerances.near_tie(g_h, g_g) | exact if include_exact else tolerances.near_tie(g_h, g_g) & ~exact
+        )
     return precedes, near
 
 
@@ -302,8 +309,8 @@ def shared_slots(problem: RoutingProblem, ids: torch.Tensor, weights: torch.Tens
     actual_ids = ids[:, K:].to(torch.int64)
     out.add_mask(
         "shared_slots",
-        actual_ids != expected_ids,
-        lambda r, s: f"shared id {int(actual_ids[r, s])}, expected {int(expected_ids[r, s])} ({rule_text})",
+        torch.cat([torch.zeros(T, K, dtype=torch.bool), actual_ids != expected_ids], dim=1),
+        lambda r, s: f"shared id {int(ids[r, s])}, expected {int(expected_ids[r, s - K])} ({rule_text})",
     )
     r_factor = config.routed_scaling_factor
     expected_w = (1.0 / r_factor) * (r_factor if config.apply_routed_scaling_factor_on_output else 1.0)
@@ -604,13 +611,16 @@ def check_routing(
     return judge(problem, ids, weights, max_per_rule=max_per_rule)[0]
 
 
-def tie_rows(problem: RoutingProblem) -> torch.Tensor:
+def tie_rows(problem: RoutingProblem, *, exact: bool = False) -> torch.Tensor:
     """Rows [T] bool whose selection involves a genuine near-tie (`tolerances.near_tie`, inputs not
     identical): at the kept/dropped boundary of the groups or of the experts, or between two routed slots.
 
     Computed on the canonical selection (float64 b, lower index first). Exact ties (identical inputs) are not
-    flagged: the lower-index rule decides them for every implementation.
+    flagged: the lower-index rule decides them for every implementation. With `exact=True` they are
+    flagged too (the metamorphic relations need them: permuting experts changes which index is lower).
     """
+    if not isinstance(exact, bool):
+        raise TypeError(f"exact={exact!r} ({type(exact).__name__}), but exact must be a bool")
     if not isinstance(problem, RoutingProblem):
         raise TypeError(f"problem is a {type(problem).__name__}, but problem must be a RoutingProblem")
     config = problem.config
@@ -627,16 +637,17 @@ def tie_rows(problem: RoutingProblem) -> torch.Tensor:
     sc = read_scores(problem)
     kept, routed = canonical_selection(problem, sc)
     if config.has_groups:
-        _, near = _group_precedes(sc, G)
+        _, near = _group_precedes(sc, G, include_exact=exact)
         kept_mask = torch.zeros(T, G, dtype=torch.bool).scatter(1, kept, True)
         flags |= (near & kept_mask[:, :, None] & ~kept_mask[:, None, :]).any(-1).any(-1)
     n = config.experts_per_group
     in_kept = torch.zeros(T, G, dtype=torch.bool).scatter(1, kept, True)[:, torch.arange(E) // n]
     is_routed = torch.zeros(T, E, dtype=torch.bool).scatter(1, routed, True)
     for rows in _row_chunks(T, E * K):
-        _, near = _expert_precedes(sc, rows, routed)
+        _, near = _expert_precedes(sc, rows, routed, include_exact=exact)
         boundary = (near & (in_kept[rows] & ~is_routed[rows])[:, :, None]).any(-1).any(-1)
-        between = torch.gather(near, 1, routed[rows][:, :, None].expand(-1, -1, K)).any(-1).any(-1)
+        between = torch.gather(near, 1, routed[rows][:, :, None].expand(-1, -1, K))
+        between = (between & ~torch.eye(K, dtype=torch.bool)[None]).any(-1).any(-1)
         flags[rows] |= boundary | between
     del Kg
     return flags

@@ -270,7 +270,8 @@ def routing_problems(
         dtypes: score dtypes to draw from (torch dtypes or names "float32", "bf16", ...); None: all three.
         bias_dtypes: bias dtypes, drawn independently of the scores' dtype; None: all three.
         device: where the tensors are placed (generated on CPU, then moved; the row stride is kept).
-        max_rows, min_rows: T is drawn in [min_rows, max_rows], further capped so that T * E <= 32768.
+        max_rows, min_rows: T is drawn in [min_rows, max_rows], further capped so that T * E <= 32768
+            and T * G * G <= 2^22 (keeps one example cheap for the oracle).
         row_kinds, bias_kinds: restrict the generators (subsets of ROW_KINDS, BIAS_KINDS).
 
     Each problem's `seed` is the drawn generator seed; `note` lists the row and bias kinds used.
@@ -319,7 +320,9 @@ def routing_problems(
     def problems(draw: st.DrawFn) -> RoutingProblem:
         config = draw(config_strategy)
         E = config.num_experts
-        cap = max(min_rows, min(max_rows, MAX_ELEMENTS // E))
+        # T * E <= 32768, and T * G * G <= 2^22 (the oracle compares groups pairwise).
+        G = config.num_expert_group
+        cap = max(min_rows, min(max_rows, MAX_ELEMENTS // E, max(1, (1 << 22) // (G * G))))
         T = draw(
             st.one_of(st.integers(max(min_rows, 1), max(min_rows, min(cap, 8))), st.integers(min_rows, cap))
         )

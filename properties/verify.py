@@ -8,7 +8,7 @@ device; the oracle judges on CPU. An exception raised by `impl` is a failure, re
 Profiles (registered with Hypothesis once, on import, as "moegate-ci", "moegate-dev", "moegate-deep"; chosen
 by `profile=`, else the environment variable MOEGATE_PROFILE, else "ci"). Example counts are per property:
 
-    ci    derandomized, 50 examples per property, T <= 16: the CPU CI run and the mutant panel
+    ci    derandomized, 100 examples per property, T <= 16: the CPU CI run and the mutant panel
     dev   200 examples per property, T <= 64, random, with the example database (local work)
     deep  1500 examples per property (10,500 per dtype), T <= 32, random: the GPU run
 
@@ -54,7 +54,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "ci": Profile("ci", "moegate-ci", examples=50, max_rows=16, derandomize=True, use_database=False),
+    "ci": Profile("ci", "moegate-ci", examples=100, max_rows=16, derandomize=True, use_database=False),
     "dev": Profile("dev", "moegate-dev", examples=200, max_rows=64, derandomize=False, use_database=True),
     "deep": Profile(
         "deep", "moegate-deep", examples=1500, max_rows=32, derandomize=False, use_database=False
