@@ -18,6 +18,7 @@ a `fill` value (many exact ties, shrinkable). Each row is one of `ROW_KINDS`:
     all_nan      every logit NaN
     all_neg_inf  every logit -inf (p = 0 everywhere)
     very_negative logits in [-120, -40]: sigmoid underflows, all-zero p rows (the 1e-20 epsilon)
+    tie_block    up to 3 rows drawn by Hypothesis from `TIE_VALUES` with a `fill` value (shrinkable ties)
 
 and the bias is one of `BIAS_KINDS` (none, DeepSeek-like small per-expert values, ties, large, zero,
 non-finite entries). Arguments are validated when a strategy is built, not when it is drawn.
@@ -53,6 +54,7 @@ ROW_KINDS = (
     "all_nan",
     "all_neg_inf",
     "very_negative",
+    "tie_block",
 )
 BIAS_KINDS = ("none", "deepseek", "ties", "large", "zero", "nonfinite")
 
@@ -315,6 +317,8 @@ def routing_problems(
             raise ValueError(f"bias_kinds contains {k!r}, but each must be one of {BIAS_KINDS}")
     if not kinds or not b_kinds:
         raise ValueError("row_kinds and bias_kinds must not be empty")
+    generated = [k for k in kinds if k != "tie_block"]
+    with_tie_block = "tie_block" in kinds
 
     @st.composite
     def problems(draw: st.DrawFn) -> RoutingProblem:
@@ -328,13 +332,22 @@ def routing_problems(
         )
         dtype = draw(st.sampled_from(score_dtypes))
         seed = draw(st.integers(0, 2**32 - 1))
-        used = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=3, unique=True))
+        used = (
+            draw(st.lists(st.sampled_from(generated), min_size=1, max_size=3, unique=True))
+            if generated
+            else []
+        )
         gen = torch.Generator().manual_seed(seed)
-        row_kind = torch.randint(len(used), (T,), generator=gen).tolist()
-        rows = [_row_values(used[k], E, gen) for k in row_kind]
-        scores = torch.stack(rows) if rows else torch.empty(0, E)
+        row_kind = torch.randint(max(1, len(used)), (T,), generator=gen).tolist()
+        rows = [_row_values(used[k], E, gen) for k in row_kind] if used else []
+        scores = torch.stack(rows) if rows else torch.zeros(T, E)
         # A Hypothesis-drawn block of rows with exact ties (fill: most entries share one value).
-        tie_block = draw(st.integers(0, min(T, 3)))
+        if not with_tie_block:
+            tie_block = 0
+        elif not used:
+            tie_block = T
+        else:
+            tie_block = draw(st.integers(0, min(T, 3)))
         if tie_block:
             block = draw(
                 arrays(
