@@ -663,7 +663,7 @@ def canonical_selection(
     T, E, G, n = problem.num_rows, config.num_experts, config.num_expert_group, config.experts_per_group
     kept = torch.sort(-sc.group, dim=-1, stable=True).indices[:, : config.topk_group]
     kept_sorted = torch.sort(kept, dim=-1).values
-    candidates = (kept_sorted[:, :, None] * n + torch.arange(n)).reshape(T, -1)
+    candidates = (kept_sorted[:, :, None] * n + torch.arange(n)).reshape(T, config.topk_group * n)
     order = torch.sort(-torch.gather(sc.b, 1, candidates), dim=-1, stable=True).indices[:, : config.topk]
     del E, G
     return kept, torch.gather(candidates, 1, order)

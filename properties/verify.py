@@ -6,13 +6,15 @@ Problems are drawn on CPU and moved to `device` before `impl` is called; the ref
 device; the oracle judges on CPU. An exception raised by `impl` is a failure, reported like any other.
 
 Profiles (registered with Hypothesis once, on import, as "moegate-ci", "moegate-dev", "moegate-deep"; chosen
-by `profile=`, else the environment variable MOEGATE_PROFILE, else "ci"). Example counts are per property:
+by `profile=`, else the environment variable MOEGATE_PROFILE, else the moegate profile Hypothesis has
+loaded, else "ci"). Example counts are per property:
 
     ci    derandomized, 100 examples per property, T <= 16: the CPU CI run and the mutant panel
     dev   200 examples per property, T <= 64, random, with the example database (local work)
     deep  1500 examples per property (10,500 per dtype), T <= 32, random: the GPU run
 
-In pytest, Hypothesis' own option selects the same profiles for @given tests:
+In pytest, tests/conftest.py calls `load_profile()` (moegate-ci unless $MOEGATE_PROFILE says otherwise) and
+Hypothesis' own option overrides it, for @given tests and for verify() alike:
 `pytest --hypothesis-profile=moegate-deep`.
 """
 
@@ -91,16 +93,31 @@ register_profiles()
 
 
 def resolve_profile(profile: str | None = None) -> Profile:
-    """The Profile named `profile` ("ci", "dev", "deep", or "moegate-<name>"), else $MOEGATE_PROFILE,
-    else ci."""
-    name = profile if profile is not None else os.environ.get(PROFILE_ENV, "ci")
+    """The Profile named `profile` ("ci", "dev", "deep", or "moegate-<name>"); when None: $MOEGATE_PROFILE,
+    else the moegate profile Hypothesis has loaded (pytest --hypothesis-profile=moegate-deep), else ci."""
+    if profile is not None:
+        name, source = profile, "profile"
+    elif os.environ.get(PROFILE_ENV):
+        name, source = os.environ[PROFILE_ENV], f"${PROFILE_ENV}"
+    else:
+        current = getattr(settings, "_current_profile", None)
+        loaded = [p for p in PROFILES.values() if p.hypothesis_name == current]
+        return loaded[0] if loaded else PROFILES["ci"]
     if not isinstance(name, str):
         raise TypeError(f"profile={profile!r} ({type(profile).__name__}), but profile must be a str or None")
     key = name.strip().lower().removeprefix("moegate-")
     if key not in PROFILES:
-        source = "profile" if profile is not None else f"${PROFILE_ENV}"
         raise ValueError(f"{source}={name!r}, but the profile must be one of {tuple(PROFILES)}")
     return PROFILES[key]
+
+
+def load_profile(profile: str | None = None) -> Profile:
+    """Load the moegate Hypothesis profile (`resolve_profile(profile)`) as Hypothesis' current profile, so
+    that @given tests use it; returns it. tests/conftest.py calls this once; pytest's
+    `--hypothesis-profile=moegate-<name>` still overrides it afterwards."""
+    chosen = resolve_profile(profile)
+    settings.load_profile(chosen.hypothesis_name)
+    return chosen
 
 
 # ---- the properties ------------------------------------------------------------------------------------

@@ -13,16 +13,15 @@ from moegate.properties.problem import RoutingProblem
 from moegate.properties.strategies import routing_problems
 from moegate.reference import RoutingConfig, get_preset, route
 
-QUICK = settings(
-    max_examples=60, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-)
+# Example counts come from the loaded Hypothesis profile (moegate-ci in CI; --hypothesis-profile to change).
+PROFILED = settings(deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.mark.parametrize("name", list(metamorphic.RELATIONS))
 def test_relation_holds_on_reference(name: str) -> None:
     relation = metamorphic.RELATIONS[name]
 
-    @QUICK
+    @PROFILED
     @given(problem=routing_problems(max_rows=12), seed=st.integers(0, 2**31 - 1))
     def check(problem: RoutingProblem, seed: int) -> None:
         message = relation(route, problem, seed)

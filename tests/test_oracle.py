@@ -7,10 +7,12 @@ import math
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
 
 from moegate.properties import oracle
 from moegate.properties.oracle import Violation, check_routing, tie_rows
 from moegate.properties.problem import RoutingProblem
+from moegate.properties.strategies import routing_problems
 from moegate.reference import RoutingConfig, get_preset, route
 
 
@@ -362,3 +364,34 @@ def test_max_per_rule_caps_listing_not_rows() -> None:
     found, bad_rows = oracle.judge(problem, ids, nan_w, max_per_rule=5)
     assert sum(v.rule == "no_nan" for v in found) == 5
     assert bool(bad_rows.all())
+
+
+@settings(deadline=None, suppress_health_check=list(HealthCheck))
+@given(problem=routing_problems(max_rows=8))
+def test_float64_canonical_answer_is_accepted(problem: RoutingProblem) -> None:
+    # Another valid implementation: SPEC computed in float64 with its own tie resolution. Where it and the
+    # float32 reference differ, they differ on near-ties only, and the oracle must accept both.
+    config = problem.config
+    sc = oracle.read_scores(problem)
+    _, routed = oracle.canonical_selection(problem, sc)
+    w = torch.gather(sc.p, 1, routed)
+    if config.renormalize:
+        w = w / (w.sum(-1, keepdim=True) + 1e-20)
+    T, E, S, r = (
+        problem.num_rows,
+        config.num_experts,
+        config.num_fused_shared_experts,
+        config.routed_scaling_factor,
+    )
+    if config.num_shared_slots == 0:
+        shared = torch.empty(T, 0, dtype=torch.int64)
+    elif config.shared_expert_mode == "split":
+        shared = (E + torch.arange(S)).expand(T, S)
+    else:
+        shared = (E + torch.arange(T) % S)[:, None]
+    weights = torch.cat([w, torch.full(shared.shape, 1.0 / r, dtype=torch.float64)], dim=1)
+    if config.apply_routed_scaling_factor_on_output:
+        weights = weights * r
+    ids = torch.cat([routed, shared], dim=1).to(torch.int32)
+    found = check_routing(problem, ids, weights.to(torch.float32))
+    assert found == [], [str(v) for v in found[:5]]
