@@ -107,16 +107,24 @@ def _nan_to_neg_inf(x: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isnan(x), torch.full_like(x, NEG_INF), x)
 
 
+def _by_value(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """fn applied elementwise through the distinct values of x, so that equal inputs give bitwise equal
+    outputs: torch's vectorized transcendental functions and their scalar tail loop can differ by an ulp
+    for the same value at different positions of a buffer."""
+    values, inverse = torch.unique(x, return_inverse=True)
+    return fn(values)[inverse]
+
+
 def read_scores(problem: RoutingProblem) -> Scores:
     """SPEC steps 1-3 recomputed in float64 on CPU: probabilities, biased scores, group scores."""
     config = problem.config
     x = _nan_to_neg_inf(problem.scores.detach().to("cpu", torch.float64))
     if config.scoring_func == "sigmoid":
-        p = torch.sigmoid(x)
+        p = _by_value(torch.sigmoid, x)
     else:
         row_max = x.amax(dim=-1, keepdim=True) if x.shape[0] else x.new_zeros(0, 1)
         finite_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-        e = torch.exp(x - finite_max)
+        e = _by_value(torch.exp, x - finite_max)
         p = e / e.sum(dim=-1, keepdim=True)
         pos_inf = (x == float("inf")).to(torch.float64)
         p = torch.where(row_max == float("inf"), pos_inf / pos_inf.sum(dim=-1, keepdim=True), p)
