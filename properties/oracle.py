@@ -172,6 +172,57 @@ def _expert_precedes(
     return precedes, near
 
 
+def _exact_keys(sc: Scores, ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact-tie key (bias, logit) of experts [T, E] (or of the experts `ids` [T, N]): equal keys mean
+    bitwise-equal b in any deterministic implementation. An infinite b (from an infinite bias) ties with
+    the same infinity whatever the logit, so its logit part is 0."""
+    x, bias = sc.x, sc.bias.expand_as(sc.x)
+    b = sc.b
+    if ids is not None:
+        x, bias, b = torch.gather(x, 1, ids), torch.gather(bias, 1, ids), torch.gather(b, 1, ids)
+    return bias, torch.where(torch.isinf(b), torch.zeros_like(x), x)
+
+
+def _runs(major: torch.Tensor, minor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions sorted by (major, minor, position) per row, and the run id of each sorted position
+    (runs: equal (major, minor)). [T, N] int64 each."""
+    order = torch.sort(minor, dim=-1, stable=True).indices
+    order = torch.gather(order, 1, torch.sort(torch.gather(major, 1, order), dim=-1, stable=True).indices)
+    a, c = torch.gather(major, 1, order), torch.gather(minor, 1, order)
+    new = torch.ones_like(order, dtype=torch.bool)
+    new[:, 1:] = (a[:, 1:] != a[:, :-1]) | (c[:, 1:] != c[:, :-1])
+    return order, torch.cumsum(new.to(torch.int64), dim=-1) - 1
+
+
+def _exact_lower_unrouted(sc: Scores, is_routed: torch.Tensor) -> torch.Tensor:
+    """[T, E] bool: expert f is not routed but has the same exact-tie key as a routed expert of higher
+    index (the lower-index rule should have picked f)."""
+    order, run = _runs(*_exact_keys(sc))
+    index = order
+    routed_sorted = torch.gather(is_routed, 1, order)
+    top = torch.full_like(index, -1).scatter_reduce(
+        1, run, torch.where(routed_sorted, index, torch.full_like(index, -1)), "amax", include_self=True
+    )
+    flagged_sorted = (torch.gather(top, 1, run) > index) & ~routed_sorted
+    return torch.zeros_like(is_routed).scatter(1, order, flagged_sorted)
+
+
+def _exact_out_of_order(sc: Scores, routed: torch.Tensor) -> torch.Tensor:
+    """[T, K] bool: slot j holds an expert with the same exact-tie key as an expert of an earlier slot and a
+    lower index than it (identical inputs must come in ascending index order)."""
+    order, run = _runs(*_exact_keys(sc, routed))
+    ids = torch.gather(routed, 1, order)
+    bad = torch.zeros_like(order, dtype=torch.bool)
+    bad[:, 1:] = (run[:, 1:] == run[:, :-1]) & (ids[:, 1:] < ids[:, :-1])
+    return torch.zeros_like(bad).scatter(1, order, bad)
+
+
+def _prefix_min(x: torch.Tensor) -> torch.Tensor:
+    """[T, K]: the minimum of x over the earlier slots (+inf for slot 0)."""
+    shifted = torch.cat([torch.full_like(x[:, :1], float("inf")), x[:, :-1]], dim=1)
+    return torch.cummin(shifted, dim=1).values
+
+
 def _group_precedes(
     sc: Scores, num_expert_group: int, include_exact: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -437,21 +488,18 @@ def expert_selection(
     """Step 5: no candidate of a kept group beats a routed expert (tie-aware), and the routed slots are in
     descending order of b (ties: lower index first when the inputs are identical)."""
     config = problem.config
-    T, E, K, G = problem.num_rows, config.num_experts, config.topk, config.num_expert_group
+    T, E, G = problem.num_rows, config.num_experts, config.num_expert_group
     n, Kg = config.experts_per_group, config.topk_group
-    is_routed = torch.zeros(T, E, dtype=torch.bool).scatter(1, routed, True)
-    beats = torch.zeros(T, E, dtype=torch.bool)
-    beaten_slot = torch.zeros(T, E, dtype=torch.int64)
-    order_bad = torch.zeros(T, K, dtype=torch.bool)
-    for rows in _row_chunks(T, E * K):
-        precedes, _ = _expert_precedes(sc, rows, routed)
-        beats[rows] = precedes.any(-1) & ~is_routed[rows]
-        # The last (weakest) routed slot that f beats.
-        beaten_slot[rows] = (precedes * torch.arange(1, K + 1)).amax(-1) - 1
-        # M[t, j, i]: slot j's expert strictly precedes slot i's expert; bad when i < j.
-        between = torch.gather(precedes, 1, routed[rows][:, :, None].expand(-1, -1, K))
-        order_bad[rows] = (between & torch.ones(K, K, dtype=torch.bool).triu(1).T[None]).any(-1)
     b = sc.b
+    is_routed = torch.zeros(T, E, dtype=torch.bool).scatter(1, routed, True)
+    b_routed = torch.gather(b, 1, routed)
+    # f beats a routed expert by value iff it beats the weakest one: b_f - b_e - tie_width(b_f, b_e) falls
+    # as b_e grows (TIE_RTOL < 1), so the routed expert with the smallest b is the easiest to beat.
+    weakest = b_routed.amin(-1, keepdim=True).expand_as(b)
+    beats = (_strictly_greater(b, weakest) | _exact_lower_unrouted(sc, is_routed)) & ~is_routed
+    # Slot j is out of order iff its b beats the smallest b of the earlier slots (same argument), or an
+    # earlier slot holds identical inputs with a higher index.
+    order_bad = _strictly_greater(b_routed, _prefix_min(b_routed)) | _exact_out_of_order(sc, routed)
     expert_group = torch.arange(E) // n
     must_consider = candidate_groups[:, expert_group]
     violating = beats & must_consider & usable[:, None]
@@ -459,7 +507,9 @@ def expert_selection(
         f = int(torch.where(violating[row], b[row], torch.full_like(b[row], NEG_INF)).argmax())
         if not violating[row, f]:
             f = int(violating[row].nonzero()[0])
-        slot = int(beaten_slot[row, f])
+        # The last (weakest) routed slot that f beats.
+        precedes, _ = _expert_precedes(sc, slice(row, row + 1), routed)
+        slot = int(precedes[0, f].nonzero().max())
         e = int(routed[row, slot])
         identical = sc.x[row, f] == sc.x[row, e] and sc.bias[f] == sc.bias[e]
         why = (
@@ -651,13 +701,21 @@ def tie_rows(problem: RoutingProblem, *, exact: bool = False) -> torch.Tensor:
     n = config.experts_per_group
     in_kept = torch.zeros(T, G, dtype=torch.bool).scatter(1, kept, True)[:, torch.arange(E) // n]
     is_routed = torch.zeros(T, E, dtype=torch.bool).scatter(1, routed, True)
-    for rows in _row_chunks(T, E * K):
-        _, near = _expert_precedes(sc, rows, routed, include_exact=exact)
-        boundary = (near & (in_kept[rows] & ~is_routed[rows])[:, :, None]).any(-1).any(-1)
-        between = torch.gather(near, 1, routed[rows][:, :, None].expand(-1, -1, K))
-        between = (between & ~torch.eye(K, dtype=torch.bool)[None]).any(-1).any(-1)
-        flags[rows] |= boundary | between
-    del Kg
+    b = sc.b
+    b_routed = torch.gather(b, 1, routed)  # descending: the canonical selection is sorted
+    # A dropped candidate near-ties some routed expert iff it near-ties the weakest one (|b_e - b_f| -
+    # tie_width grows with b_e), and the routed slots near-tie iff two consecutive ones do.
+    weakest = b_routed[:, -1:]
+    major, minor = _exact_keys(sc)
+    w_major, w_minor = torch.gather(major, 1, routed[:, -1:]), torch.gather(minor, 1, routed[:, -1:])
+    boundary = tolerances.near_tie(b, weakest.expand_as(b)) & in_kept & ~is_routed
+    r_major, r_minor = _exact_keys(sc, routed)
+    between = tolerances.near_tie(b_routed[:, 1:], b_routed[:, :-1])
+    if not exact:
+        boundary &= ~((major == w_major) & (minor == w_minor))
+        between &= ~((r_major[:, 1:] == r_major[:, :-1]) & (r_minor[:, 1:] == r_minor[:, :-1]))
+    flags |= boundary.any(-1) | between.any(-1)
+    del K, Kg
     return flags
 
 
