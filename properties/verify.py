@@ -332,14 +332,17 @@ def _replay(
     aux: int,
     profile: Profile,
     seed: int | None,
+    device: torch.device,
 ) -> str:
     lines = []
     blobs = [n for n in getattr(error, "__notes__", []) if n.startswith("@reproduce_failure")]
     if problem is not None and problem.num_rows * problem.config.num_experts <= 4096:
         lines += [
-            "# rebuild the shrunk example and run the failing check:",
+            "# rebuild the shrunk example and run the failing check (define `impl` first):",
             problem_literal(problem).rstrip(),
+            "from moegate.properties.problem import RoutingProblem",
             "from moegate.properties.verify import PROPERTIES",
+            f"device = {str(device)!r}",
             f"PROPERTIES[{name!r}](impl, RoutingProblem(config, scores.to(device), "
             f"None if bias is None else bias.to(device)), seed={aux})",
         ]
@@ -487,7 +490,7 @@ def _run_property(
         if counts["failed"] == 0:
             raise  # not a property failure: Hypothesis or moegate itself is misconfigured
         failure = _describe_failure(error, last_failing[0])
-        replay = _replay(error, name, last_failing[0], last_failing[1], prof, seed)
+        replay = _replay(error, name, last_failing[0], last_failing[1], prof, seed, device)
     return PropertyResult(
         name=name,
         examples=counts["calls"],

@@ -11,7 +11,6 @@ from hypothesis import settings
 
 from moegate.properties import verify as verify_module
 from moegate.properties.mutants import MUTANTS
-from moegate.properties.problem import RoutingProblem
 from moegate.properties.verify import PROFILES, PROPERTIES, Report, resolve_profile, verify
 from moegate.reference import RoutingConfig, route
 
@@ -47,7 +46,7 @@ def test_failure_reports_shrunk_example_and_replay() -> None:
     assert "FAIL" in report.format() and "replay:" in report.format()
     # The replay snippet rebuilds the example and fails the same way.
     snippet = result.replay.split("# or rerun")[0]
-    namespace = {"impl": MUTANTS["shared_weight_one"].impl, "device": "cpu", "RoutingProblem": RoutingProblem}
+    namespace = {"impl": MUTANTS["shared_weight_one"].impl}
     with pytest.raises(AssertionError, match="shared weight 1, expected"):
         exec(snippet, namespace)
 
