@@ -682,13 +682,7 @@ def tie_rows(problem: RoutingProblem, *, exact: bool = False) -> torch.Tensor:
     if not isinstance(problem, RoutingProblem):
         raise TypeError(f"problem is a {type(problem).__name__}, but problem must be a RoutingProblem")
     config = problem.config
-    T, E, K, G, Kg = (
-        problem.num_rows,
-        config.num_experts,
-        config.topk,
-        config.num_expert_group,
-        config.topk_group,
-    )
+    T, E, G = problem.num_rows, config.num_experts, config.num_expert_group
     flags = torch.zeros(T, dtype=torch.bool)
     if T == 0:
         return flags
@@ -715,7 +709,6 @@ def tie_rows(problem: RoutingProblem, *, exact: bool = False) -> torch.Tensor:
         boundary &= ~((major == w_major) & (minor == w_minor))
         between &= ~((r_major[:, 1:] == r_major[:, :-1]) & (r_minor[:, 1:] == r_minor[:, :-1]))
     flags |= boundary.any(-1) | between.any(-1)
-    del K, Kg
     return flags
 
 
@@ -726,10 +719,9 @@ def canonical_selection(
     experts [T, K], int64. One valid answer among those `check_routing` accepts."""
     config = problem.config
     sc = read_scores(problem) if sc is None else sc
-    T, E, G, n = problem.num_rows, config.num_experts, config.num_expert_group, config.experts_per_group
+    T, n = problem.num_rows, config.experts_per_group
     kept = torch.sort(-sc.group, dim=-1, stable=True).indices[:, : config.topk_group]
     kept_sorted = torch.sort(kept, dim=-1).values
     candidates = (kept_sorted[:, :, None] * n + torch.arange(n)).reshape(T, config.topk_group * n)
     order = torch.sort(-torch.gather(sc.b, 1, candidates), dim=-1, stable=True).indices[:, : config.topk]
-    del E, G
     return kept, torch.gather(candidates, 1, order)
