@@ -39,7 +39,7 @@ from .problem import RoutingProblem
 RENORMALIZE_EPSILON = 1e-20  # SPEC step 6, restated: the oracle reads SPEC.md, not the reference.
 NEG_INF = float("-inf")
 
-# Pairwise comparisons [rows, E, K] are done in chunks of rows of at most this many elements.
+# Pairwise group comparisons [rows, G, G, E / G] are done in chunks of rows of at most this many elements.
 _CHUNK_ELEMENTS = 1 << 22
 
 RULES = (
