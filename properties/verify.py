@@ -149,11 +149,17 @@ def check_oracle(impl: Impl, problem: RoutingProblem, seed: int) -> None:
         if t.device != problem.device:
             problems.append(f"[output_format] {name} is on {t.device}, but must be on the scores' device")
     violations = oracle.check_routing(problem, ids, weights)
-    problems.extend(str(v) for v in violations[:12])
-    if len(violations) > 12:
-        problems.append(f"... and {len(violations) - 12} more listed violations")
+    # Up to 4 per rule, so that every broken rule shows (the invariant comes last in check order).
+    by_rule: dict[str, list[oracle.Violation]] = {}
+    for v in violations:
+        by_rule.setdefault(v.rule, []).append(v)
+    for rule, found in by_rule.items():
+        problems.extend(str(v) for v in found[:4])
+        if len(found) > 4:
+            problems.append(f"... and {len(found) - 4} more listed [{rule}] violations")
     if problems:
-        raise AssertionError(f"{len(problems)} SPEC violations:\n" + "\n".join(problems))
+        counts = ", ".join(f"{rule}: {len(found)}" for rule, found in by_rule.items())
+        raise AssertionError(f"SPEC violations ({counts or 'see below'}):\n" + "\n".join(problems))
 
 
 def check_differential(impl: Impl, problem: RoutingProblem, seed: int) -> None:
