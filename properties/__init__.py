@@ -17,28 +17,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-import torch
-
 from . import tolerances
 from .differential import DiffReport, assert_routing_close, compare
 from .oracle import Violation, check_routing, tie_rows
 from .problem import RoutingProblem, format_config
-
-
-def _warm_up_transcendentals() -> None:
-    """Call torch's float32 exp and sigmoid once on a tensor big enough for the parallel path.
-
-    Observed with torch 2.13 on a 2-core AVX-512 CPU: in about one process in ten, the *first* float32
-    torch.exp (or sigmoid) call returns values off by up to 1.5e-4 relative (every later call is exact to an
-    ulp). The reference's p would then be wrong beyond the weight tolerance and the suite would flag the
-    reference. One throw-away call at import absorbs it. (The oracle computes in float64 and is unaffected.)
-    """
-    x = torch.linspace(-10.0, 10.0, 1 << 16)
-    torch.exp(x)
-    torch.sigmoid(x)
-
-
-_warm_up_transcendentals()
 
 _LAZY = {
     "Report": ("verify", "Report"),

@@ -5,6 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from moegate.properties.verify import load_profile
+
+# Hypothesis profile for every @given test and verify(): moegate-ci unless $MOEGATE_PROFILE says otherwise;
+# pytest's --hypothesis-profile=moegate-deep overrides both.
+load_profile()
+
 
 def _gpu_unavailable_reason() -> str | None:
     if not torch.cuda.is_available():
