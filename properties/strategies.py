@@ -20,8 +20,9 @@ a `fill` value (many exact ties, shrinkable). Each row is one of `ROW_KINDS`:
     very_negative logits in [-120, -40]: sigmoid underflows, all-zero p rows (the 1e-20 epsilon)
     tie_block    up to 3 rows drawn by Hypothesis from `TIE_VALUES` with a `fill` value (shrinkable ties)
 
-and the bias is one of `BIAS_KINDS` (none, DeepSeek-like small per-expert values, ties, large, zero,
-non-finite entries). Arguments are validated when a strategy is built, not when it is drawn.
+and the bias is one of `BIAS_KINDS` (none, DeepSeek-like small per-expert values, ties, large, negative
+(b < 0 for most experts), zero, non-finite entries). Arguments are validated when a strategy is built,
+not when it is drawn.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ ROW_KINDS = (
     "very_negative",
     "tie_block",
 )
-BIAS_KINDS = ("none", "deepseek", "ties", "large", "zero", "nonfinite")
+BIAS_KINDS = ("none", "deepseek", "ties", "large", "negative", "zero", "nonfinite")
 
 # Experts counts: small and odd ones first (Hypothesis shrinks toward the front), then real model sizes.
 EXPERT_COUNTS = (1, 2, 3, 4, 5, 6, 8, 9, 12, 16, 20, 24, 32, 48, 60, 64, 128, 160, 256, 384, 512, 1024)
@@ -220,6 +221,10 @@ def _bias_values(kind: str, E: int, gen: torch.Generator) -> torch.Tensor | None
         return torch.tensor([0.0, 0.01, -0.01])[torch.randint(3, (E,), generator=gen)]
     if kind == "large":
         return torch.randn(E, generator=gen)
+    if kind == "negative":
+        # b = p + bias < 0 for most experts: a dropped-group sentinel of 0 (instead of -inf) then beats
+        # every kept expert, the "wrong group sentinel" bug class.
+        return -0.5 - torch.rand(E, generator=gen)
     if kind == "zero":
         return torch.zeros(E)
     if kind == "nonfinite":
