@@ -232,3 +232,22 @@ def test_golden_set_catches_a_perturbed_reference() -> None:
 def test_golden_set_replays_against_the_fused_kernel_on_cuda() -> None:
     report = fx.check_fixture_set(GOLDEN, load_impl("optimized"), device="cuda")
     assert report.ok, report.format(verbose=False)
+
+
+# ---- a fixture set recorded by the fused kernel on a GPU --------------------------------------------------
+KERNEL_SET = Path(__file__).resolve().parent / "kernel_fixtures" / "h200"
+
+
+def test_kernel_recorded_set_replays_on_cpu_against_the_reference() -> None:
+    """Recorded on an NVIDIA H200 by `moegate fixtures record --preset all --edge-cases --impl optimized`
+    (tools/gpu_final.sh): what the kernel computed there is what the reference computes here, and every
+    stored kernel output satisfies the oracle."""
+    manifest = json.loads((KERNEL_SET / fx.MANIFEST_NAME).read_text())
+    assert manifest["impl"] == "optimized" and manifest["device"] == "cuda"
+    cases = fx.load_fixture_set(KERNEL_SET)
+    assert len(cases) == len(GOLDEN_NAMES)
+    for case in cases:
+        violations = oracle.check_routing(case.problem, case.ids, case.weights)
+        assert not violations, f"{case.name}: {violations[:3]}"
+    report = fx.check_fixture_set(KERNEL_SET, REFERENCE, device="cpu")
+    assert report.ok, report.format(verbose=False)
