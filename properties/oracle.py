@@ -115,32 +115,45 @@ def _by_value(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> to
     return fn(values)[inverse]
 
 
+def probabilities(x: torch.Tensor, scoring_func: str) -> torch.Tensor:
+    """SPEC step 1 in float64: x [T, E] float64 (NaN already read as -inf) -> p [T, E] float64."""
+    if scoring_func == "sigmoid":
+        return _by_value(torch.sigmoid, x)
+    row_max = x.amax(dim=-1, keepdim=True) if x.shape[0] else x.new_zeros(0, 1)
+    finite_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    e = _by_value(torch.exp, x - finite_max)
+    p = e / e.sum(dim=-1, keepdim=True)
+    pos_inf = (x == float("inf")).to(torch.float64)
+    p = torch.where(row_max == float("inf"), pos_inf / pos_inf.sum(dim=-1, keepdim=True), p)
+    return torch.where(row_max == NEG_INF, torch.zeros_like(p), p)
+
+
+def biased_scores(p: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """SPEC step 2 in float64: p [T, E] + bias [E] (read as float32, NaN -> -inf), NaN read as -inf."""
+    return _nan_to_neg_inf(p + bias)
+
+
+def group_scores(b: torch.Tensor, num_expert_group: int, has_bias: bool) -> torch.Tensor:
+    """SPEC step 3 in float64: b [T, E] -> [T, G]; top-2 sum with a bias, the maximum without."""
+    num_rows = b.shape[0]
+    grouped = b.reshape(num_rows, num_expert_group, b.shape[1] // num_expert_group)
+    if not has_bias:
+        return grouped.amax(dim=-1) if num_rows else grouped.new_zeros(0, num_expert_group)
+    top_two = torch.sort(grouped, dim=-1, descending=True).values[..., :2]
+    return _nan_to_neg_inf(top_two.sum(dim=-1))
+
+
 def read_scores(problem: RoutingProblem) -> Scores:
     """SPEC steps 1-3 recomputed in float64 on CPU: probabilities, biased scores, group scores."""
     config = problem.config
     x = _nan_to_neg_inf(problem.scores.detach().to("cpu", torch.float64))
-    if config.scoring_func == "sigmoid":
-        p = _by_value(torch.sigmoid, x)
-    else:
-        row_max = x.amax(dim=-1, keepdim=True) if x.shape[0] else x.new_zeros(0, 1)
-        finite_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-        e = _by_value(torch.exp, x - finite_max)
-        p = e / e.sum(dim=-1, keepdim=True)
-        pos_inf = (x == float("inf")).to(torch.float64)
-        p = torch.where(row_max == float("inf"), pos_inf / pos_inf.sum(dim=-1, keepdim=True), p)
-        p = torch.where(row_max == NEG_INF, torch.zeros_like(p), p)
+    p = probabilities(x, config.scoring_func)
     if problem.bias is None:
         bias = torch.zeros(config.num_experts, dtype=torch.float64)
     else:
         bias = _nan_to_neg_inf(problem.bias.detach().to("cpu", torch.float32).to(torch.float64))
-    b = _nan_to_neg_inf(p + bias)
-    num_rows = x.shape[0]
-    grouped = b.reshape(num_rows, config.num_expert_group, config.experts_per_group)
-    if problem.bias is None:
-        group = grouped.amax(dim=-1) if num_rows else grouped.new_zeros(0, config.num_expert_group)
-    else:
-        top_two = torch.sort(grouped, dim=-1, descending=True).values[..., :2]
-        group = _nan_to_neg_inf(top_two.sum(dim=-1))
+    b = biased_scores(p, bias)
+    group = group_scores(b, config.num_expert_group, has_bias=problem.bias is not None)
     return Scores(x=x, bias=bias, p=p, b=b, group=group, has_bias=problem.bias is not None)
 
 

@@ -10,6 +10,7 @@ from .config import BIAS_DTYPES, SCORE_DTYPES, SCORING_FUNCS, SHARED_EXPERT_MODE
 from .presets import PRESET_HAS_BIAS, PRESETS, get_preset, preset_has_bias, preset_names
 from .routing import (
     RENORMALIZE_EPSILON,
+    SPEC_STEPS,
     biased_scores,
     expert_selection,
     group_scores,
@@ -45,6 +46,7 @@ __all__ = [
     "SCORE_DTYPES",
     "SCORING_FUNCS",
     "SHARED_EXPERT_MODES",
+    "SPEC_STEPS",
     "RoutingConfig",
     "ToyMoE",
     "biased_scores",

@@ -15,6 +15,19 @@ import torch
 
 from .config import RoutingConfig, check_inputs
 
+# SPEC.md's steps 1 to 8, in order: each is a function here, a device function or labelled section of
+# optimized/kernels/route.cu, and a check or rule of properties/oracle.py, under the same name.
+SPEC_STEPS = (
+    "probabilities",
+    "biased_scores",
+    "group_scores",
+    "group_selection",
+    "expert_selection",
+    "routed_weights",
+    "shared_slots",
+    "output_scaling",
+)
+
 NEG_INF = float("-inf")
 RENORMALIZE_EPSILON = 1e-20  # SPEC step 6: added to the routed sum, so an all-zero row gives 0, not NaN.
 
