@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from moegate.optimized import KERNEL_SOURCE, KNOWN_DEFINES, name_expressions, nvcc_options
+from moegate.reference import SPEC_STEPS
 
 NVCC = shutil.which("nvcc")
 needs_nvcc = pytest.mark.skipif(
@@ -61,15 +62,6 @@ def test_kernel_source_is_self_contained() -> None:
     # NVRTC compiles it with no include path: no #include at all, and the SPEC step names are findable.
     text = KERNEL_SOURCE.read_text()
     assert "#include" not in text
-    for step in (
-        "probabilities",
-        "biased_scores",
-        "group_scores",
-        "group_selection",
-        "expert_selection",
-        "routed_weights",
-        "shared_slots",
-        "output_scaling",
-    ):
+    for step in SPEC_STEPS:
         assert step in text, f"SPEC step {step!r} is not named in {KERNEL_SOURCE.name}"
     assert "use_fast_math" not in " ".join(nvcc_options())
