@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -61,6 +62,17 @@ class Specialization:
     def key(self) -> tuple[str, int, int, int, int]:
         """What dispatch matches: (scoring_func, E, G, Kg, K)."""
         return (self.scoring_func, self.num_experts, self.num_expert_group, self.topk_group, self.topk)
+
+    def config(self, **fields: Any) -> RoutingConfig:
+        """A RoutingConfig of this shape (scoring, E, G, Kg, K); `fields` set the others (S, r, modes...)."""
+        return RoutingConfig(
+            scoring_func=self.scoring_func,
+            num_experts=self.num_experts,
+            num_expert_group=self.num_expert_group,
+            topk_group=self.topk_group,
+            topk=self.topk,
+            **fields,
+        )
 
 
 # The dispatch table. Each row is compiled for each scores dtype.

@@ -321,15 +321,7 @@ def test_shapes(shape, dtype) -> None:
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("spec", SPECIALIZATIONS, ids=lambda s: s.name)
 def test_specialization_equals_generic_kernel(spec, dtype) -> None:
-    scoring, e, g, kg, k = spec.key
-    base = RoutingConfig(
-        num_experts=e,
-        num_expert_group=g,
-        topk_group=kg,
-        topk=k,
-        scoring_func=scoring,
-        routed_scaling_factor=2.5,
-    )
+    base = spec.config(routed_scaling_factor=2.5)
     for has_bias in (False, True):
         for renormalize in (False, True):
             for mode in ("split", "replica"):

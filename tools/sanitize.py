@@ -31,16 +31,7 @@ def worker() -> int:
     dtypes = (torch.float32, torch.bfloat16, torch.float16)
     cases: list[tuple[str, RoutingConfig, bool]] = []
     for spec in SPECIALIZATIONS:
-        scoring, e, g, kg, k = spec.key
-        config = RoutingConfig(
-            num_experts=e,
-            num_expert_group=g,
-            topk_group=kg,
-            topk=k,
-            scoring_func=scoring,
-            num_fused_shared_experts=1,
-        )
-        cases.append((f"specialized {spec.name}", config, True))
+        cases.append((f"specialized {spec.name}", spec.config(num_fused_shared_experts=1), True))
     generic = {
         "generic E=160 G=8 softmax": RoutingConfig(
             num_experts=160, topk=6, num_expert_group=8, topk_group=3, scoring_func="softmax"

@@ -235,6 +235,21 @@ struct OutputArgs {
   int width;         // W
 };
 
+// The output arguments of one launch; W = K + (S split slots | 1 replica slot | 0 when S = 0).
+__device__ __forceinline__ OutputArgs make_output_args(int num_experts, int topk, int num_shared, int replica,
+                                                      int renormalize, int apply_scaling, float r) {
+  OutputArgs a;
+  a.num_experts = num_experts;
+  a.topk = topk;
+  a.num_shared = num_shared;
+  a.replica = replica;
+  a.renormalize = renormalize;
+  a.apply_scaling = apply_scaling;
+  a.r = r;
+  a.width = topk + (num_shared == 0 ? 0 : (replica ? 1 : num_shared));
+  return a;
+}
+
 // Step 6 on the routed sum: the divisor of the routed weights (1 when not renormalizing).
 __device__ __forceinline__ float routed_weight(float p, float routed_sum, const OutputArgs& a) {
 #ifdef MOEGATE_PLANT_REVIEW_BUG
@@ -388,15 +403,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   const bool vec = Loader::vector_ok(scores, row_stride);
   const bool has_bias = bias_dtype != kNoBias;
 
-  OutputArgs out;
-  out.num_experts = E;
-  out.topk = K;
-  out.num_shared = num_shared;
-  out.replica = replica;
-  out.renormalize = renormalize;
-  out.apply_scaling = apply_scaling;
-  out.r = r;
-  out.width = K + (num_shared == 0 ? 0 : (replica ? 1 : num_shared));
+  const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
 
   // The bias in registers, once per warp.
   float bias_f[C];
@@ -582,15 +589,7 @@ __global__ void __launch_bounds__(128) route_generic_kernel(
   const i64 num_warps = static_cast<i64>(gridDim.x) * blockDim.x / kWarpSize;
   const bool has_bias = bias_dtype != kNoBias;
 
-  OutputArgs out;
-  out.num_experts = E;
-  out.topk = topk;
-  out.num_shared = num_shared;
-  out.replica = replica;
-  out.renormalize = renormalize;
-  out.apply_scaling = apply_scaling;
-  out.r = r;
-  out.width = topk + (num_shared == 0 ? 0 : (replica ? 1 : num_shared));
+  const OutputArgs out = make_output_args(E, topk, num_shared, replica, renormalize, apply_scaling, r);
 
   for (i64 row = first_warp; row < num_rows; row += num_warps) {
     const Raw* row_ptr = static_cast<const Raw*>(scores) + row * row_stride;
