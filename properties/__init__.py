@@ -3,9 +3,9 @@
 - `check_routing(problem, ids, weights) -> list[Violation]` (oracle: SPEC alone, tie-aware) and
   `tie_rows(problem)`.
 - `compare(problem, expected, actual) -> DiffReport` and `assert_routing_close` (differential).
-- `moegate.properties.verify.verify(impl, ...) -> Report`: the Hypothesis property suite against
-  `impl(scores, bias, config)` (the submodule `verify` shares the function's name, so import it from
-  there: `from moegate.properties.verify import verify`).
+- `verify(impl, ...) -> Report` (`from moegate.properties import verify`): the Hypothesis property
+  suite against `impl(scores, bias, config)`; it lives in the submodule `suite` with `Report`,
+  `PROPERTIES` and the profiles.
 - `MUTANTS`, `run_mutant_panel()`: planted bugs the suite must kill.
 - `routing_configs()`, `routing_problems()`: the strategies; `RoutingProblem`: one call's inputs.
 
@@ -23,10 +23,11 @@ from .oracle import Violation, check_routing, tie_rows
 from .problem import RoutingProblem, format_config
 
 _LAZY = {
-    "Report": ("verify", "Report"),
-    "PropertyResult": ("verify", "PropertyResult"),
-    "PROPERTIES": ("verify", "PROPERTIES"),
-    "PROFILES": ("verify", "PROFILES"),
+    "verify": ("suite", "verify"),
+    "Report": ("suite", "Report"),
+    "PropertyResult": ("suite", "PropertyResult"),
+    "PROPERTIES": ("suite", "PROPERTIES"),
+    "PROFILES": ("suite", "PROFILES"),
     "MUTANTS": ("mutants", "MUTANTS"),
     "Mutant": ("mutants", "Mutant"),
     "MutantResult": ("mutants", "MutantResult"),
@@ -65,4 +66,5 @@ __all__ = [
     "run_mutant_panel",
     "tie_rows",
     "tolerances",
+    "verify",
 ]

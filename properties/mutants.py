@@ -18,7 +18,7 @@ import torch
 from moegate import reference as R
 from moegate.reference import RoutingConfig, check_inputs
 
-from .verify import Progress, verify
+from .suite import Progress, verify
 
 Step = Callable[[SimpleNamespace], None]
 

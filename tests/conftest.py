@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from moegate.properties.impls import gpu_unavailable_reason
-from moegate.properties.verify import load_profile
+from moegate.properties.suite import load_profile
 
 # Hypothesis profile for every @given test and verify(): moegate-ci unless $MOEGATE_PROFILE says otherwise;
 # pytest's --hypothesis-profile=moegate-deep overrides both.

@@ -183,7 +183,7 @@ def test_verify_a_wrong_user_function_exits_1_and_saves_a_replayable_fixture(
 
 
 def test_mutants_json(capsys: pytest.CaptureFixture[str]) -> None:
-    from moegate.properties.cli import _mutant_names
+    from moegate.properties.commands.mutants import mutant_names as _mutant_names
 
     name = _mutant_names()[0]
     code, out, _ = run(capsys, "mutants", "--mutant", name, "--examples", "20", "--json")
@@ -238,8 +238,10 @@ def test_default_verify_on_cpu_runs_reference_fixtures_and_mutants(
 def test_default_verify_skips_missing_golden_fixtures_with_a_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "golden_fixture_dir", lambda: None)
-    monkeypatch.setattr(cli, "default_impl_name", lambda: "reference")
+    from moegate.properties.commands import common, verify
+
+    monkeypatch.setattr(verify, "golden_fixture_dir", lambda: None)
+    monkeypatch.setattr(common, "default_impl_name", lambda: "reference")
     _code, out, _ = run(capsys, "verify", "--examples", "2", "-q")
     assert "golden fixtures not found" in out and "mutants: " in out
 

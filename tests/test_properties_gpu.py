@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from moegate.properties.verify import verify
+from moegate.properties.suite import verify
 
 pytestmark = pytest.mark.gpu
 

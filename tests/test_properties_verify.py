@@ -9,9 +9,9 @@ import pytest
 import torch
 from hypothesis import settings
 
-from moegate.properties import verify as verify_module
+from moegate.properties import suite as verify_module
 from moegate.properties.mutants import MUTANTS
-from moegate.properties.verify import PROFILES, PROPERTIES, Report, resolve_profile, verify
+from moegate.properties.suite import PROFILES, PROPERTIES, Report, resolve_profile, verify
 from moegate.reference import RoutingConfig, route
 
 

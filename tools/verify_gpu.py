@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from moegate.properties.verify import PROFILES, PROPERTIES, verify
+from moegate.properties.suite import PROFILES, PROPERTIES, verify
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -347,7 +347,7 @@ def _replay(
             "# rebuild the shrunk example and run the failing check (define `impl` first):",
             problem_literal(problem).rstrip(),
             "from moegate.properties.problem import RoutingProblem",
-            "from moegate.properties.verify import PROPERTIES",
+            "from moegate.properties.suite import PROPERTIES",
             f"device = {str(device)!r}",
             f"PROPERTIES[{name!r}](impl, RoutingProblem(config, scores.to(device), "
             f"None if bias is None else bias.to(device)), seed={aux})",

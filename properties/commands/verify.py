@@ -1,0 +1,196 @@
+"""`moegate verify`: the property suite against an implementation, with the golden fixtures and the mutant
+panel when no implementation is named and no GPU is usable."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from moegate.reference import get_preset
+
+from .. import fixtures as fx
+from ..impls import Impl, gpu_unavailable_reason
+from .common import (
+    GOLDEN_ENV,
+    IMPL_HELP,
+    PROFILES,
+    Out,
+    Progress,
+    add_common,
+    golden_fixture_dir,
+    nonneg_int,
+    pos_int,
+    resolve_device,
+    resolve_impl,
+    split_list,
+    timestamp_dir,
+    usage,
+)
+from .mutants import mutant_dict, run_mutants
+
+
+def _save_failures(report: Any, impl: Impl, device: str, root: Path) -> tuple[Path | None, list[str]]:
+    """Save every failing property's shrunk counterexample as one fixture set (expected = reference)."""
+    from ..impls import load_impl as _load
+
+    reference = _load("reference")
+    failed = [r for r in report.results if r.failed and r.counterexample is not None]
+    if not failed:
+        return None, []
+    cases, errors = [], []
+    for r in failed:
+        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in r.name) or "counterexample"
+        try:
+            cases.append(
+                fx.record_case(
+                    name,
+                    r.counterexample,
+                    reference,
+                    device="cpu",
+                    preset="",
+                    extra_meta={
+                        "property": r.name,
+                        "failure": str(r.failure)[:2000],
+                        "verified_impl": impl.name,
+                    },
+                )
+            )
+        except Exception as exc:  # the reference itself may choke on the counterexample: say so
+            errors.append(f"{r.name}: counterexample not saved ({type(exc).__name__}: {exc})")
+    if not cases:
+        return None, errors
+    out_dir = timestamp_dir(root)
+    fx.write_fixture_set(
+        out_dir, cases, description=f"shrunk counterexamples of `moegate verify --impl {impl.name}`"
+    )
+    return out_dir, errors
+
+
+def cmd_verify(args: argparse.Namespace, out: Out) -> int:
+    explicit = args.impl is not None
+    impl = resolve_impl(args.impl)
+    device = resolve_device(args.device, impl)
+    configs = [get_preset(n) for n in usage(fx.resolve_presets, args.preset)] if args.preset else None
+    dtypes = [usage(fx.parse_dtype, d) for d in split_list(args.dtype)] or None
+    profile = args.profile or ("ci" if torch.device(device).type == "cpu" else "dev")
+    full_cpu_run = not explicit and impl.name == "reference"
+    notes = []
+    if full_cpu_run:
+        notes.append(
+            f"no usable GPU ({gpu_unavailable_reason()}): verifying the reference against the property "
+            "suite and the golden fixtures, then running the mutant panel"
+        )
+    elif impl.name == "optimized":
+        notes.append(
+            f"verifying the fused kernel (optimized) against the reference on {fx.device_name(device)}"
+        )
+    for note in notes:
+        out(note)
+    from .. import suite as verify_mod
+
+    progress = Progress(enabled=not args.quiet)
+    start = time.perf_counter()
+    try:
+        report = verify_mod.verify(
+            impl.fn,
+            configs=configs,
+            max_examples=args.examples,
+            device=device,
+            profile=profile,
+            dtypes=dtypes,
+            progress=progress,
+            seed=args.seed,
+            impl_name=impl.name,
+        )
+    finally:
+        progress.close()
+    ok = bool(report.ok)
+    doc: dict[str, Any] = {
+        "command": "verify",
+        "impl": impl.name,
+        "device": device,
+        "profile": profile,
+        "notes": notes,
+        "report": report.to_dict(),
+    }
+    out(report.format())
+    if not ok:
+        fail_dir, errors = _save_failures(report, impl, device, Path(args.failures_dir))
+        for e in errors:
+            out(e)
+        if fail_dir is not None:
+            replay = shlex.join(
+                ["moegate", "fixtures", "check", str(fail_dir), "--impl", impl.name, "--device", device]
+            )
+            out(f"shrunk counterexamples saved to {fail_dir}/ (expected outputs from the reference)")
+            out(f"replay: {replay}")
+            relational = [
+                r.name for r in report.results if not r.ok and r.name not in ("oracle", "differential")
+            ]
+            if relational:
+                out(
+                    f"note: {', '.join(relational)} relate(s) several calls of the impl; the fixture replays "
+                    "one call against the reference and may pass: use the property's replay above"
+                )
+            doc["failure_fixture_dir"] = str(fail_dir)
+            doc["replay"] = replay
+    if not explicit:
+        golden = golden_fixture_dir()
+        if golden is None:
+            out(f"golden fixtures not found (set ${GOLDEN_ENV} or run from a source checkout): skipped")
+            doc["fixtures"] = None
+        else:
+            fixture_report = fx.check_fixture_set(golden, impl, device=device, progress=progress)
+            out(fixture_report.format(verbose=False))
+            doc["fixtures"] = fixture_report.to_dict()
+            ok = ok and fixture_report.ok
+    if full_cpu_run:
+        results, mutants_ok = run_mutants(None, args.examples, profile, out, progress)
+        doc["mutants"] = [mutant_dict(r) for r in results]
+        ok = ok and mutants_ok
+    doc["ok"] = ok
+    out(f"verify: {'PASS' if ok else 'FAIL'} ({time.perf_counter() - start:.1f}s)")
+    if args.json:
+        out.json(doc)
+    return 0 if ok else 1
+
+
+def add_parser(sub: Any) -> None:
+    """Add this command to the `moegate` subparsers."""
+    p = sub.add_parser(
+        "verify",
+        help="run the property suite against an implementation",
+        description="Run the property suite against an implementation. Without --impl: the fused kernel "
+        "when a CUDA GPU and CuPy are usable; otherwise the reference, the golden fixtures and the "
+        "mutant panel. A failure's shrunk example is saved as a fixture set, with its replay command.",
+    )
+    p.add_argument(
+        "--impl", default=None, help=IMPL_HELP + " (default: optimized with a GPU, else reference)"
+    )
+    p.add_argument(
+        "--preset", action="append", metavar="NAME", help="verify on these presets only (repeatable; 'all')"
+    )
+    p.add_argument("--examples", type=pos_int, default=None, metavar="N", help="examples per property")
+    p.add_argument(
+        "--profile", choices=PROFILES, default=None, help="example budget (default: ci on CPU, dev on GPU)"
+    )
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda for optimized, else cpu)")
+    p.add_argument(
+        "--dtype", action="append", metavar="DTYPE", help="score dtypes: float32, bfloat16, float16"
+    )
+    p.add_argument(
+        "--seed", type=nonneg_int, default=None, help="Hypothesis seed (reproducible dev/deep runs)"
+    )
+    p.add_argument(
+        "--failures-dir",
+        default="moegate-failures",
+        metavar="DIR",
+        help="where shrunk counterexamples go, in a timestamped folder (default: %(default)s)",
+    )
+    add_common(p)
+    p.set_defaults(func=cmd_verify)
