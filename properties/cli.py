@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from . import fixtures as fx
-from .commands import bench, fixtures, mutants, presets, verify
+from .commands import bench, fixtures, mutants, peers, presets, verify
 from .commands.common import PROG, ImplFailed, Out, Parser, Progress, UsageError
 
 __all__ = ["Progress", "build_parser", "main"]
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {fx.moegate_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (verify, mutants, fixtures, presets, bench):
+    for command in (verify, mutants, fixtures, peers, presets, bench):
         command.add_parser(sub)
     return parser
 

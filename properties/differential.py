@@ -4,7 +4,8 @@ Ids must match exactly wherever no tie is involved. A differing routed id is acc
 experts' biased scores near-tie (`tolerances.near_tie`), or the row is flagged in `tie_rows` (default:
 `oracle.tie_rows(problem)`); in both cases the oracle must also accept the actual row (so its weights
 are judged against p of the experts it actually chose). Rows whose ids match compare their weights slot
-by slot within `tolerances.weight_tolerance(problem.dtype)`.
+by slot within `tolerances.weight_tolerance(problem.dtype)` (rounded into the weights' dtype for kernels
+that write them in bfloat16 or float16: `tolerances.weight_bounds`).
 
 Reports read like `torch.testing.assert_close` (STYLE.md):
 
@@ -102,6 +103,7 @@ class DiffReport:
     seed: int | None
     shape_error: str | None = None
     accepted_tie_rows: list[int] = field(default_factory=list)
+    weight_dtype: torch.dtype = torch.float32
 
     @property
     def ok(self) -> bool:
@@ -141,9 +143,15 @@ class DiffReport:
         w_rtol, w_atol = tolerances.weight_tolerance(self.dtype)
         w_tol = w_atol + w_rtol * abs(worst.expected_weight)
         w_diff = abs(worst.actual_weight - worst.expected_weight)
+        how = f"tolerance {w_tol:.3g} = {w_atol:g} + {w_rtol:g} * |expected|"
+        if self.weight_dtype != torch.float32:
+            how = (
+                f"tolerance {worst.tolerance:.3g}: {w_atol:g} + {w_rtol:g} * |expected|, rounded into "
+                f"{str(self.weight_dtype).replace('torch.', '')} (the weights' dtype)"
+            )
         lines.append(
             f"  weight: expected {_f(worst.expected_weight)}, actual {_f(worst.actual_weight)} "
-            f"(difference {w_diff:.3g}, tolerance {w_tol:.3g} = {w_atol:g} + {w_rtol:g} * |expected|)"
+            f"(difference {w_diff:.3g}, {how})"
         )
         if worst.note:
             lines.append(f"  note:   {worst.note}")
@@ -180,6 +188,7 @@ class DiffReport:
             "device": self.device,
             "seed": self.seed,
             "shape_error": self.shape_error,
+            "weight_dtype": str(self.weight_dtype).replace("torch.", ""),
         }
 
 
@@ -201,6 +210,8 @@ def compare(
     tie_rows: torch.Tensor | None = None,
     seed: int | None = None,
     actual_ok_rows: torch.Tensor | None = None,
+    weight_dtype: torch.dtype = torch.float32,
+    expected_rounded: bool = False,
 ) -> DiffReport:
     """Compare `actual` routing output with `expected` (normally the reference's) on `problem`.
 
@@ -212,6 +223,10 @@ def compare(
         seed: printed in the report (default: problem.seed).
         actual_ok_rows: [T] bool, the rows of `actual` already judged valid by the oracle (the metamorphic
             relations judge a transformed problem); default: `oracle.judge(problem, *actual)`.
+        weight_dtype: the dtype `actual`'s implementation wrote its weights in (`oracle.check_routing`);
+            a weight is then right when it lies between the rounded ends of the tolerance interval.
+        expected_rounded: `expected` was written by the same implementation in `weight_dtype` (a relation
+            comparing two calls): one ulp of `weight_dtype` more on each side.
 
     Returns:
         A DiffReport; `.ok` is True when every row matches (tie-aware).
@@ -232,6 +247,7 @@ def compare(
         bias_dtype=None if problem.bias is None else problem.bias.dtype,
         device=str(problem.device),
         seed=problem.seed if seed is None else seed,
+        weight_dtype=tolerances.check_weight_dtype(weight_dtype),
     )
     for name, t in (("tie_rows", tie_rows), ("actual_ok_rows", actual_ok_rows)):
         if t is not None and (not isinstance(t, torch.Tensor) or tuple(t.shape) != (T,)):
@@ -261,9 +277,9 @@ def compare(
     act_ids = act_ids.detach().to("cpu", torch.int64)
     exp_w = exp_w.detach().to("cpu", torch.float64)
     act_w = act_w.detach().to("cpu", torch.float64)
-    rtol, atol = tolerances.weight_tolerance(problem.dtype)
-    w_tol = atol + rtol * exp_w.abs()
-    diff_w = ~((act_w - exp_w).abs() <= w_tol)
+    lo, hi = tolerances.weight_bounds(exp_w, problem.dtype, weight_dtype, expected_rounded=expected_rounded)
+    w_tol = torch.maximum(exp_w - lo, hi - exp_w)
+    diff_w = ~((act_w >= lo) & (act_w <= hi))
     diff_id = exp_ids != act_ids
     rows_id_diff = diff_id.any(-1)
 
@@ -284,7 +300,9 @@ def compare(
             flagged = oracle.tie_rows(problem) if tie_rows is None else tie_rows.to("cpu", torch.bool)
             tie_ok = slot_ok.all(-1) | flagged
             if actual_ok_rows is None:
-                violations, bad = oracle.judge(problem, act_ids.to(torch.int32), act_w.to(torch.float32))
+                violations, bad = oracle.judge(
+                    problem, act_ids.to(torch.int32), act_w.to(torch.float32), weight_dtype=weight_dtype
+                )
                 for v in violations:
                     if v.row is not None:
                         oracle_notes.setdefault(v.row, f"oracle: {v}")

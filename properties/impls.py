@@ -1,4 +1,4 @@
-"""Loading a routing implementation by name: `reference`, `optimized` or `module:function`.
+"""Loading a routing implementation by name: `reference`, `optimized`, a peer, or `module:function`.
 
 Every implementation has `route`'s signature: `impl(scores, bias, config) -> (topk_ids, topk_weights)`
 with scores [T, E] float32/float16/bfloat16, bias [E] or None, and outputs int32 [T, W] and float32
@@ -7,6 +7,9 @@ fixture code resolve names here, so every command accepts the same spellings:
 
 - `reference`: `moegate.reference.route` (CPU or CUDA tensors).
 - `optimized`: `moegate.optimized.route` (the fused kernel; CUDA tensors only).
+- `flashinfer-default`, `flashinfer-cake`, `vllm`, `compile`: the peers (`moegate.properties.peers`),
+  the kernels engines ship, built from their sources, each with its declared `Contract` (CUDA tensors; a
+  peer that cannot run here raises ValueError naming what is missing).
 - `module:function`: any importable function, e.g. `my_kernels.routing:route`; the module part may also
   be a path to a `.py` file (`./my_route.py:route`). The current directory is importable, as under
   `python -m`, also when the `moegate` console script runs.
@@ -21,6 +24,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,12 +40,16 @@ class Impl:
     name: the spelling it was loaded from ("reference", "optimized", "pkg.mod:fn"); it is what reports
         print and what a replay command passes back to `--impl`.
     fn: the callable, `fn(scores, bias, config) -> (ids int32 [T, W], weights float32 [T, W])`.
-    default_device: "cuda" for `optimized`, else "cpu".
+    default_device: "cuda" for `optimized` and the peers, else "cpu".
+    contract: what it declares it supports (`peers.Contract`), or None for the whole SPEC.
+    prepare: builds or compiles it ahead of the first call, or None.
     """
 
     name: str
     fn: RouteFn
     default_device: str
+    contract: Any = None
+    prepare: Callable[..., Any] | None = None
 
     def __call__(
         self, scores: torch.Tensor, bias: torch.Tensor | None, config: object
@@ -121,11 +129,20 @@ def load_impl(spec: str) -> Impl:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         return Impl(name="optimized", fn=optimized_route, default_device="cuda")
+    from .peers import PEER_NAMES, get_peer
+
+    if name in PEER_NAMES:
+        peer = get_peer(name)
+        if peer.unavailable is not None:
+            raise ValueError(f"impl={name!r} cannot run here: {peer.unavailable}")
+        return Impl(
+            name=name, fn=peer.fn, default_device="cuda", contract=peer.contract, prepare=peer.prepare
+        )
     module, sep, attr = name.rpartition(":")
     if not sep or not module or not attr:
         raise ValueError(
-            f"impl={spec!r}, but impl must be 'reference', 'optimized' or 'module:function' "
-            f"(e.g. 'my_kernels.routing:route')"
+            f"impl={spec!r}, but impl must be 'reference', 'optimized', a peer ({', '.join(PEER_NAMES)}) "
+            f"or 'module:function' (e.g. 'my_kernels.routing:route')"
         )
     obj: object = _import_module(module, spec)
     for part in attr.split("."):

@@ -1,7 +1,9 @@
 """Metamorphic relations: transform a problem, route both, and check that the outputs relate as SPEC implies.
 
-Each relation is `relation(impl, problem, seed) -> str | None`: None when the relation holds, else a
-message with the evidence. `impl(scores, bias, config) -> (ids, weights)`; `seed` draws the transformation.
+Each relation is `relation(impl, problem, seed, contract=None) -> str | None`: None when the relation holds,
+else a message with the evidence. `impl(scores, bias, config) -> (ids, weights)`; `seed` draws the
+transformation; `contract` (a `peers.Contract`, None for the whole SPEC) says what the implementation takes
+and how it writes weights: two calls' weights written in bfloat16 may differ by one of its ulps.
 
 - `expert_permutation`: permute the experts inside each group and permute whole groups (bias permuted with
   them): the routed ids permute the same way. Tie-aware: under a permutation the lower-index rule picks a
@@ -24,11 +26,15 @@ message with the evidence. `impl(scores, bias, config) -> (ids, weights)`; `seed
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from . import differential, oracle
 from .problem import RoutingProblem
+
+if TYPE_CHECKING:
+    from .peers.contract import Contract
 
 Impl = Callable[[torch.Tensor, torch.Tensor | None, object], tuple[torch.Tensor, torch.Tensor]]
 
@@ -69,6 +75,7 @@ def _same_rows(
     source_rows: torch.Tensor,
     target_problem: RoutingProblem,
     target: tuple[torch.Tensor, torch.Tensor],
+    weight_dtype: torch.dtype = torch.float32,
 ) -> str | None:
     """Row source_rows[j] of the source call must equal row j of the target call (tie-aware, weights within
     tolerance), except the replica shared id, which follows each call's own row index. None when equal."""
@@ -90,7 +97,9 @@ def _same_rows(
         [ids[:, :K].to(torch.int64), _expected_shared_ids(target_problem, torch.arange(num))], 1
     )
     expected = (expected_ids.to(torch.int32), source[1].detach().to("cpu")[source_rows])
-    report = differential.compare(target_problem, expected, target)
+    report = differential.compare(
+        target_problem, expected, target, weight_dtype=weight_dtype, expected_rounded=True
+    )
     if report.ok:
         return None
     return (
@@ -105,23 +114,29 @@ def _tie_aware(
     mapped: tuple[torch.Tensor, torch.Tensor],
     transformed: RoutingProblem,
     transformed_out: tuple[torch.Tensor, torch.Tensor],
+    weight_dtype: torch.dtype = torch.float32,
 ) -> str | None:
     same_ids = base[0].shape == mapped[0].shape and bool((base[0].cpu() == mapped[0].cpu()).all())
+    precision = {"weight_dtype": weight_dtype, "expected_rounded": True}
     if same_ids:
         # Only weights can differ: compared slot by slot, no oracle needed.
-        report = differential.compare(problem, base, mapped)
+        report = differential.compare(problem, base, mapped, **precision)
     else:
         # Rows with an exact tie are tie rows here: the transformation changes which index is lower; the
         # transformed output must be valid where it is judged, on the transformed problem.
-        _, bad_rows = oracle.judge(transformed, *transformed_out)
+        _, bad_rows = oracle.judge(transformed, *transformed_out, weight_dtype=weight_dtype)
         ties = oracle.tie_rows(problem, exact=True)
-        report = differential.compare(problem, base, mapped, tie_rows=ties, actual_ok_rows=~bad_rows)
+        report = differential.compare(
+            problem, base, mapped, tie_rows=ties, actual_ok_rows=~bad_rows, **precision
+        )
     if report.ok:
         return None
     return f"{what}:\n{report.format(max_rows=3)}"
 
 
-def expert_permutation(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+def expert_permutation(
+    impl: Impl, problem: RoutingProblem, seed: int, contract: Contract | None = None
+) -> str | None:
     """Permuting experts inside groups and whole groups permutes the routed ids the same way (tie-aware)."""
     config = problem.config
     E, G, n, K = config.num_experts, config.num_expert_group, config.experts_per_group, config.topk
@@ -149,22 +164,48 @@ def expert_permutation(impl: Impl, problem: RoutingProblem, seed: int) -> str | 
         (mapped_ids, out[1]),
         transformed,
         out,
+        _weight_dtype(problem, contract),
     )
 
 
-def bias_shift(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+def bias_shift(
+    impl: Impl, problem: RoutingProblem, seed: int, contract: Contract | None = None
+) -> str | None:
     """Adding a constant to every bias entry changes nothing (tie-aware). Holds trivially without a bias."""
     if problem.bias is None:
         return None
     c = BIAS_SHIFTS[seed % len(BIAS_SHIFTS)]
     bias = (problem.bias.to(torch.float32) + c).contiguous()
+    where = "in float32"
+    if contract is not None and torch.float32 not in contract.bias_dtype(problem.dtype):
+        # The kernel takes no float32 bias beside these scores: shift in the bias's own dtype, by a c that
+        # is exact there for every entry (else the relation cannot be tested on this example).
+        exact = [
+            shift
+            for shift in BIAS_SHIFTS[seed % len(BIAS_SHIFTS) :] + BIAS_SHIFTS[: seed % len(BIAS_SHIFTS)]
+            if _exact_shift(problem.bias, shift)
+        ]
+        if not exact:
+            return None
+        c, where = exact[0], f"in {str(problem.bias.dtype).replace('torch.', '')}, exactly"
+        bias = (problem.bias.to(torch.float64) + c).to(problem.bias.dtype).contiguous()
     transformed = RoutingProblem(problem.config, problem.scores, bias, seed=problem.seed, note=problem.note)
     base = _call(impl, problem)
     out = _call(impl, transformed)
-    return _tie_aware(f"bias_shift (bias + {c} in float32)", problem, base, out, transformed, out)
+    return _tie_aware(
+        f"bias_shift (bias + {c} {where})",
+        problem,
+        base,
+        out,
+        transformed,
+        out,
+        _weight_dtype(problem, contract),
+    )
 
 
-def batch_invariance(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+def batch_invariance(
+    impl: Impl, problem: RoutingProblem, seed: int, contract: Contract | None = None
+) -> str | None:
     """Row i routed alone equals row i placed at offset o inside a batch of other rows, bitwise."""
     T = problem.num_rows
     if T == 0:
@@ -185,10 +226,11 @@ def batch_invariance(impl: Impl, problem: RoutingProblem, seed: int) -> str | No
         torch.tensor([offset]),
         alone,
         _call(impl, alone),
+        _weight_dtype(problem, contract),
     )
 
 
-def row_order(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+def row_order(impl: Impl, problem: RoutingProblem, seed: int, contract: Contract | None = None) -> str | None:
     """Routing rows in another order gives the same rows in that order, bitwise (replica ids aside)."""
     T = problem.num_rows
     if T < 2:
@@ -204,12 +246,15 @@ def row_order(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
         perm,
         shuffled,
         _call(impl, shuffled),
+        _weight_dtype(problem, contract),
     )
 
 
-def determinism(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
+def determinism(
+    impl: Impl, problem: RoutingProblem, seed: int, contract: Contract | None = None
+) -> str | None:
     """The same input twice gives bitwise the same output (ids and weight bits)."""
-    del seed
+    del seed, contract
     first = _call(impl, problem)
     second = _call(impl, problem)
     for name, a, b in (("ids", first[0], second[0]), ("weights", first[1], second[1])):
@@ -234,12 +279,26 @@ def determinism(impl: Impl, problem: RoutingProblem, seed: int) -> str | None:
     )
 
 
+def _weight_dtype(problem: RoutingProblem, contract: Contract | None) -> torch.dtype:
+    """The dtype the implementation writes weights in for this problem (float32 without a contract)."""
+    return torch.float32 if contract is None else contract.weight_dtype(problem.dtype)
+
+
+def _exact_shift(bias: torch.Tensor, shift: float) -> bool:
+    """bias + shift is exactly representable in the bias's dtype for every (finite) entry."""
+    wide = bias.to(torch.float64)
+    shifted = wide + shift
+    back = shifted.to(bias.dtype).to(torch.float64)
+    finite = torch.isfinite(wide)
+    return bool(((back == shifted) | ~finite).all())
+
+
 def _short(perm: torch.Tensor) -> str:
     values = perm.tolist()
     return str(values) if len(values) <= 16 else f"[{', '.join(map(str, values[:16]))}, ...]"
 
 
-RELATIONS: dict[str, Callable[[Impl, RoutingProblem, int], str | None]] = {
+RELATIONS: dict[str, Callable[..., str | None]] = {
     "expert_permutation": expert_permutation,
     "bias_shift": bias_shift,
     "batch_invariance": batch_invariance,

@@ -278,7 +278,8 @@ def _fmt(v: float) -> str:
 
 
 class _Collector:
-    def __init__(self, num_rows: int, max_per_rule: int) -> None:
+    def __init__(self, num_rows: int, max_per_rule: int, weight_dtype: torch.dtype = torch.float32) -> None:
+        self.weight_dtype = tolerances.check_weight_dtype(weight_dtype)
         self.violations: list[Violation] = []
         self.counts: dict[str, int] = {}
         self.bad_rows = torch.zeros(num_rows, dtype=torch.bool)
@@ -399,11 +400,10 @@ def _weight_check(
     rows: torch.Tensor | None = None,
 ) -> None:
     config = problem.config
-    rtol, atol = tolerances.weight_tolerance(problem.dtype)
     actual = actual.to(torch.float64)
 
     def close(target: torch.Tensor) -> torch.Tensor:
-        return (actual - target).abs() <= atol + rtol * target.abs()
+        return tolerances.weights_close(actual, target, problem.dtype, out.weight_dtype)
 
     bad = ~close(expected)
     if rows is not None:
@@ -423,10 +423,13 @@ def _weight_check(
 
         def message(r: int, s: int, rule: str = rule) -> str:
             a, e = float(actual[r, s - slot_offset]), float(expected[r, s - slot_offset])
-            text = (
-                f"{what} weight {_fmt(a)}, expected {_fmt(e)} (difference {abs(a - e):.3g}, "
-                f"tolerance {atol + rtol * abs(e):.3g})"
+            lo, hi = tolerances.weight_bounds(expected[r, s - slot_offset], problem.dtype, out.weight_dtype)
+            allowed = (
+                f"tolerance {float(hi) - e:.3g}"
+                if out.weight_dtype == torch.float32
+                else f"allowed [{_fmt(lo)}, {_fmt(hi)}] in {str(out.weight_dtype).replace('torch.', '')}"
             )
+            text = f"{what} weight {_fmt(a)}, expected {_fmt(e)} (difference {abs(a - e):.3g}, {allowed})"
             if rule == "output_scaling":
                 power = "r" if abs(a - e * r_factor) <= abs(a - e / r_factor) else "1 / r"
                 text += (
@@ -603,10 +606,12 @@ def invariant(
     c = config.effective_scale
     rtol = tolerances.INVARIANT_RTOL
     _, atol = tolerances.weight_tolerance(problem.dtype)
+    # Weights written in a narrower dtype: each carries up to half an ulp of it.
+    rounding = tolerances.rounding_rtol(out.weight_dtype)
     w = weights.to(torch.float64)
     c_text = "c = 1: r applied on the output" if config.apply_routed_scaling_factor_on_output else "c = r"
     shared_eff = c * w[:, K:]
-    bad_shared = ~((shared_eff - 1.0).abs() <= rtol)
+    bad_shared = ~((shared_eff - 1.0).abs() <= rtol + rounding)
     out.add_mask(
         "invariant",
         torch.cat([torch.zeros(w.shape[0], K, dtype=torch.bool), bad_shared], dim=1),
@@ -618,7 +623,8 @@ def invariant(
     s = torch.gather(sc.p, 1, routed).sum(-1)
     target = r * s / (s + RENORMALIZE_EPSILON) if config.renormalize else r * s
     routed_eff = c * w[:, :K].sum(-1)
-    bad = ~((routed_eff - target).abs() <= rtol * target.abs() + c * K * atol) & usable
+    slack = rtol * target.abs() + c * K * atol + rounding * c * w[:, :K].abs().sum(-1)
+    bad = ~((routed_eff - target).abs() <= slack) & usable
     for row in bad.nonzero().flatten().tolist():
         out.add(
             "invariant",
@@ -633,7 +639,12 @@ def invariant(
 
 
 def judge(
-    problem: RoutingProblem, ids: torch.Tensor, weights: torch.Tensor, *, max_per_rule: int = 20
+    problem: RoutingProblem,
+    ids: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    max_per_rule: int = 20,
+    weight_dtype: torch.dtype = torch.float32,
 ) -> tuple[list[Violation], torch.Tensor]:
     """`check_routing`, also returning bad_rows [T] bool (every row with at least one violation; all rows
     when the output's shape is wrong)."""
@@ -642,7 +653,7 @@ def judge(
     if isinstance(max_per_rule, bool) or not isinstance(max_per_rule, int) or max_per_rule < 1:
         raise ValueError(f"max_per_rule={max_per_rule!r}, but max_per_rule must be an int >= 1")
     T, K = problem.num_rows, problem.config.topk
-    out = _Collector(T, max_per_rule)
+    out = _Collector(T, max_per_rule, weight_dtype)
     if not output_format(problem, ids, weights, out):
         out.bad_rows[:] = True
         return out.violations, out.bad_rows
@@ -664,7 +675,12 @@ def judge(
 
 
 def check_routing(
-    problem: RoutingProblem, ids: torch.Tensor, weights: torch.Tensor, *, max_per_rule: int = 20
+    problem: RoutingProblem,
+    ids: torch.Tensor,
+    weights: torch.Tensor,
+    *,
+    max_per_rule: int = 20,
+    weight_dtype: torch.dtype = torch.float32,
 ) -> list[Violation]:
     """Judge one routing output against SPEC.md; an empty list means it is valid.
 
@@ -673,13 +689,17 @@ def check_routing(
         ids: topk_ids, expected int32 [T, W], any device.
         weights: topk_weights, expected float32 [T, W], any device.
         max_per_rule: at most this many violations of one rule are listed (all are counted).
+        weight_dtype: the dtype the implementation wrote its weights in before handing them over as
+            float32 (float32, or bfloat16 / float16 for kernels that write weights in the scores'
+            dtype): a weight is right when it is the correctly rounded SPEC weight
+            (`tolerances.weight_bounds`).
 
     Returns:
         The violations, in the order of the checks (format, ids, NaN, shared slots, group selection,
         expert selection and order, routed weights and scaling, invariant). Every valid tie resolution
         passes; see the module docstring for the tie rules.
     """
-    return judge(problem, ids, weights, max_per_rule=max_per_rule)[0]
+    return judge(problem, ids, weights, max_per_rule=max_per_rule, weight_dtype=weight_dtype)[0]
 
 
 def tie_rows(problem: RoutingProblem, *, exact: bool = False) -> torch.Tensor:

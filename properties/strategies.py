@@ -268,6 +268,7 @@ def routing_problems(
     min_rows: int = 0,
     row_kinds: Sequence[str] | None = None,
     bias_kinds: Sequence[str] | None = None,
+    row_stride: str = "any",
 ) -> st.SearchStrategy[RoutingProblem]:
     """RoutingProblems: a config, scores [T, E] and bias [E] or None.
 
@@ -275,11 +276,13 @@ def routing_problems(
         configs: a strategy of RoutingConfigs, a sequence of configs or preset names, or None
             (`routing_configs()`).
         dtypes: score dtypes to draw from (torch dtypes or names "float32", "bf16", ...); None: all three.
-        bias_dtypes: bias dtypes, drawn independently of the scores' dtype; None: all three.
+        bias_dtypes: bias dtypes, drawn independently of the scores' dtype; None: all three; "scores": the
+            bias always in the scores' dtype (kernels that take nothing else).
         device: where the tensors are placed (generated on CPU, then moved; the row stride is kept).
         max_rows, min_rows: T is drawn in [min_rows, max_rows], further capped so that T * E <= 32768
             and T * G * G <= 2^22 (keeps one example cheap for the oracle).
         row_kinds, bias_kinds: restrict the generators (subsets of ROW_KINDS, BIAS_KINDS).
+        row_stride: "any" (some problems get a row stride larger than E, padded with NaN) or "contiguous".
 
     Each problem's `seed` is the drawn generator seed; `note` lists the row and bias kinds used.
     """
@@ -303,7 +306,12 @@ def routing_problems(
             "RoutingConfigs / preset names"
         )
     score_dtypes = parse_dtypes("dtypes", dtypes, SCORE_DTYPES)
-    bias_dtype_list = parse_dtypes("bias_dtypes", bias_dtypes, BIAS_DTYPES)
+    same_dtype_bias = isinstance(bias_dtypes, str) and bias_dtypes == "scores"
+    bias_dtype_list = (
+        BIAS_DTYPES if same_dtype_bias else parse_dtypes("bias_dtypes", bias_dtypes, BIAS_DTYPES)
+    )
+    if row_stride not in ("any", "contiguous"):
+        raise ValueError(f"row_stride={row_stride!r}, but row_stride must be 'any' or 'contiguous'")
     try:
         torch_device = torch.device(device)
     except (RuntimeError, TypeError) as e:
@@ -367,9 +375,9 @@ def routing_problems(
         bias_kind = draw(st.sampled_from(b_kinds))
         bias = _bias_values(bias_kind, E, gen)
         if bias is not None:
-            bias = bias.to(draw(st.sampled_from(bias_dtype_list)))
+            bias = bias.to(dtype if same_dtype_bias else draw(st.sampled_from(bias_dtype_list)))
         scores = scores.to(dtype)
-        pad = draw(st.sampled_from((0, 0, 1, 3, 8)))
+        pad = draw(st.sampled_from((0, 0, 1, 3, 8))) if row_stride == "any" else 0
         if pad and T > 1:
             offset = draw(st.integers(0, pad))
             # The padding holds NaN: a kernel that reads past the row shows it.

@@ -20,6 +20,7 @@ Hypothesis' own option overrides it, for @given tests and for verify() alike:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -32,12 +33,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from moegate.reference import SCORE_DTYPES, RoutingConfig
+from moegate.reference import SCORE_DTYPES, RoutingConfig, get_preset
 from moegate.reference import route as reference_route
 
 from . import differential, metamorphic, oracle
+from .peers.contract import Contract, contract_configs
 from .problem import RoutingProblem, format_config, problem_literal
-from .strategies import move_problem, parse_dtypes, routing_problems
+from .strategies import BIAS_KINDS, move_problem, parse_dtypes, routing_problems
 
 Impl = Callable[[torch.Tensor, torch.Tensor | None, RoutingConfig], tuple[torch.Tensor, torch.Tensor]]
 Progress = Callable[[str, int, "int | None"], None]
@@ -133,9 +135,13 @@ def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a.contiguous().view(torch.int16), b.contiguous().view(torch.int16))
 
 
-def check_oracle(impl: Impl, problem: RoutingProblem, seed: int) -> None:
+def _weight_dtype(problem: RoutingProblem, contract: Contract | None) -> torch.dtype:
+    return torch.float32 if contract is None else contract.weight_dtype(problem.dtype)
+
+
+def check_oracle(impl: Impl, problem: RoutingProblem, seed: int, contract: Contract | None = None) -> None:
     """The output obeys SPEC.md (oracle.check_routing), is on the scores' device, and the inputs are
-    left unchanged."""
+    left unchanged. With a contract, weights are judged at the precision it writes them in."""
     del seed
     scores_before = problem.scores.clone()
     bias_before = None if problem.bias is None else problem.bias.clone()
@@ -148,7 +154,7 @@ def check_oracle(impl: Impl, problem: RoutingProblem, seed: int) -> None:
     for name, t in (("topk_ids", ids), ("topk_weights", weights)):
         if t.device != problem.device:
             problems.append(f"[output_format] {name} is on {t.device}, but must be on the scores' device")
-    violations = oracle.check_routing(problem, ids, weights)
+    violations = oracle.check_routing(problem, ids, weights, weight_dtype=_weight_dtype(problem, contract))
     # Up to 4 per rule, so that every broken rule shows (the invariant comes last in check order).
     by_rule: dict[str, list[oracle.Violation]] = {}
     for v in violations:
@@ -162,19 +168,24 @@ def check_oracle(impl: Impl, problem: RoutingProblem, seed: int) -> None:
         raise AssertionError(f"SPEC violations ({counts or 'see below'}):\n" + "\n".join(problems))
 
 
-def check_differential(impl: Impl, problem: RoutingProblem, seed: int) -> None:
-    """The output matches the reference's on the same device (tie-aware), within the weight tolerance."""
+def check_differential(
+    impl: Impl, problem: RoutingProblem, seed: int, contract: Contract | None = None
+) -> None:
+    """The output matches the reference's on the same device (tie-aware), within the weight tolerance
+    (rounded into the weights' dtype for a contract that writes them narrower)."""
     del seed
     expected = reference_route(problem.scores, problem.bias, problem.config)
     actual = _call(impl, problem)
-    differential.assert_routing_close(problem, expected, actual)
+    differential.assert_routing_close(
+        problem, expected, actual, weight_dtype=_weight_dtype(problem, contract)
+    )
 
 
-def _relation(name: str) -> Callable[[Impl, RoutingProblem, int], None]:
+def _relation(name: str) -> Callable[..., None]:
     relation = metamorphic.RELATIONS[name]
 
-    def check(impl: Impl, problem: RoutingProblem, seed: int) -> None:
-        message = relation(impl, problem, seed)
+    def check(impl: Impl, problem: RoutingProblem, seed: int, contract: Contract | None = None) -> None:
+        message = relation(impl, problem, seed, contract)
         if message is not None:
             raise AssertionError(message)
 
@@ -183,7 +194,7 @@ def _relation(name: str) -> Callable[[Impl, RoutingProblem, int], None]:
     return check
 
 
-PROPERTIES: dict[str, Callable[[Impl, RoutingProblem, int], None]] = {
+PROPERTIES: dict[str, Callable[..., None]] = {
     "oracle": check_oracle,
     "differential": check_differential,
     **{name: _relation(name) for name in metamorphic.RELATIONS},
@@ -238,6 +249,18 @@ class Report:
     configs: list[str] | None = None
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    contract: dict[str, Any] | None = None  # Contract.to_dict() of the implementation, None: the whole SPEC
+
+    def contract_lines(self) -> list[str]:
+        """What the verdict covers: the contract judged and the SPEC features it does not support."""
+        if self.contract is None:
+            return []
+        lines = [f"judged on the contract {self.contract['name']} declares ({self.contract['source']})"]
+        if self.contract.get("limits"):
+            lines.append(f"shape limits: {'; '.join(self.contract['limits'])}")
+        unsupported = "; ".join(self.contract.get("unsupported") or []) or "none"
+        lines.append(f"SPEC features {self.contract['name']} does not support (not drawn): {unsupported}")
+        return lines
 
     @property
     def ok(self) -> bool:
@@ -279,6 +302,7 @@ class Report:
         lines = [
             f"verify {self.impl_name} on {self.device}, profile {self.profile}, "
             f"dtypes {', '.join(self.dtypes)}: {verdict} ({self.examples} examples, {self.seconds:.1f}s)",
+            *self.contract_lines(),
             self.table(),
         ]
         for r in self.results:
@@ -300,6 +324,7 @@ class Report:
             "dtypes": self.dtypes,
             "seed": self.seed,
             "configs": self.configs,
+            "contract": self.contract,
             "examples": self.examples,
             "seconds": round(self.seconds, 3),
             "results": [r.to_dict() for r in self.results],
@@ -364,6 +389,62 @@ def _replay(
     return "\n".join(lines)
 
 
+def _narrowed(contract: Contract | None, limits: Sequence[str]) -> Contract | None:
+    """`contract` (the whole SPEC when None) with more shape limits."""
+    if isinstance(limits, str):
+        raise TypeError(f"limits={limits!r}, but limits must be a sequence of strings such as ['G <= 8']")
+    if not limits:
+        return contract
+    base = contract if contract is not None else Contract(name="spec", source="SPEC.md")
+    return dataclasses.replace(base, limits=(*base.limits, *limits))
+
+
+def _problem_arguments(
+    contract: Contract | None,
+    configs: Sequence[RoutingConfig | str] | None,
+    score_dtypes: tuple[torch.dtype, ...],
+    row_kinds: Sequence[str] | None,
+    bias_kinds: Sequence[str] | None,
+) -> dict[str, Any]:
+    """routing_problems' arguments for what `contract` accepts (everything SPEC allows when None)."""
+    args: dict[str, Any] = {"configs": configs, "dtypes": score_dtypes, "row_kinds": row_kinds}
+    args["bias_kinds"] = bias_kinds
+    if contract is None:
+        return args
+    dtypes = tuple(d for d in score_dtypes if d in contract.score_dtypes)
+    if not dtypes:
+        raise ValueError(
+            f"dtypes={[str(d) for d in score_dtypes]}, but {contract.name} takes scores in "
+            f"{[str(d) for d in contract.score_dtypes]}"
+        )
+    if configs is None:
+        strategy: Any = contract_configs(contract)
+    else:
+        resolved = []
+        for c in configs:
+            config = contract.project(get_preset(c) if isinstance(c, str) else c)
+            reasons = contract.rejects(config)
+            if reasons:
+                raise ValueError(f"configs contains {c!r}, but {contract.name} does not accept it: {reasons}")
+            resolved.append(config)
+        strategy = resolved
+    kinds = list(BIAS_KINDS if bias_kinds is None else bias_kinds)
+    if contract.bias == "required":
+        kinds = [k for k in kinds if k != "none"]
+        if not kinds:
+            raise ValueError(f"bias_kinds={bias_kinds!r}, but {contract.name} requires a bias")
+    bias_dtypes: Any = "scores" if contract.bias_dtypes == "scores" else contract.bias_dtypes
+    args.update(
+        configs=strategy,
+        dtypes=dtypes,
+        bias_kinds=kinds,
+        bias_dtypes=bias_dtypes,
+        min_rows=contract.min_rows,
+        row_stride=contract.row_stride,
+    )
+    return args
+
+
 def verify(
     impl: Impl,
     *,
@@ -378,6 +459,10 @@ def verify(
     stop_on_failure: bool = False,
     shrink: bool = True,
     impl_name: str | None = None,
+    contract: Contract | None = None,
+    row_kinds: Sequence[str] | None = None,
+    bias_kinds: Sequence[str] | None = None,
+    limits: Sequence[str] = (),
 ) -> Report:
     """Run the property suite against `impl` with Hypothesis.
 
@@ -395,6 +480,14 @@ def verify(
         stop_on_failure: skip the remaining properties after the first failure (the mutant panel).
         shrink: shrink a failing example (off for the mutant panel: only the verdict is needed).
         impl_name: the name reports show (default: impl's __qualname__).
+        contract: what `impl` declares it supports (`moegate.properties.peers.Contract`; a loaded peer's
+            `Impl.contract`). Only configurations, dtypes and layouts it accepts are drawn (`configs`, if
+            given, are projected onto it and must be accepted), the oracle gets exactly the inputs `impl`
+            got, weights are judged at the precision it writes them in, and the report lists the SPEC
+            features it does not support. None: the whole SPEC.
+        row_kinds, bias_kinds: draw only these kinds of logit rows and biases (`strategies.ROW_KINDS`,
+            `BIAS_KINDS`), e.g. to look past a known finding about non-finite inputs.
+        limits: more shape limits (the contract's syntax, e.g. "G <= 8"), narrowing what is drawn.
 
     Returns:
         A Report; `.ok` when every property held on every example.
@@ -419,7 +512,10 @@ def verify(
         torch_device = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device={device!r}, but device must name a torch device ({e})") from None
-    problems = routing_problems(configs=configs, dtypes=score_dtypes, device="cpu", max_rows=prof.max_rows)
+    contract = _narrowed(contract, limits)
+    problem_args = _problem_arguments(contract, configs, score_dtypes, row_kinds, bias_kinds)
+    score_dtypes = problem_args["dtypes"]
+    problems = routing_problems(device="cpu", max_rows=prof.max_rows, **problem_args)
     examples = prof.examples if max_examples is None else max_examples
     phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
     base_settings = settings.get_profile(prof.hypothesis_name)
@@ -431,12 +527,14 @@ def verify(
         dtypes=[str(d).replace("torch.", "") for d in score_dtypes],
         seed=seed,
         configs=None if configs is None else [c if isinstance(c, str) else format_config(c) for c in configs],
+        contract=None if contract is None else contract.to_dict(),
     )
     start_all = time.perf_counter()
     for name in names:
         result = _run_property(
             name,
             impl,
+            contract,
             problems,
             torch_device,
             settings(
@@ -460,6 +558,7 @@ def verify(
 def _run_property(
     name: str,
     impl: Impl,
+    contract: Contract | None,
     problems: st.SearchStrategy[RoutingProblem],
     device: torch.device,
     run_settings: settings,
@@ -478,7 +577,7 @@ def _run_property(
     def run_property(problem: RoutingProblem, aux: int) -> None:
         counts["calls"] += 1
         try:
-            check(impl, move_problem(problem, device), aux)
+            check(impl, move_problem(problem, device), aux, contract)
         except BaseException:
             counts["failed"] += 1
             last_failing[:] = [problem, aux]

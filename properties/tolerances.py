@@ -56,3 +56,76 @@ def near_tie(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     finite = torch.isfinite(x) & torch.isfinite(y)
     close = (x - y).abs() <= tie_width(x, y)
     return (x == y) | (finite & close)
+
+
+# ---- weights written in a narrower dtype ------------------------------------------------------------------
+# Some kernels write topk_weights in the scores' dtype (FlashInfer writes bfloat16 weights for bfloat16
+# logits). Such a weight is right when it is the correctly rounded SPEC weight, within the float32 error
+# above: it lies between the rounded ends of the float32 tolerance interval. The weights are still handed
+# to the oracle as float32 (the conversion from bfloat16 or float16 is exact).
+WEIGHT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def check_weight_dtype(weight_dtype: torch.dtype) -> torch.dtype:
+    """`weight_dtype` if it is one of WEIGHT_DTYPES; TypeError otherwise."""
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise TypeError(f"weight_dtype={weight_dtype}, but weight_dtype must be one of {WEIGHT_DTYPES}")
+    return weight_dtype
+
+
+def round_to_weight_dtype(x: torch.Tensor, weight_dtype: torch.dtype) -> torch.Tensor:
+    """x (float64) rounded as a kernel rounds its float32 result into `weight_dtype`, back in float64."""
+    rounded = x.to(torch.float32)
+    if weight_dtype != torch.float32:
+        rounded = rounded.to(weight_dtype)
+    return rounded.to(torch.float64)
+
+
+def weight_bounds(
+    expected: torch.Tensor,
+    input_dtype: torch.dtype,
+    weight_dtype: torch.dtype = torch.float32,
+    *,
+    expected_rounded: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The interval [lo, hi] (float64, elementwise) a returned weight must lie in.
+
+    expected: the exact (float64) or reference (float32) weights. float32 weights: expected -+ (atol + rtol *
+    |expected|). A narrower `weight_dtype`: the ends of that interval rounded into it. With
+    `expected_rounded` (expected is itself a weight the same kernel wrote in `weight_dtype`, as when a
+    relation compares two calls), one ulp of `weight_dtype` more on each side: a float32 sum taken in
+    another order may cross a rounding boundary.
+    """
+    rtol, atol = weight_tolerance(input_dtype)
+    expected = expected.to(torch.float64)
+    tol = atol + rtol * expected.abs()
+    lo, hi = expected - tol, expected + tol
+    if check_weight_dtype(weight_dtype) == torch.float32:
+        return lo, hi
+    lo, hi = round_to_weight_dtype(lo, weight_dtype), round_to_weight_dtype(hi, weight_dtype)
+    if expected_rounded:
+        lo = torch.nextafter(lo.to(weight_dtype), torch.full_like(lo, float("-inf")).to(weight_dtype))
+        hi = torch.nextafter(hi.to(weight_dtype), torch.full_like(hi, float("inf")).to(weight_dtype))
+        lo, hi = lo.to(torch.float64), hi.to(torch.float64)
+    return lo, hi
+
+
+def weights_close(
+    actual: torch.Tensor,
+    expected: torch.Tensor,
+    input_dtype: torch.dtype,
+    weight_dtype: torch.dtype = torch.float32,
+    *,
+    expected_rounded: bool = False,
+) -> torch.Tensor:
+    """Elementwise: `actual` lies in `weight_bounds(expected, ...)` (NaN never does)."""
+    lo, hi = weight_bounds(expected, input_dtype, weight_dtype, expected_rounded=expected_rounded)
+    actual = actual.to(torch.float64)
+    return (actual >= lo) & (actual <= hi)
+
+
+def rounding_rtol(weight_dtype: torch.dtype) -> float:
+    """Half an ulp of `weight_dtype`, relative: the rounding error of one weight written in it (0 for
+    float32, whose rounding the weight tolerance already covers)."""
+    check_weight_dtype(weight_dtype)
+    return 0.0 if weight_dtype == torch.float32 else float(torch.finfo(weight_dtype).eps) / 2

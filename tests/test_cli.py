@@ -41,6 +41,8 @@ HELP_LEVELS = [
     ["fixtures", "check"],
     ["presets"],
     ["bench"],
+    ["peers"],
+    ["peers", "extract"],
 ]
 
 

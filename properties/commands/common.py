@@ -142,6 +142,8 @@ def resolve_device(device: str | None, impl: Impl) -> str:
         reason = gpu_unavailable_reason()
         if reason is not None:
             raise UsageError(f"impl 'optimized' needs a CUDA GPU and CuPy, but {reason}")
+    elif impl.contract is not None and impl.default_device == "cuda" and dev.type != "cuda":
+        raise UsageError(f"--device {dev}, but impl {impl.name!r} runs on CUDA tensors only")
     return str(dev)
 
 

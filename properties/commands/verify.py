@@ -15,12 +15,14 @@ from moegate.reference import get_preset
 
 from .. import fixtures as fx
 from ..impls import Impl, gpu_unavailable_reason
+from ..strategies import BIAS_KINDS, ROW_KINDS
 from .common import (
     GOLDEN_ENV,
     IMPL_HELP,
     PROFILES,
     Out,
     Progress,
+    UsageError,
     add_common,
     golden_fixture_dir,
     nonneg_int,
@@ -89,9 +91,17 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
         notes.append(
             f"verifying the fused kernel (optimized) against the reference on {fx.device_name(device)}"
         )
+    elif impl.contract is not None:
+        notes.append(f"verifying {impl.name} on {fx.device_name(device)}, judged on its declared contract")
     for note in notes:
         out(note)
     from .. import suite as verify_mod
+
+    if impl.prepare is not None:  # build (or load from the cache) before the first example
+        try:
+            impl.prepare(device)
+        except ValueError as exc:
+            raise UsageError(f"{impl.name} cannot run here: {exc}") from exc
 
     progress = Progress(enabled=not args.quiet)
     start = time.perf_counter()
@@ -106,7 +116,13 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
             progress=progress,
             seed=args.seed,
             impl_name=impl.name,
+            contract=impl.contract,
+            row_kinds=split_list(args.row_kinds) or None,
+            bias_kinds=split_list(args.bias_kinds) or None,
+            limits=tuple(args.limit or ()),
         )
+    except ValueError as exc:  # a preset or dtype the contract does not accept, a bad kind or limit
+        raise UsageError(str(exc)) from exc
     finally:
         progress.close()
     ok = bool(report.ok)
@@ -185,6 +201,24 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--seed", type=nonneg_int, default=None, help="Hypothesis seed (reproducible dev/deep runs)"
+    )
+    p.add_argument(
+        "--row-kinds",
+        action="append",
+        metavar="KINDS",
+        help="draw only these kinds of logit rows (comma-separated: " + ", ".join(ROW_KINDS) + ")",
+    )
+    p.add_argument(
+        "--bias-kinds",
+        action="append",
+        metavar="KINDS",
+        help="draw only these kinds of bias (comma-separated: " + ", ".join(BIAS_KINDS) + ")",
+    )
+    p.add_argument(
+        "--limit",
+        action="append",
+        metavar="EXPR",
+        help="narrow the drawn shapes (repeatable), e.g. 'G <= 8' or 'n >= 2'; names E, G, Kg, K, n = E / G",
     )
     p.add_argument(
         "--failures-dir",
