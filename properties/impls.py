@@ -1,4 +1,4 @@
-"""Loading a routing implementation by name: `reference`, `optimized` or `module:function`.
+"""Loading a routing implementation by name: `reference`, `eager`, `optimized` or `module:function`.
 
 Every implementation has `route`'s signature: `impl(scores, bias, config) -> (topk_ids, topk_weights)`
 with scores [T, E] float32/float16/bfloat16, bias [E] or None, and outputs int32 [T, W] and float32
@@ -6,6 +6,8 @@ with scores [T, E] float32/float16/bfloat16, bias [E] or None, and outputs int32
 fixture code resolve names here, so every command accepts the same spellings:
 
 - `reference`: `moegate.reference.route` (CPU or CUDA tensors).
+- `eager`: the same `moegate.reference.route`, defaulting to CUDA: the eager PyTorch baseline that
+  `moegate bench` times on the GPU.
 - `optimized`: `moegate.optimized.route` (the fused kernel; CUDA tensors only).
 - `module:function`: any importable function, e.g. `my_kernels.routing:route`; the module part may also
   be a path to a `.py` file (`./my_route.py:route`). The current directory is importable, as under
@@ -26,7 +28,7 @@ import torch
 
 RouteFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
-BUILTIN_IMPLS = ("reference", "optimized")
+BUILTIN_IMPLS = ("reference", "eager", "optimized")
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Impl:
     name: the spelling it was loaded from ("reference", "optimized", "pkg.mod:fn"); it is what reports
         print and what a replay command passes back to `--impl`.
     fn: the callable, `fn(scores, bias, config) -> (ids int32 [T, W], weights float32 [T, W])`.
-    default_device: "cuda" for `optimized`, else "cpu".
+    default_device: "cuda" for `optimized` and `eager`, else "cpu".
     """
 
     name: str
@@ -98,7 +100,7 @@ def _import_module(module: str, spec: str) -> object:
 
 
 def load_impl(spec: str) -> Impl:
-    """Resolve `spec` ("reference", "optimized" or "module:function") to an `Impl`.
+    """Resolve `spec` ("reference", "eager", "optimized" or "module:function") to an `Impl`.
 
     Raises:
         TypeError: `spec` is not a str.
@@ -112,6 +114,10 @@ def load_impl(spec: str) -> Impl:
         from moegate.reference import route
 
         return Impl(name="reference", fn=route, default_device="cpu")
+    if name == "eager":
+        from moegate.reference import route
+
+        return Impl(name="eager", fn=route, default_device="cuda")
     if name == "optimized":
         try:
             from moegate.optimized import route as optimized_route
@@ -124,7 +130,7 @@ def load_impl(spec: str) -> Impl:
     module, sep, attr = name.rpartition(":")
     if not sep or not module or not attr:
         raise ValueError(
-            f"impl={spec!r}, but impl must be 'reference', 'optimized' or 'module:function' "
+            f"impl={spec!r}, but impl must be 'reference', 'eager', 'optimized' or 'module:function' "
             f"(e.g. 'my_kernels.routing:route')"
         )
     obj: object = _import_module(module, spec)
