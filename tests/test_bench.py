@@ -180,8 +180,15 @@ def test_fmt_keeps_three_significant_digits() -> None:
 
 def test_json_document_has_the_schema_notebooks_read() -> None:
     doc = json.loads(json.dumps(_result(_injected_rows()).to_json()))
-    for key, kind in (("card", str), ("driver", str), ("versions", dict), ("copy_floor_tbps", float),
-                      ("launch_floor_us", float), ("rows", list)):  # fmt: skip
+    schema = {
+        "card": str,
+        "driver": str,
+        "versions": dict,
+        "copy_floor_tbps": float,
+        "launch_floor_us": float,
+        "rows": list,
+    }
+    for key, kind in schema.items():
         assert isinstance(doc[key], kind), key
     for row in doc["rows"]:
         assert (

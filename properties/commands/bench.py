@@ -52,8 +52,10 @@ def _write_out(path: Path, doc: dict[str, Any], out: Out) -> None:
         write_plot(doc, png)
     except ImportError:
         png.unlink(missing_ok=True)  # only reached with --force: no stale figure beside the new JSON
-        out(f"bench: wrote {path / 'bench.json'}; no bench.png: matplotlib is not installed "
-            "(pip install 'moegate[bench]')")  # fmt: skip
+        out(
+            f"bench: wrote {path / 'bench.json'}; no bench.png: matplotlib is not installed "
+            "(pip install 'moegate[bench]')"
+        )
         return
     out(f"bench: wrote {path / 'bench.json'} and {png}")
 
@@ -165,7 +167,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when a GPU is visible)")
     p.add_argument(
-        "--replays", type=pos_int, default=5, help="timed graph replays (or batches) per row; the median"
+        "--replays",
+        type=pos_int,
+        default=5,
+        metavar="N",
+        help="timed graph replays (or batches of calls) per row, of which the median (default 5)",
     )
     p.add_argument(
         "--host",
