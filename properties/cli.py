@@ -7,7 +7,8 @@
                       [--dtypes ...] [--seed N] [--device ...] [--json]
     moegate fixtures check DIR [--impl ...] [--device ...] [--max-rows N] [--json]
     moegate presets   [--json]
-    moegate bench     [--impl ...] [--preset NAME] [--rows T ...] [--dtype ...] [--device ...] [--json]
+    moegate bench     [--impl NAME ...] [--peer NAME ...] [--preset NAME|all ...] [--dtype ...] [--rows T ...]
+                      [--device ...] [--replays N] [--host] [--out DIR [--force]] [--json]
 
 Exit codes: 0 everything passed; 1 a property or a fixture failed, or a mutant survived; 2 bad usage or
 bad input (argparse errors, unknown preset or impl, an impl that cannot be imported, a missing fixture

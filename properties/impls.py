@@ -1,4 +1,4 @@
-"""Loading a routing implementation by name: `reference`, `optimized`, a peer, or `module:function`.
+"""Loading a routing implementation by name: `reference`, `eager`, `optimized`, a peer, or `module:function`.
 
 Every implementation has `route`'s signature: `impl(scores, bias, config) -> (topk_ids, topk_weights)`
 with scores [T, E] float32/float16/bfloat16, bias [E] or None, and outputs int32 [T, W] and float32
@@ -6,6 +6,8 @@ with scores [T, E] float32/float16/bfloat16, bias [E] or None, and outputs int32
 fixture code resolve names here, so every command accepts the same spellings:
 
 - `reference`: `moegate.reference.route` (CPU or CUDA tensors).
+- `eager`: the same `moegate.reference.route`, defaulting to CUDA: the eager PyTorch baseline that
+  `moegate bench` times on the GPU.
 - `optimized`: `moegate.optimized.route` (the fused kernel; CUDA tensors only).
 - `flashinfer-default`, `flashinfer-cake`, `vllm`, `compile`: the peers (`moegate.properties.peers`),
   the kernels engines ship, built from their sources, each with its declared `Contract` (CUDA tensors; a
@@ -30,7 +32,7 @@ import torch
 
 RouteFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
-BUILTIN_IMPLS = ("reference", "optimized")
+BUILTIN_IMPLS = ("reference", "eager", "optimized")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Impl:
     name: the spelling it was loaded from ("reference", "optimized", "pkg.mod:fn"); it is what reports
         print and what a replay command passes back to `--impl`.
     fn: the callable, `fn(scores, bias, config) -> (ids int32 [T, W], weights float32 [T, W])`.
-    default_device: "cuda" for `optimized` and the peers, else "cpu".
+    default_device: "cuda" for `optimized`, `eager` and the peers, else "cpu".
     contract: what it declares it supports (`peers.Contract`), or None for the whole SPEC.
     prepare: builds or compiles it ahead of the first call, or None.
     """
@@ -106,7 +108,7 @@ def _import_module(module: str, spec: str) -> object:
 
 
 def load_impl(spec: str) -> Impl:
-    """Resolve `spec` ("reference", "optimized" or "module:function") to an `Impl`.
+    """Resolve `spec` ("reference", "eager", "optimized" or "module:function") to an `Impl`.
 
     Raises:
         TypeError: `spec` is not a str.
@@ -120,6 +122,10 @@ def load_impl(spec: str) -> Impl:
         from moegate.reference import route
 
         return Impl(name="reference", fn=route, default_device="cpu")
+    if name == "eager":
+        from moegate.reference import route
+
+        return Impl(name="eager", fn=route, default_device="cuda")
     if name == "optimized":
         try:
             from moegate.optimized import route as optimized_route
@@ -141,8 +147,8 @@ def load_impl(spec: str) -> Impl:
     module, sep, attr = name.rpartition(":")
     if not sep or not module or not attr:
         raise ValueError(
-            f"impl={spec!r}, but impl must be 'reference', 'optimized', a peer ({', '.join(PEER_NAMES)}) "
-            f"or 'module:function' (e.g. 'my_kernels.routing:route')"
+            f"impl={spec!r}, but impl must be 'reference', 'eager', 'optimized', a peer "
+            f"({', '.join(PEER_NAMES)}) or 'module:function' (e.g. 'my_kernels.routing:route')"
         )
     obj: object = _import_module(module, spec)
     for part in attr.split("."):

@@ -1,97 +1,120 @@
-"""`moegate bench`: time an implementation's route() at a few batch sizes."""
+"""`moegate bench`: time implementations of route() over presets, dtypes and T beside the measured floors
+(the measuring is `moegate.properties.benchmark`; this module parses, prints and writes)."""
 
 from __future__ import annotations
 
 import argparse
-import time
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from .. import benchmark as bm
+from .. import benchmark_report as report
 from .. import fixtures as fx
+from ..benchmark_timers import default_timer
 from .common import (
     IMPL_HELP,
-    ImplFailed,
     Out,
+    Progress,
+    UsageError,
     add_common,
-    nonneg_int,
     pos_int,
-    resolve_device,
-    resolve_impl,
+    split_list,
     table,
     usage,
 )
 
+OUT_FILES = ("bench.json", "bench.png")
+
+
+def _check_out_dir(out_dir: str | None, force: bool) -> Path | None:
+    """--out DIR, refused (before anything runs) where it would overwrite a file without --force."""
+    if out_dir is None:
+        return None
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out_dir}: exists and is not a directory")
+    existing = [name for name in OUT_FILES if (path / name).exists()]
+    if existing and not force:
+        raise UsageError(f"--out {out_dir}: {' and '.join(existing)} exist; pass --force to overwrite")
+    return path
+
+
+def _write_out(path: Path, doc: dict[str, Any], out: Out) -> None:
+    from ..benchmark_plot import write_plot
+
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "bench.json").write_text(json.dumps(doc, indent=1) + "\n")
+    png = path / "bench.png"
+    try:
+        write_plot(doc, png)
+    except ImportError:
+        png.unlink(missing_ok=True)  # only reached with --force: no stale figure beside the new JSON
+        out(
+            f"bench: wrote {path / 'bench.json'}; no bench.png: matplotlib is not installed "
+            "(pip install 'moegate[bench]')"
+        )
+        return
+    out(f"bench: wrote {path / 'bench.json'} and {png}")
+
 
 def cmd_bench(args: argparse.Namespace, out: Out) -> int:
-    impl = resolve_impl(args.impl)
-    device = resolve_device(args.device, impl)
-    preset = usage(fx.resolve_presets, [args.preset])[0]
-    dtype = usage(fx.parse_dtype, args.dtype)
-    dev = torch.device(device)
-    row_counts = args.rows or ([1, 64, 1024, 16384] if dev.type == "cuda" else [1, 64, 1024, 4096])
-    timer = "CUDA events" if dev.type == "cuda" else "time.perf_counter"
-    out(
-        f"bench: impl {impl.name!r}, preset {preset}, scores {fx.dtype_name(dtype)}, "
-        f"on {fx.device_name(dev)}; "
-        f"median of {args.repeats} calls after {args.warmup} warm-up calls, timed with {timer}"
-    )
-    results = []
-    for t in row_counts:
-        p = fx.preset_problem(preset, dtype, t, seed=t, device=dev)
-        try:
-            for _ in range(args.warmup):
-                impl(p.scores, p.bias, p.config)
-            times = []
-            for _ in range(args.repeats):
-                if dev.type == "cuda":
-                    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    begin.record()
-                    impl(p.scores, p.bias, p.config)
-                    end.record()
-                    end.synchronize()
-                    times.append(begin.elapsed_time(end) * 1e-3)
-                else:
-                    s = time.perf_counter()
-                    impl(p.scores, p.bias, p.config)
-                    times.append(time.perf_counter() - s)
-        except Exception as exc:
-            raise ImplFailed(
-                f"bench: impl {impl.name!r} raised at T={t}: {type(exc).__name__}: {exc}"
-            ) from exc
-        times.sort()
-        median = times[len(times) // 2]
-        results.append(
-            {
-                "rows": t,
-                "median_us": median * 1e6,
-                "min_us": times[0] * 1e6,
-                "rows_per_s": t / median if median > 0 else None,
-            }
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = usage(fx.check_device, args.device or default_device, "--device")
+    on_gpu = device.type == "cuda"
+    impls = split_list(args.impl) or list(bm.DEFAULT_GPU_IMPLS if on_gpu else bm.DEFAULT_CPU_IMPLS)
+    peers = split_list(args.peer) or list(bm.PEER_NAMES)
+    presets = usage(fx.resolve_presets, split_list(args.preset) or bm.DEFAULT_PRESETS)
+    dtypes = [usage(fx.parse_dtype, d) for d in split_list(args.dtype) or ["bfloat16"]]
+    row_counts = args.rows or list(bm.GPU_ROWS if on_gpu else bm.CPU_ROWS)
+    out_dir = _check_out_dir(args.out, args.force)
+
+    progress = Progress(enabled=not args.quiet)
+
+    def announce(line: str) -> None:  # what starts, on the progress stream (stderr)
+        if progress.enabled:
+            progress.stream.write(f"bench: {line}\n")
+            progress.stream.flush()
+
+    try:
+        result = usage(
+            bm.run_benchmark,
+            impls,
+            presets,
+            dtypes,
+            row_counts,
+            device=device,
+            peers=peers,
+            host=args.host,
+            timer=default_timer(device, replays=args.replays),
+            progress=progress,
+            announce=announce,
         )
-    table_rows = [
-        (
-            r["rows"],
-            f"{r['median_us']:.1f}",
-            f"{r['min_us']:.1f}",
-            f"{r['rows_per_s']:.3g}" if r["rows_per_s"] else "-",
+    finally:
+        progress.close()
+
+    for line in report.header_lines(result):
+        out(line)
+    out(table(report.TABLE_HEADERS, report.table_rows(result), report.TABLE_RIGHT))
+    if result.host:
+        out()
+        out(
+            f"host path: one eager call, Python to launch, time.perf_counter on the CPU side "
+            f"({bm.HOST_CALLS} calls, no synchronize inside the timed region)"
         )
-        for r in results
-    ]
-    out(table(("T", "median us", "min us", "rows/s"), table_rows, (True, True, True, True)))
+        out(table(report.HOST_HEADERS, report.host_table_rows(result), report.HOST_RIGHT))
+    for line in report.notes(result):
+        out(line)
+    doc = {"command": "bench", "ok": not result.errors, **result.to_json()}
+    if out_dir is not None:
+        _write_out(out_dir, doc, out)
     if args.json:
-        out.json(
-            {
-                "command": "bench",
-                "ok": True,
-                "impl": impl.name,
-                "preset": preset,
-                "device": device,
-                "dtype": fx.dtype_name(dtype),
-                "timer": timer,
-                "results": results,
-            }
-        )
+        out.json(doc)
+    if result.errors:
+        out(f"bench: {len(result.errors)} row(s) raised (status 'error', listed above)")
+        return 1
     return 0
 
 
@@ -99,18 +122,63 @@ def add_parser(sub: Any) -> None:
     """Add this command to the `moegate` subparsers."""
     p = sub.add_parser(
         "bench",
-        help="time route() of an implementation at a few batch sizes",
-        description="A minimal timing of one implementation's route(): median and minimum per call at a "
-        "few T, with CUDA events on a GPU and time.perf_counter on the CPU. Not a benchmark suite.",
+        help="time implementations of route() over presets, dtypes and T, beside the measured floors",
+        description=(
+            "Time route() of several implementations at each preset, dtype and batch size T. On a GPU: "
+            "CUDA-graph replays over input sets rotated past the L2 cache (events where a graph cannot "
+            "be captured), the copy floor (a kernel copy of a large float32 buffer, timed with events) "
+            "and the launch floor (an empty kernel in a graph) measured in the same run. On the CPU: "
+            "time.perf_counter. Prints a table (µs per call, ratio to the fastest peer, ratio to the "
+            "floor max(bytes / copy bandwidth, launch floor)); --out writes bench.json and bench.png. "
+            "Exit 1 when a call raised, 2 for bad usage or when no implementation can run here."
+        ),
     )
     p.add_argument(
-        "--impl", default=None, help=IMPL_HELP + " (default: optimized with a GPU, else reference)"
+        "--impl",
+        action="append",
+        metavar="NAME",
+        help=IMPL_HELP + "; also 'compile', 'flashinfer-default', 'flashinfer-cake', 'vllm'. Repeatable. "
+        f"Default on a GPU: {', '.join(bm.DEFAULT_GPU_IMPLS)} (those that cannot load are listed as not "
+        f"available); on the CPU: {', '.join(bm.DEFAULT_CPU_IMPLS)}",
     )
-    p.add_argument("--preset", default="deepseek-v3", help="preset (default: %(default)s)")
-    p.add_argument("--rows", type=nonneg_int, nargs="+", metavar="T", help="batch sizes T")
-    p.add_argument("--dtype", default="bfloat16", help="score dtype (default: %(default)s)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda for optimized, else cpu)")
-    p.add_argument("--repeats", type=pos_int, default=20, help="timed calls per T (default 20)")
-    p.add_argument("--warmup", type=nonneg_int, default=3, help="untimed calls first (default 3)")
+    p.add_argument(
+        "--peer",
+        action="append",
+        metavar="NAME",
+        help=f"an implementation that counts as a peer for 'vs peer' (repeatable; default "
+        f"{', '.join(bm.PEER_NAMES)})",
+    )
+    p.add_argument(
+        "--preset",
+        action="append",
+        metavar="NAME",
+        help=f"preset, or 'all' (repeatable; default {', '.join(bm.DEFAULT_PRESETS)})",
+    )
+    p.add_argument(
+        "--dtype", action="append", metavar="DTYPE", help="scores dtype (repeatable; default bfloat16)"
+    )
+    p.add_argument(
+        "--rows",
+        type=pos_int,
+        nargs="+",
+        metavar="T",
+        help=f"batch sizes T (default {' '.join(map(str, bm.GPU_ROWS))} on a GPU, "
+        f"{' '.join(map(str, bm.CPU_ROWS))} on the CPU)",
+    )
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when a GPU is visible)")
+    p.add_argument(
+        "--replays",
+        type=pos_int,
+        default=5,
+        metavar="N",
+        help="timed graph replays (or batches of calls) per row, of which the median (default 5)",
+    )
+    p.add_argument(
+        "--host",
+        action="store_true",
+        help=f"also time the host path: {bm.HOST_CALLS} eager calls at T = 1 of the first preset and dtype",
+    )
+    p.add_argument("--out", metavar="DIR", help="write bench.json and bench.png (the plot) into DIR")
+    p.add_argument("--force", action="store_true", help="overwrite bench.json/bench.png in --out DIR")
     add_common(p)
     p.set_defaults(func=cmd_bench)

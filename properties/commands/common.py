@@ -21,7 +21,8 @@ GOLDEN_ENV = "MOEGATE_GOLDEN_DIR"
 PROFILES = ("ci", "dev", "deep")
 
 IMPL_HELP = (
-    "implementation to run: 'reference', 'optimized' (the fused CUDA kernel) or 'module:function' "
+    "implementation to run: 'reference', 'eager' (the reference, on CUDA by default), 'optimized' (the "
+    "fused CUDA kernel) or 'module:function' "
     "(any importable route(scores, bias, config); the module may be a path to a .py file)"
 )
 
