@@ -157,4 +157,15 @@ def load_impl(spec: str) -> Impl:
         obj = getattr(obj, part)
     if not callable(obj):
         raise ValueError(f"impl={spec!r}, but {attr!r} is a {type(obj).__name__}, not a callable")
-    return Impl(name=name, fn=obj, default_device="cpu")
+    # A user's kernel declares what it supports the way the peers do: a `contract` attribute holding a
+    # moegate.properties.peers.Contract (`my_route.contract = Contract(...)`).
+    contract = getattr(obj, "contract", None)
+    if contract is not None:
+        from .peers.contract import Contract
+
+        if not isinstance(contract, Contract):
+            raise ValueError(
+                f"impl={spec!r} has a `contract` attribute of type {type(contract).__name__}, but it must "
+                "be a moegate.properties.peers.Contract"
+            )
+    return Impl(name=name, fn=obj, default_device="cpu", contract=contract)

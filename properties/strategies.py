@@ -282,7 +282,8 @@ def routing_problems(
         max_rows, min_rows: T is drawn in [min_rows, max_rows], further capped so that T * E <= 32768
             and T * G * G <= 2^22 (keeps one example cheap for the oracle).
         row_kinds, bias_kinds: restrict the generators (subsets of ROW_KINDS, BIAS_KINDS).
-        row_stride: "any" (some problems get a row stride larger than E, padded with NaN) or "contiguous".
+        row_stride: "any" (some problems get a row stride larger than E, padded with NaN), "contiguous", or
+            "padded" (every problem of T > 1 rows gets one).
 
     Each problem's `seed` is the drawn generator seed; `note` lists the row and bias kinds used.
     """
@@ -310,8 +311,9 @@ def routing_problems(
     bias_dtype_list = (
         BIAS_DTYPES if same_dtype_bias else parse_dtypes("bias_dtypes", bias_dtypes, BIAS_DTYPES)
     )
-    if row_stride not in ("any", "contiguous"):
-        raise ValueError(f"row_stride={row_stride!r}, but row_stride must be 'any' or 'contiguous'")
+    pads = {"any": (0, 0, 1, 3, 8), "contiguous": (0,), "padded": (1, 3, 8)}
+    if row_stride not in pads:
+        raise ValueError(f"row_stride={row_stride!r}, but row_stride must be one of {tuple(pads)}")
     try:
         torch_device = torch.device(device)
     except (RuntimeError, TypeError) as e:
@@ -377,7 +379,7 @@ def routing_problems(
         if bias is not None:
             bias = bias.to(dtype if same_dtype_bias else draw(st.sampled_from(bias_dtype_list)))
         scores = scores.to(dtype)
-        pad = draw(st.sampled_from((0, 0, 1, 3, 8))) if row_stride == "any" else 0
+        pad = draw(st.sampled_from(pads[row_stride]))
         if pad and T > 1:
             offset = draw(st.integers(0, pad))
             # The padding holds NaN: a kernel that reads past the row shows it.

@@ -405,10 +405,16 @@ def _problem_arguments(
     score_dtypes: tuple[torch.dtype, ...],
     row_kinds: Sequence[str] | None,
     bias_kinds: Sequence[str] | None,
+    row_stride: str | None = None,
 ) -> dict[str, Any]:
     """routing_problems' arguments for what `contract` accepts (everything SPEC allows when None)."""
+    if row_stride not in (None, "contiguous", "padded"):
+        raise ValueError(f"row_stride={row_stride!r}, but row_stride must be None, 'contiguous' or 'padded'")
+    if row_stride == "padded" and contract is not None and contract.row_stride == "contiguous":
+        raise ValueError(f"row_stride='padded', but {contract.name} takes contiguous rows only")
     args: dict[str, Any] = {"configs": configs, "dtypes": score_dtypes, "row_kinds": row_kinds}
     args["bias_kinds"] = bias_kinds
+    args["row_stride"] = row_stride or "any"
     if contract is None:
         return args
     dtypes = tuple(d for d in score_dtypes if d in contract.score_dtypes)
@@ -440,7 +446,7 @@ def _problem_arguments(
         bias_kinds=kinds,
         bias_dtypes=bias_dtypes,
         min_rows=contract.min_rows,
-        row_stride=contract.row_stride,
+        row_stride=row_stride or contract.row_stride,
     )
     return args
 
@@ -463,6 +469,7 @@ def verify(
     row_kinds: Sequence[str] | None = None,
     bias_kinds: Sequence[str] | None = None,
     limits: Sequence[str] = (),
+    row_stride: str | None = None,
 ) -> Report:
     """Run the property suite against `impl` with Hypothesis.
 
@@ -488,6 +495,8 @@ def verify(
         row_kinds, bias_kinds: draw only these kinds of logit rows and biases (`strategies.ROW_KINDS`,
             `BIAS_KINDS`), e.g. to look past a known finding about non-finite inputs.
         limits: more shape limits (the contract's syntax, e.g. "G <= 8"), narrowing what is drawn.
+        row_stride: None (as the contract allows), "contiguous" (dense rows only) or "padded" (every
+            problem of T > 1 rows gets a row stride larger than E; a contract must allow it).
 
     Returns:
         A Report; `.ok` when every property held on every example.
@@ -513,7 +522,7 @@ def verify(
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device={device!r}, but device must name a torch device ({e})") from None
     contract = _narrowed(contract, limits)
-    problem_args = _problem_arguments(contract, configs, score_dtypes, row_kinds, bias_kinds)
+    problem_args = _problem_arguments(contract, configs, score_dtypes, row_kinds, bias_kinds, row_stride)
     score_dtypes = problem_args["dtypes"]
     problems = routing_problems(device="cpu", max_rows=prof.max_rows, **problem_args)
     examples = prof.examples if max_examples is None else max_examples
