@@ -69,7 +69,8 @@ def slices_for(peer: str, contract, deep: bool) -> list[Slice]:
     if contract is None or contract.row_stride == "any":
         out.append(Slice("layout-strided", base, row_stride="padded"))
     if peer == "compile":  # SPEC-complete: the mainstream, non-finite inputs and strided rows are enough
-        out = [s for s in out if s.name in ("mainstream", "rows-nonfinite", "bias-nonfinite", "layout-strided")]
+        keep = ("mainstream", "rows-nonfinite", "bias-nonfinite", "layout-strided")
+        out = [s for s in out if s.name in keep]
     if deep:
         out.append(Slice("mainstream-deep", base, properties=every, profile="deep"))
         out.append(Slice("contract-deep", (), row_kinds=(), bias_kinds=(), properties=every, profile="deep"))
