@@ -19,6 +19,7 @@ from .common import (
     GOLDEN_ENV,
     IMPL_HELP,
     PROFILES,
+    ImplFailed,
     Out,
     Progress,
     add_common,
@@ -71,6 +72,43 @@ def _save_failures(report: Any, impl: Impl, device: str, root: Path) -> tuple[Pa
     return out_dir, errors
 
 
+def _verify_in_workers(
+    args: argparse.Namespace,
+    impl: Impl,
+    device: str,
+    configs: list[Any] | None,
+    profile: str,
+    dtypes: list[Any] | None,
+    progress: Progress,
+    out: Out,
+) -> Any:
+    """`verify --workers N` (N > 1): properties/parallel.py, one merged report; a worker that raises
+    outside a property or dies is exit 1 with one line."""
+    from ..parallel import WorkerError, verify_parallel
+
+    try:
+        report = verify_parallel(
+            impl.name,
+            workers=args.workers,
+            device=device,
+            configs=configs,
+            max_examples=args.examples,
+            profile=profile,
+            dtypes=dtypes,
+            seed=args.seed,
+            impl_name=impl.name,
+            progress=progress,
+        )
+    except WorkerError as exc:
+        raise ImplFailed(str(exc).replace("\n", " ")) from exc
+    info = report.extra["workers"]
+    out(
+        f"{info['count']} workers ({info['threads_per_worker']} CPU threads each) on "
+        f"{', '.join(info['devices'])}: {info['tasks']} tasks"
+    )
+    return report
+
+
 def cmd_verify(args: argparse.Namespace, out: Out) -> int:
     explicit = args.impl is not None
     impl = resolve_impl(args.impl)
@@ -91,22 +129,28 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
         )
     for note in notes:
         out(note)
+    # parallel is imported for one worker too: Hypothesis draws with a bias towards the constants of the
+    # local modules loaded, so the in-process run and the workers must have loaded the same ones.
+    from .. import parallel  # noqa: F401
     from .. import suite as verify_mod
 
     progress = Progress(enabled=not args.quiet)
     start = time.perf_counter()
     try:
-        report = verify_mod.verify(
-            impl.fn,
-            configs=configs,
-            max_examples=args.examples,
-            device=device,
-            profile=profile,
-            dtypes=dtypes,
-            progress=progress,
-            seed=args.seed,
-            impl_name=impl.name,
-        )
+        if args.workers > 1:
+            report = _verify_in_workers(args, impl, device, configs, profile, dtypes, progress, out)
+        else:
+            report = verify_mod.verify(
+                impl.fn,
+                configs=configs,
+                max_examples=args.examples,
+                device=device,
+                profile=profile,
+                dtypes=dtypes,
+                progress=progress,
+                seed=args.seed,
+                impl_name=impl.name,
+            )
     finally:
         progress.close()
     ok = bool(report.ok)
@@ -115,6 +159,7 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
         "impl": impl.name,
         "device": device,
         "profile": profile,
+        "workers": report.extra.get("workers", {"count": 1, "devices": [device]}),
         "notes": notes,
         "report": report.to_dict(),
     }
@@ -145,7 +190,7 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
             out(f"golden fixtures not found (set ${GOLDEN_ENV} or run from a source checkout): skipped")
             doc["fixtures"] = None
         else:
-            fixture_report = fx.check_fixture_set(golden, impl, device=device, progress=progress)
+            fixture_report = usage(fx.check_fixture_set, golden, impl, device=device, progress=progress)
             out(fixture_report.format(verbose=False))
             doc["fixtures"] = fixture_report.to_dict()
             ok = ok and fixture_report.ok
@@ -185,6 +230,14 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--seed", type=nonneg_int, default=None, help="Hypothesis seed (reproducible dev/deep runs)"
+    )
+    p.add_argument(
+        "--workers",
+        type=pos_int,
+        default=1,
+        metavar="N",
+        help="run the properties in N worker processes (spawned; with --device cuda and several GPUs, "
+        "one GPU per worker) and merge their reports; default 1: in this process",
     )
     p.add_argument(
         "--failures-dir",
