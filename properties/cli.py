@@ -1,19 +1,20 @@
 """The `moegate` command (also `python -m moegate.properties`).
 
     moegate verify    [--impl reference|optimized|module:function] [--preset NAME ...] [--examples N]
-                      [--profile ci|dev|deep] [--device cpu|cuda] [--dtype ...] [--json]
+                      [--profile ci|dev|deep] [--device cpu|cuda] [--dtype ...] [--workers N] [--json]
     moegate mutants   [--examples N] [--mutant NAME ...] [--json]
-    moegate fixtures record --out DIR [--preset NAME|all ...] [--edge-cases] [--impl ...] [--rows N]
-                      [--dtypes ...] [--seed N] [--device ...] [--json]
+    moegate fixtures record --out DIR [--force] [--preset NAME|all ...] [--edge-cases] [--impl ...]
+                      [--rows N] [--dtypes ...] [--seed N] [--device ...] [--json]
     moegate fixtures check DIR [--impl ...] [--device ...] [--max-rows N] [--json]
     moegate presets   [--json]
     moegate bench     [--impl NAME ...] [--peer NAME ...] [--preset NAME|all ...] [--dtype ...] [--rows T ...]
                       [--device ...] [--replays N] [--host] [--out DIR [--force]] [--json]
 
 Exit codes: 0 everything passed; 1 a property or a fixture failed, or a mutant survived; 2 bad usage or
-bad input (argparse errors, unknown preset or impl, an impl that cannot be imported, a missing fixture
-directory), with one line on stderr. With `--json`, stdout holds one JSON document and nothing else;
-progress (tqdm bars on a terminal, plain lines otherwise) and notes go to stderr.
+bad input (argparse errors, unknown preset or impl, an impl that cannot be imported, a missing or
+damaged fixture set, an existing set without --force), with one line on stderr. With `--json`, stdout
+holds one JSON document and nothing else; progress (tqdm bars on a terminal, plain lines otherwise) and
+notes go to stderr.
 
 `main(argv)` returns the exit code, so tests call it in-process.
 """

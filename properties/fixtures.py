@@ -17,24 +17,36 @@ Each case file holds these tensors (all CPU, all contiguous):
                                                      (`oracle.tie_rows`); ids there may differ
 
 and string metadata: `config` (RoutingConfig as JSON), `preset`, `dtype`, `bias_dtype`, `seed`, `note`,
-`num_rows`, `row_stride` (the recorded input's row stride: row-strided inputs are stored contiguous, so
-a replay calls the implementation on contiguous rows), `moegate_version`, `torch_version`, `impl`,
-`device`, `device_name`, `format`, `format_version`.
+`num_rows`, `row_stride` (the recorded input's row stride where it steps, T > 1, else E: inputs are
+stored contiguous, and a replay lays the rows out at that stride again), `moegate_version`,
+`torch_version`, `impl`, `device`, `device_name`, `format`, `format_version`.
+
+No pickle: the case files are safetensors (a JSON header and raw tensor bytes) and the manifest is JSON;
+nothing here or elsewhere in moegate calls `torch.load` or imports pickle, so a fixture set from anyone
+can be loaded without running code from it (tests/test_fixture_files.py checks this).
+
+Nothing lost: `write_fixture_set` writes each file atomically into a temporary sibling directory and
+swaps the whole set in at the end; an existing set is replaced only with `force`
+(`fixture_files.write_set_directory` says how).
+
+Nothing trusted: `read_manifest`, `load_case` and `load_fixture_set` check every field, tensor dtype and
+shape, the metadata and the sha256 of every file, and raise `FixtureError` (a ValueError naming the file
+and the problem) for anything damaged, never another exception.
 
 `check_fixture_set` replays every case on a device through an implementation and compares with
 `differential.compare`: ids exact except in flagged tie rows, weights within the differential's
-tolerances. The manifest's sha256 guards against a fixture file edited by hand.
+tolerances. The inputs recorded (preset batches, the golden edge sets) come from `fixture_inputs`,
+whose names this module re-exports.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import platform
+import re
 import time
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,44 +54,58 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from moegate.reference import PRESET_HAS_BIAS, RoutingConfig, get_preset, preset_names
+from moegate.reference import BIAS_DTYPES, SCORE_DTYPES, RoutingConfig
 
+from . import fixture_files as files
+from .fixture_files import CASE_SUFFIX, MANIFEST_NAME, FixtureError, FixtureSetExistsError, check_target
+from .fixture_inputs import (
+    DTYPES,
+    case_seed,
+    dtype_name,
+    edge_problems,
+    parse_dtype,
+    preset_cases_problems,
+    preset_problem,
+    resolve_presets,
+)
 from .impls import Impl
 from .problem import RoutingProblem
 
+__all__ = [
+    "DTYPES",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "CaseResult",
+    "FixtureCase",
+    "FixtureCheckReport",
+    "FixtureError",
+    "FixtureSetExistsError",
+    "case_seed",
+    "check_case",
+    "check_device",
+    "check_fixture_set",
+    "check_target",
+    "device_name",
+    "dtype_name",
+    "edge_problems",
+    "load_case",
+    "load_fixture_set",
+    "moegate_version",
+    "parse_dtype",
+    "preset_cases_problems",
+    "preset_problem",
+    "read_manifest",
+    "record_case",
+    "record_problems",
+    "resolve_presets",
+    "write_fixture_set",
+]
+
 FORMAT = "moegate-fixtures"
 FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
 
 ProgressFn = Callable[[str, int, int], None]
-
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
-_DTYPE_ALIASES = {"fp32": "float32", "f32": "float32", "float": "float32", "bf16": "bfloat16",
-                  "fp16": "float16", "f16": "float16", "half": "float16"}  # fmt: skip
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """ "float32", "bfloat16" or "float16" for a torch dtype."""
-    return str(dtype).replace("torch.", "")
-
-
-def parse_dtype(name: str) -> torch.dtype:
-    """A score dtype from its name ("float32", "bfloat16", "float16", or fp32/bf16/fp16/half).
-
-    Raises:
-        ValueError: unknown name; the message lists the valid ones.
-    """
-    key = str(name).strip().lower()
-    key = _DTYPE_ALIASES.get(key, key)
-    if key not in DTYPES:
-        raise ValueError(
-            f"dtype={name!r}, but dtype must be one of {', '.join(DTYPES)} (or fp32, bf16, fp16)"
-        )
-    return DTYPES[key]
 
 
 def moegate_version() -> str:
@@ -192,7 +218,8 @@ def record_case(
         "impl": impl.name,
         "device": str(dev),
         "device_name": device_name(dev),
-        "row_stride": str(problem.scores.stride(0) if problem.scores.dim() == 2 else ""),
+        # The row stride only means something where it steps (T > 1); else E, whatever torch reports.
+        "row_stride": str(problem.scores.stride(0) if problem.num_rows > 1 else problem.config.num_experts),
         **(extra_meta or {}),
     }
     return FixtureCase(
@@ -218,46 +245,7 @@ def _check_outputs(ids: Any, weights: Any, problem: RoutingProblem, where: str) 
             raise ValueError(f"{where}: {label}.dtype={t.dtype}, but SPEC.md requires {dtype}")
 
 
-# ---- writing and reading -------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-_SAFETENSORS_DTYPES = {
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int32: "I32",
-    torch.int64: "I64",
-    torch.bool: "BOOL",
-}
-
-
-def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write a safetensors file byte-for-byte deterministically (sorted header keys, tensors in name
-    order), so that re-recording unchanged outputs leaves the golden files unchanged in git.
-    `safetensors.torch.save_file` orders its header by a hash map, which varies between runs."""
-    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().to("cpu").contiguous()
-        data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {
-            "dtype": _SAFETENSORS_DTYPES[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(data)],
-        }
-        blobs.append(data)
-        offset += len(data)
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * (-len(head) % 8)  # the format pads the header to a multiple of 8 bytes with spaces
-    with open(path, "wb") as f:
-        f.write(len(head).to_bytes(8, "little"))
-        f.write(head)
-        for data in blobs:
-            f.write(data)
+# ---- writing -------------------------------------------------------------------------------------------
 
 
 def _case_metadata(case: FixtureCase) -> dict[str, str]:
@@ -279,142 +267,326 @@ def _case_metadata(case: FixtureCase) -> dict[str, str]:
 
 
 def write_fixture_set(
-    out_dir: str | Path, cases: Sequence[FixtureCase], *, description: str = "", overwrite: bool = True
+    out_dir: str | Path, cases: Sequence[FixtureCase], *, description: str = "", force: bool = False
 ) -> Path:
-    """Write `cases` as a fixture set into `out_dir` (created if needed); return the manifest's path.
+    """Write `cases` as a fixture set into the directory `out_dir`; return the manifest's path.
+
+    Nothing is lost (fixture_files.write_set_directory): the whole set is written into a temporary
+    sibling directory, each file atomically (a temporary file, then `os.replace`), and swapped in at the
+    end by renames, so an exception or Ctrl-C half way leaves what was at `out_dir` as it was.
+    Without `force`, a directory that already holds a fixture set is refused; with `force`, the old set
+    (its manifest.json and every *.safetensors file) is replaced as a whole, and any other file there (a
+    README) is kept. A non-empty directory that holds no fixture set is never replaced.
 
     Raises:
-        ValueError: duplicate case names, or `out_dir` already holds a manifest and `overwrite` is False.
+        ValueError: duplicate or invalid case names (before anything is written).
+        FixtureSetExistsError (a ValueError): `out_dir` holds a fixture set and `force` is False, or is
+            a non-empty directory that holds none, or is a file.
     """
-    out = Path(out_dir)
     names = [c.name for c in cases]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"cases hold duplicate names {dup}, but case names must be unique")
-    if (out / MANIFEST_NAME).exists() and not overwrite:
-        raise ValueError(f"out_dir={str(out)!r} already holds a fixture set and overwrite=False")
-    out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for case in cases:
-        tensors = {
-            "scores": case.problem.scores.contiguous(),
-            "ids": case.ids.contiguous(),
-            "weights": case.weights.contiguous(),
-            "tie_rows": case.tie_rows.contiguous(),
+    for name in names:
+        _check_name(name)
+
+    def write_files(tmp: Path) -> None:
+        entries = []
+        for case in cases:
+            tensors = {"scores": case.problem.scores, "ids": case.ids, "weights": case.weights,
+                       "tie_rows": case.tie_rows}  # fmt: skip
+            if case.problem.bias is not None:
+                tensors["bias"] = case.problem.bias
+            meta = _case_metadata(case)
+            data = files.safetensors_bytes(tensors, meta)
+            files.atomic_write_bytes(tmp / case.file_name, data)
+            entries.append(
+                {
+                    "name": case.name,
+                    "file": case.file_name,
+                    "preset": case.preset,
+                    "config": case.problem.config.to_dict(),
+                    "dtype": meta["dtype"],
+                    "bias_dtype": meta["bias_dtype"],
+                    "num_rows": case.problem.num_rows,
+                    "seed": case.problem.seed,
+                    "note": case.problem.note,
+                    "tie_rows": int(case.tie_rows.sum()),
+                    "impl": case.meta.get("impl", ""),
+                    "sha256": files.sha256_hex(data),
+                }
+            )
+        first = cases[0].meta if cases else {}
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "description": description,
+            "moegate_version": moegate_version(),
+            "torch_version": torch.__version__,
+            "impl": first.get("impl", ""),
+            "device": first.get("device", ""),
+            "device_name": first.get("device_name", ""),
+            "layout": (
+                "one .safetensors file per case: scores [T,E] (own dtype), bias [E] (own dtype; absent when "
+                "none), ids [T,W] int32, weights [T,W] float32, tie_rows [T] bool; metadata: config JSON, "
+                "dtype, seed, versions, impl, device. Row-strided inputs are stored contiguous."
+            ),
+            "cases": entries,
         }
-        if case.problem.bias is not None:
-            tensors["bias"] = case.problem.bias.contiguous()
-        meta = _case_metadata(case)
-        path = out / case.file_name
-        _save_safetensors(tensors, path, meta)
-        entries.append(
-            {
-                "name": case.name,
-                "file": case.file_name,
-                "preset": case.preset,
-                "config": case.problem.config.to_dict(),
-                "dtype": meta["dtype"],
-                "bias_dtype": meta["bias_dtype"],
-                "num_rows": case.problem.num_rows,
-                "seed": case.problem.seed,
-                "note": case.problem.note,
-                "tie_rows": int(case.tie_rows.sum()),
-                "impl": case.meta.get("impl", ""),
-                "sha256": _sha256(path),
-            }
-        )
-    first = cases[0].meta if cases else {}
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "description": description,
-        "moegate_version": moegate_version(),
-        "torch_version": torch.__version__,
-        "impl": first.get("impl", ""),
-        "device": first.get("device", ""),
-        "device_name": first.get("device_name", ""),
-        "layout": (
-            "one .safetensors file per case: scores [T,E] (own dtype), bias [E] (own dtype; absent when "
-            "none), ids [T,W] int32, weights [T,W] float32, tie_rows [T] bool; metadata: config JSON, "
-            "dtype, seed, versions, impl, device. Row-strided inputs are stored contiguous."
-        ),
-        "cases": entries,
-    }
-    manifest_path = out / MANIFEST_NAME
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
-    return manifest_path
+        text = json.dumps(manifest, indent=1, sort_keys=False) + "\n"
+        files.atomic_write_bytes(tmp / MANIFEST_NAME, text.encode())
+
+    out = files.write_set_directory(out_dir, write_files, force=force)
+    return out / MANIFEST_NAME
+
+
+# ---- reading: nothing trusted ----------------------------------------------------------------------------
+
+_CASE_TENSORS = ("scores", "ids", "weights", "tie_rows")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# A replay allocates T x row_stride elements: a file may not claim a row stride past this.
+_MAX_ROW_STRIDE_FACTOR, _MAX_ROW_STRIDE_PAD = 64, 4096
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _parse_json(path: Path, what: str, text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise FixtureError(path, f"{what} is not UTF-8 text") from None
+    except ValueError as exc:  # json.JSONDecodeError, or an integer of too many digits
+        raise FixtureError(path, f"{what} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise FixtureError(path, f"{what} is not valid JSON (nested too deep)") from None
+
+
+def _plain_case_file(name: str) -> bool:
+    return (
+        len(name) > len(CASE_SUFFIX)
+        and name.endswith(CASE_SUFFIX)
+        and not name.startswith(".")
+        and not any(c in name for c in "/\\:\x00")
+    )
 
 
 def read_manifest(fixture_dir: str | Path) -> dict[str, Any]:
-    """The manifest of the fixture set in `fixture_dir`.
+    """The manifest of the fixture set in `fixture_dir`, checked: format and version, and a `cases` list
+    whose entries each name a plain case file (`<name>.safetensors`, no directory part), its `name` and
+    its `sha256` (64 hex digits), no file or name twice.
 
     Raises:
-        ValueError: no such directory, no manifest, or a manifest of another format or version.
+        FixtureError (a ValueError): no such directory, no manifest, or a manifest that is not such JSON;
+            the message names the file and the problem.
     """
     d = Path(fixture_dir)
     if not d.is_dir():
-        raise ValueError(f"fixture_dir={str(d)!r}, but it is not a directory")
+        raise FixtureError(d, "is not a directory (no fixture set there)")
     path = d / MANIFEST_NAME
     if not path.is_file():
-        raise ValueError(f"fixture_dir={str(d)!r}, but it holds no {MANIFEST_NAME} (not a fixture set)")
+        raise FixtureError(d, f"holds no {MANIFEST_NAME} (not a fixture set)")
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{str(path)!r}: format is not {FORMAT!r}")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{str(path)!r}: format_version={manifest.get('format_version')!r}, but this moegate reads "
-            f"version {FORMAT_VERSION}"
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FixtureError(path, f"cannot be read ({exc.strerror or exc})") from None
+    manifest = _parse_json(path, "the manifest", data)
+    if not isinstance(manifest, dict):
+        raise FixtureError(path, f"holds a JSON {_json_kind(manifest)}, but a manifest is a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise FixtureError(
+            path, f"format={_short(manifest.get('format'))}, but a manifest has format {FORMAT!r}"
         )
+    version = manifest.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise FixtureError(
+            path, f"format_version={_short(version)}, but this moegate reads version {FORMAT_VERSION}"
+        )
+    cases = manifest.get("cases")
+    if not isinstance(cases, list):
+        raise FixtureError(path, f"cases={_short(cases)}, but the manifest needs a 'cases' list")
+    files_seen: set[str] = set()
+    names_seen: set[str] = set()
+    for i, entry in enumerate(cases):
+        if not isinstance(entry, dict):
+            raise FixtureError(path, f"cases[{i}]={_short(entry)}, but each case entry is a JSON object")
+        for key in ("name", "file", "sha256"):
+            if not isinstance(entry.get(key), str):
+                raise FixtureError(
+                    path, f"cases[{i}].{key}={_short(entry.get(key))}, but it must be a string"
+                )
+        if not _plain_case_file(entry["file"]):
+            raise FixtureError(
+                path,
+                f"cases[{i}].file={_short(entry['file'])}, but a case file is a plain file name ending in "
+                f"{CASE_SUFFIX} (no directory part)",
+            )
+        if not _SHA256_HEX.fullmatch(entry["sha256"]):
+            raise FixtureError(
+                path, f"cases[{i}].sha256={_short(entry['sha256'])}, but it must be 64 lowercase hex digits"
+            )
+        for label, value, seen in (("file", entry["file"], files_seen), ("name", entry["name"], names_seen)):
+            if value in seen:
+                raise FixtureError(path, f"cases[{i}].{label}={_short(value)} appears twice")
+            seen.add(value)
     return manifest
 
 
-def load_case(path: str | Path, *, sha256: str | None = None) -> FixtureCase:
-    """Read one case file. With `sha256`, the file must match it (else ValueError)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"fixture file {str(p)!r} does not exist")
-    if sha256 is not None and _sha256(p) != sha256:
-        raise ValueError(
-            f"fixture file {str(p)!r} does not match the manifest's sha256 "
-            "(edited by hand? re-record the set)"
-        )
+def _read_safetensors(p: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:
-        raise ValueError(f"fixture file {str(p)!r} cannot be read: {type(exc).__name__}: {exc}") from exc
-    missing = {"scores", "ids", "weights", "tie_rows"} - set(tensors)
-    if missing or meta.get("format") != FORMAT or "config" not in meta:
-        raise ValueError(f"fixture file {str(p)!r} is not a moegate fixture (missing {sorted(missing)})")
-    config = RoutingConfig(**json.loads(meta.pop("config")))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # safetensors' Rust side may raise a PanicException (a BaseException)
+        raise FixtureError(
+            p, f"is not a readable safetensors file (truncated or damaged?): {type(exc).__name__}: {exc}"
+        ) from None
+    return meta, tensors
+
+
+def _check_tensor(p: Path, name: str, t: torch.Tensor, dtypes: tuple[torch.dtype, ...],
+                  shape: tuple[int, ...], rule: str) -> None:  # fmt: skip
+    if t.dtype not in dtypes:
+        raise FixtureError(p, f"{name}.dtype={t.dtype}, but {name} must be {rule}")
+    if tuple(t.shape) != shape:
+        raise FixtureError(p, f"{name}.shape={tuple(t.shape)}, but {name} must be {rule}")
+
+
+def load_case(path: str | Path, *, sha256: str | None = None) -> FixtureCase:
+    """Read one case file and check everything in it: the format, the metadata (config accepted by
+    RoutingConfig, seed, dtype, num_rows, row_stride), and every tensor's dtype and shape against the
+    config (scores [T, E] float32/float16/bfloat16, bias [E] float32/bfloat16/float16 or absent, ids
+    [T, W] int32, weights [T, W] float32, tie_rows [T] bool). With `sha256`, the file's bytes must hash
+    to it. Returns a FixtureCase on the CPU.
+
+    Raises:
+        FixtureError (a ValueError): anything missing, damaged or inconsistent; the message names the
+            file and the problem.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FixtureError(p, "does not exist" if not p.exists() else "is not a file")
+    if sha256 is not None:
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise FixtureError(p, f"cannot be read ({exc.strerror or exc})") from None
+        if files.sha256_hex(data) != sha256:
+            raise FixtureError(
+                p, "does not match the manifest's sha256 (damaged, or edited by hand? re-record the set)"
+            )
+    meta, tensors = _read_safetensors(p)
+    if meta.get("format") != FORMAT or meta.get("format_version") != str(FORMAT_VERSION):
+        raise FixtureError(
+            p,
+            f"metadata format={_short(meta.get('format'))} format_version="
+            f"{_short(meta.get('format_version'))}, but a moegate fixture file has {FORMAT!r} version "
+            f"{FORMAT_VERSION}",
+        )
+    missing = [k for k in _CASE_TENSORS if k not in tensors]
+    unexpected = sorted(set(tensors) - {*_CASE_TENSORS, "bias"})
+    if missing or unexpected:
+        raise FixtureError(
+            p, f"holds tensors {sorted(tensors)}, but a case holds {list(_CASE_TENSORS)} and optionally bias"
+        )
+    if "config" not in meta:
+        raise FixtureError(p, "metadata lacks 'config'")
+    fields = _parse_json(p, "metadata 'config'", meta.pop("config"))
+    if not isinstance(fields, dict):
+        raise FixtureError(p, f"metadata 'config' holds a JSON {_json_kind(fields)}, not an object")
+    try:
+        config = RoutingConfig(**fields)
+    except (TypeError, ValueError) as exc:
+        raise FixtureError(p, f"metadata 'config' is rejected by RoutingConfig: {exc}") from None
+    E, W = config.num_experts, config.output_width
+    scores, bias = tensors["scores"], tensors.get("bias")
+    if scores.dtype not in SCORE_DTYPES or scores.dim() != 2 or scores.shape[1] != E:
+        raise FixtureError(
+            p,
+            f"scores is {scores.dtype} {tuple(scores.shape)}, but scores must be float32, float16 or "
+            f"bfloat16 [T, E] with E = {E} (the config's num_experts)",
+        )
+    T = int(scores.shape[0])
+    if bias is not None:
+        _check_tensor(p, "bias", bias, BIAS_DTYPES, (E,), f"float32, bfloat16 or float16 [E] = [{E}]")
+    _check_tensor(p, "ids", tensors["ids"], (torch.int32,), (T, W), f"int32 [T, W] = [{T}, {W}]")
+    _check_tensor(p, "weights", tensors["weights"], (torch.float32,), (T, W), f"float32 [T, W] = [{T}, {W}]")
+    _check_tensor(p, "tie_rows", tensors["tie_rows"], (torch.bool,), (T,), f"bool [T] = [{T}]")
+    _check_metadata(p, meta, config, scores, bias)
     seed = meta.pop("seed", "")
-    problem = RoutingProblem(
-        config,
-        tensors["scores"],
-        tensors.get("bias"),
-        seed=int(seed) if seed else None,
-        note=meta.pop("note", ""),
-    )
+    name = meta.pop("name", p.stem)
+    try:
+        _check_name(name)
+        problem = RoutingProblem(
+            config, scores, bias, seed=int(seed) if seed else None, note=meta.pop("note", "")
+        )
+    except (TypeError, ValueError) as exc:
+        raise FixtureError(p, f"its inputs are not valid: {exc}") from None
     return FixtureCase(
-        name=meta.pop("name", p.stem),
+        name=name,
         problem=problem,
         ids=tensors["ids"],
         weights=tensors["weights"],
-        tie_rows=tensors["tie_rows"].to(torch.bool),
+        tie_rows=tensors["tie_rows"].view(torch.uint8) != 0,  # a damaged bool byte reads as True
         preset=meta.pop("preset", ""),
         meta=meta,
     )
 
 
+def _check_metadata(
+    p: Path, meta: dict[str, str], config: RoutingConfig, scores: torch.Tensor, bias: torch.Tensor | None
+) -> None:
+    """The string metadata that describes the tensors must agree with them and parse."""
+    T, E = int(scores.shape[0]), config.num_experts
+    expected = {
+        "dtype": dtype_name(scores.dtype),
+        "bias_dtype": "none" if bias is None else dtype_name(bias.dtype),
+        "num_rows": str(T),
+    }
+    for key, value in expected.items():
+        if key in meta and meta[key] != value:
+            raise FixtureError(p, f"metadata {key}={_short(meta[key])}, but the tensors say {value!r}")
+    seed = meta.get("seed", "")
+    if seed and not re.fullmatch(r"-?[0-9]{1,30}", seed):
+        raise FixtureError(p, f"metadata seed={_short(seed)}, but it must be empty or an integer")
+    stride = meta.get("row_stride", "")
+    if stride:
+        limit = _MAX_ROW_STRIDE_FACTOR * E + _MAX_ROW_STRIDE_PAD
+        if not re.fullmatch(r"[0-9]{1,30}", stride) or (T > 1 and not E <= int(stride) <= limit):
+            raise FixtureError(
+                p,
+                f"metadata row_stride={_short(stride)}, but it must be an integer, in [E, "
+                f"{_MAX_ROW_STRIDE_FACTOR} * E + {_MAX_ROW_STRIDE_PAD}] = [{E}, {limit}] when T > 1",
+            )
+
+
 def load_fixture_set(fixture_dir: str | Path) -> list[FixtureCase]:
-    """Every case of the fixture set in `fixture_dir`, in manifest order (sha256-checked)."""
+    """Every case of the fixture set in `fixture_dir`, in manifest order, each file checked against the
+    manifest's sha256 and by `load_case`, and named as the manifest names it.
+
+    Raises:
+        FixtureError (a ValueError): see `read_manifest` and `load_case`.
+    """
     manifest = read_manifest(fixture_dir)
     d = Path(fixture_dir)
-    return [load_case(d / e["file"], sha256=e.get("sha256")) for e in manifest["cases"]]
+    cases = []
+    for entry in manifest["cases"]:
+        case = load_case(d / entry["file"], sha256=entry["sha256"])
+        if case.name != entry["name"]:
+            raise FixtureError(
+                d / entry["file"], f"holds case {case.name!r}, but the manifest names it {entry['name']!r}"
+            )
+        cases.append(case)
+    return cases
 
 
 # ---- checking ------------------------------------------------------------------------------------------
@@ -547,8 +719,11 @@ def check_fixture_set(
 ) -> FixtureCheckReport:
     """Replay every case of the set in `fixture_dir` through `impl` on `device` (default: the impl's).
 
+    Every case is loaded (and checked, see `load_fixture_set`) before the first replay.
+
     Raises:
-        ValueError: not a fixture set, a damaged file, or a device that cannot run here.
+        FixtureError (a ValueError): not a fixture set, or a damaged file; the message names the file.
+        ValueError: a device that cannot run here.
     """
     dev = check_device(device if device is not None else impl.default_device)
     cases = load_fixture_set(fixture_dir)
@@ -563,187 +738,6 @@ def check_fixture_set(
 # ---- inputs: presets and the golden edge sets -----------------------------------------------------------
 
 
-def case_seed(base_seed: int, name: str) -> int:
-    """A per-case seed: stable across runs and platforms (crc32 of the name), different per case."""
-    return (int(base_seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**31 - 1)
-
-
-def preset_problem(
-    preset: str,
-    dtype: torch.dtype,
-    num_rows: int,
-    seed: int,
-    *,
-    bias_dtype: torch.dtype | None = None,
-    device: str | torch.device = "cpu",
-) -> RoutingProblem:
-    """Random inputs for a preset: scores [num_rows, E] ~ N(0, 1) in `dtype`; a bias [E] ~ 0.1 * N(0, 1)
-    in `bias_dtype` (default: `dtype`) when the preset's model has one. Generated on the CPU from `seed`.
-
-    Raises:
-        ValueError: unknown preset, num_rows < 0.
-    """
-    config = get_preset(preset)
-    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < 0:
-        raise ValueError(f"num_rows={num_rows!r}, but num_rows must be an int >= 0")
-    gen = torch.Generator().manual_seed(seed)
-    scores = torch.randn(num_rows, config.num_experts, generator=gen).to(dtype)
-    bias = None
-    if PRESET_HAS_BIAS[_canonical_preset(preset)]:
-        bias = (0.1 * torch.randn(config.num_experts, generator=gen)).to(bias_dtype or dtype)
-    problem = RoutingProblem(config, scores, bias, seed=seed, note=f"preset {_canonical_preset(preset)}")
-    return problem if torch.device(device).type == "cpu" else problem.to(device)
-
-
-def _canonical_preset(name: str) -> str:
-    config = get_preset(name)
-    return next(n for n in preset_names() if get_preset(n) is config)
-
-
-def resolve_presets(names: Iterable[str]) -> list[str]:
-    """Canonical preset names for `names` ("all" expands to every preset; duplicates dropped).
-
-    Raises:
-        ValueError: an unknown name (the message lists the valid ones).
-    """
-    out: list[str] = []
-    for name in names:
-        expanded = preset_names() if name.strip().lower() == "all" else [_canonical_preset(name)]
-        out.extend(n for n in expanded if n not in out)
-    return out
-
-
-def preset_cases_problems(
-    presets: Sequence[str], dtypes: Sequence[torch.dtype], num_rows: int, seed: int
-) -> list[tuple[str, str, RoutingProblem]]:
-    """(case name, preset, problem) for every preset x dtype: names like "deepseek-v3-bfloat16"."""
-    out = []
-    for preset in resolve_presets(presets):
-        for dtype in dtypes:
-            name = f"{preset}-{dtype_name(dtype)}"
-            out.append((name, preset, preset_problem(preset, dtype, num_rows, case_seed(seed, name))))
-    return out
-
-
-def edge_problems(seed: int = 0) -> list[tuple[str, str, RoutingProblem]]:
-    """(case name, preset or "", problem): the golden edge sets of issue 5, small and deterministic.
-
-    ties: integer-valued logits (many exact ties in p and b, and between groups) with and without a bias;
-    nonfinite: NaN, +inf, -inf entries, all-NaN / all--inf / all-+inf rows, a NaN bias entry;
-    empty: T = 0; replica: shared_expert_mode="replica" with S = 3; scaling: r applied on the output;
-    strided: row stride > E (stored contiguous); mixed bias dtype: bf16 scores with a float32 bias and the
-    reverse; awkward: odd E, G, K and T.
-    """
-    v3 = get_preset("deepseek-v3")
-    out: list[tuple[str, str, RoutingProblem]] = []
-
-    def add(
-        name: str, preset: str, config: RoutingConfig, scores: torch.Tensor, bias: Any, note: str
-    ) -> None:
-        out.append(
-            (name, preset, RoutingProblem(config, scores, bias, seed=case_seed(seed, name), note=note))
-        )
-
-    def gen(name: str) -> torch.Generator:
-        return torch.Generator().manual_seed(case_seed(seed, name))
-
-    # Ties: logits on a coarse grid, so p (and b) collide within rows and group scores collide too.
-    for preset, dtype in (("deepseek-v3", torch.float32), ("deepseek-v3", torch.bfloat16),
-                          ("qwen3-moe", torch.float16), ("mixtral-8x7b", torch.float32)):  # fmt: skip
-        name = f"edge-ties-{preset}-{dtype_name(dtype)}"
-        cfg = get_preset(preset)
-        g = gen(name)
-        scores = (torch.randint(-2, 3, (32, cfg.num_experts), generator=g) * 0.5).to(dtype)
-        scores[0] = 0.0  # a row of identical logits: the lowest indices (and groups) must win
-        bias = None
-        if PRESET_HAS_BIAS[preset]:
-            bias = (torch.randint(-1, 2, (cfg.num_experts,), generator=g) * 0.125).to(torch.float32)
-        add(name, preset, cfg, scores, bias, "exact ties: logits on a 0.5 grid, row 0 all equal")
-
-    # Non-finite values in every score dtype, with a bias (sigmoid, groups) and without (softmax).
-    for preset in ("deepseek-v3", "qwen3-moe", "llama-4-maverick"):
-        for dtype in DTYPES.values():
-            name = f"edge-nonfinite-{preset}-{dtype_name(dtype)}"
-            cfg = get_preset(preset)
-            g = gen(name)
-            scores = torch.randn(24, cfg.num_experts, generator=g)
-            nan, inf = float("nan"), float("inf")
-            mask = torch.rand(scores.shape, generator=g)
-            scores = torch.where(mask < 0.05, nan, scores)
-            scores = torch.where((mask >= 0.05) & (mask < 0.08), inf, scores)
-            scores = torch.where((mask >= 0.08) & (mask < 0.11), -inf, scores)
-            scores[1] = nan  # all-NaN row
-            scores[2] = -inf  # all -inf row
-            scores[3] = inf  # all +inf row
-            scores[4, :] = -inf
-            scores[4, 5] = inf  # one +inf among -inf
-            scores[5, :] = nan
-            scores[5, -1] = 0.0  # one finite entry among NaN
-            bias = None
-            if PRESET_HAS_BIAS[preset]:
-                bias = 0.1 * torch.randn(cfg.num_experts, generator=g)
-                bias[7] = nan
-                bias = bias.to(dtype)
-            add(name, preset, cfg, scores.to(dtype), bias, "NaN/+-inf entries, all-NaN/-inf/+inf rows")
-
-    # T = 0.
-    for preset in ("deepseek-v3", "qwen3-moe"):
-        cfg = get_preset(preset)
-        bias = torch.zeros(cfg.num_experts) if PRESET_HAS_BIAS[preset] else None
-        add(f"edge-empty-{preset}", preset, cfg, torch.empty(0, cfg.num_experts), bias, "T = 0")
-
-    # Replica mode: one shared slot, id E + row % S.
-    for preset, dtype in (("deepseek-v3", torch.bfloat16), ("moonlight-16b-a3b", torch.float32)):
-        name = f"edge-replica-{preset}-{dtype_name(dtype)}"
-        cfg = get_preset(preset).replace(shared_expert_mode="replica", num_fused_shared_experts=3)
-        g = gen(name)
-        scores = torch.randn(40, cfg.num_experts, generator=g).to(dtype)
-        bias = (0.1 * torch.randn(cfg.num_experts, generator=g)).to(dtype)
-        add(name, preset, cfg, scores, bias, "replica mode, S = 3")
-
-    # Scaling applied on the output (renormalized and not).
-    for preset in ("deepseek-v3", "deepseek-v2"):
-        name = f"edge-scaling-on-output-{preset}"
-        cfg = get_preset(preset).replace(apply_routed_scaling_factor_on_output=True)
-        g = gen(name)
-        scores = torch.randn(32, cfg.num_experts, generator=g)
-        bias = (0.1 * torch.randn(cfg.num_experts, generator=g)) if PRESET_HAS_BIAS[preset] else None
-        add(name, preset, cfg, scores, bias, "apply_routed_scaling_factor_on_output")
-
-    # Row-strided input: the recorder sees the strided view; the file stores it contiguous.
-    name = "edge-strided-deepseek-v3"
-    g = gen(name)
-    wide = torch.randn(32, v3.num_experts + 64, generator=g).to(torch.bfloat16)
-    add(name, "deepseek-v3", v3, wide[:, : v3.num_experts], 0.1 * torch.randn(v3.num_experts, generator=g),
-        "row stride E + 64 (stored contiguous)")  # fmt: skip
-
-    # The bias in another dtype than the scores (a known kernel bug class).
-    for sd, bd in (
-        (torch.bfloat16, torch.float32),
-        (torch.float32, torch.bfloat16),
-        (torch.float16, torch.float32),
-    ):
-        name = f"edge-bias-dtype-deepseek-v3-{dtype_name(sd)}-bias-{dtype_name(bd)}"
-        g = gen(name)
-        scores = torch.randn(32, v3.num_experts, generator=g).to(sd)
-        bias = (0.1 * torch.randn(v3.num_experts, generator=g)).to(bd)
-        add(name, "deepseek-v3", v3, scores, bias, f"bias dtype {dtype_name(bd)}")
-
-    # Awkward shapes: odd E, G, K; K = the whole kept set; one row.
-    awkward = (
-        ("edge-awkward-e72-g6", RoutingConfig(num_experts=72, topk=7, num_expert_group=6, topk_group=2,
-                                              routed_scaling_factor=1.7, num_fused_shared_experts=2), 33),
-        ("edge-awkward-k-max", RoutingConfig(num_experts=12, topk=6, num_expert_group=4, topk_group=2,
-                                             scoring_func="softmax"), 17),
-        ("edge-awkward-one-row", RoutingConfig(num_experts=5, topk=1, scoring_func="softmax",
-                                               renormalize=False, num_fused_shared_experts=1), 1),
-    )  # fmt: skip
-    for name, cfg, rows in awkward:
-        g = gen(name)
-        scores = torch.randn(rows, cfg.num_experts, generator=g)
-        bias = 0.1 * torch.randn(cfg.num_experts, generator=g) if cfg.scoring_func == "sigmoid" else None
-        add(name, "", cfg, scores, bias, "awkward shape")
-    return out
 
 
 def record_problems(

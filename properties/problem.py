@@ -90,6 +90,8 @@ def _float_literal(value: float) -> str:
 def tensor_literal(x: torch.Tensor) -> str:
     """A Python expression that rebuilds x exactly (values, dtype; on CPU, contiguous), for failure reports.
     Uses the names `torch`, `nan` and `inf` (`from math import nan, inf`)."""
+    if x.numel() == 0:  # a nested list cannot say the shape of an empty tensor ([0, E] would become [0])
+        return f"torch.empty({tuple(x.shape)}, dtype={x.dtype})"
     values = x.detach().to("cpu", torch.float64).tolist()
     if x.dim() == 1:
         body = "[" + ", ".join(_float_literal(v) for v in values) + "]"

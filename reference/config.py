@@ -151,6 +151,12 @@ def check_inputs(scores: Any, bias: Any, config: Any) -> None:
     scores: torch.Tensor [T, E], float32/float16/bfloat16, last dim contiguous, row stride >= E.
     bias: None or torch.Tensor [E], float32/bfloat16/float16, contiguous, on the scores' device.
     config: RoutingConfig.
+
+    Strides are only checked where an implementation steps with them (SPEC.md: any layout torch calls
+    contiguous is valid, and an empty tensor is valid whatever its strides): the column stride only when
+    T > 0 and E > 1, the row stride only when T > 1, the bias stride only when E > 1. So T = 0 with any
+    strides (`torch.tensor(np.empty((0, E)))` has strides (0, 0)), one row with any row stride, E = 1
+    with any column stride, and a bias that is a view into a larger buffer are all valid.
     """
     if not isinstance(config, RoutingConfig):
         raise TypeError(f"config={config!r} ({type(config).__name__}), but config must be a RoutingConfig")
@@ -166,13 +172,15 @@ def check_inputs(scores: Any, bias: Any, config: Any) -> None:
             f"scores.shape={tuple(scores.shape)}, but scores.shape[1] must equal "
             f"num_experts={config.num_experts}"
         )
-    if num_cols > 1 and scores.stride(1) != 1:
+    if num_rows > 0 and num_cols > 1 and scores.stride(1) != 1:
         raise ValueError(
-            f"scores.stride()={scores.stride()}, but the last dimension must be contiguous (stride 1)"
+            f"scores.stride()={scores.stride()} with scores.shape={tuple(scores.shape)}, but the last "
+            "dimension must be contiguous (stride 1) when T > 0 and E > 1"
         )
     if num_rows > 1 and scores.stride(0) < num_cols:
         raise ValueError(
-            f"scores.stride()={scores.stride()}, but the row stride must be >= num_experts={num_cols}"
+            f"scores.stride()={scores.stride()} with scores.shape={tuple(scores.shape)}, but the row "
+            f"stride must be >= num_experts={num_cols} when T > 1 (rows must not overlap)"
         )
     if bias is None:
         return
@@ -186,6 +194,9 @@ def check_inputs(scores: Any, bias: Any, config: Any) -> None:
             f"(num_experts,) = ({config.num_experts},)"
         )
     if config.num_experts > 1 and bias.stride(0) != 1:
-        raise ValueError(f"bias.stride()={bias.stride()}, but bias must be contiguous (stride 1)")
+        raise ValueError(
+            f"bias.stride()={bias.stride()} with bias.shape={tuple(bias.shape)}, but bias must be "
+            "contiguous (stride 1) when E > 1"
+        )
     if bias.device != scores.device:
         raise TypeError(f"bias.device={bias.device}, but bias must be on the scores' device {scores.device}")

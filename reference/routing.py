@@ -175,7 +175,8 @@ def route(
 
     Args:
         scores: router logits [T, E], float32/float16/bfloat16, CPU or CUDA. T >= 0; the last dim is
-            contiguous, the row stride may exceed E. Read only.
+            contiguous, the row stride may exceed E; strides are checked only where they step (any
+            layout torch calls contiguous is valid, an empty tensor whatever its strides). Read only.
         bias: e_score_correction_bias [E], float32/bfloat16/float16, or None; read as float32. Read only.
         config: the RoutingConfig.
 

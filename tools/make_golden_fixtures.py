@@ -48,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{bad} cases violate the oracle: nothing written", file=sys.stderr)
         return 1
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("*.safetensors"):  # cases that no longer exist must not linger
-        stale.unlink()
+    # force: the old set is replaced as a whole (cases that no longer exist do not linger); the README
+    # and any other file that is not part of the set are kept.
     fx.write_fixture_set(
         out,
         cases,
         description=f"golden fixtures: the reference's outputs (tools/make_golden_fixtures.py --rows "
         f"{args.rows} --seed {args.seed}); re-record only when the reference changes on purpose",
+        force=True,
     )
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     print(f"wrote {len(cases)} cases, {size / 1e6:.2f} MB, to {out}")

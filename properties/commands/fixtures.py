@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from .. import fixtures as fx
@@ -12,6 +11,7 @@ from .common import (
     ImplFailed,
     Out,
     Progress,
+    UsageError,
     add_common,
     nonneg_int,
     pos_int,
@@ -22,11 +22,22 @@ from .common import (
 )
 
 
+def _writable(out_dir: str, force: bool) -> None:
+    """UsageError unless `fixtures record` may write a set at `out_dir` (see fx.check_target)."""
+    try:
+        fx.check_target(out_dir, force)
+    except fx.FixtureSetExistsError as exc:
+        if exc.needs_force:
+            raise UsageError(f"{exc.path} already holds a fixture set; pass --force to replace it") from exc
+        raise UsageError(str(exc)) from exc
+
+
 def cmd_fixtures_record(args: argparse.Namespace, out: Out) -> int:
     impl = resolve_impl(args.impl or "reference")
     device = resolve_device(args.device, impl)
     presets = usage(fx.resolve_presets, split_list(args.preset) or ["all"])
     dtypes = [usage(fx.parse_dtype, d) for d in split_list(args.dtypes)] or list(fx.DTYPES.values())
+    _writable(args.out, args.force)  # before recording: refuse now rather than after the work
     problems = fx.preset_cases_problems(presets, dtypes, args.rows, args.seed)
     if args.edge_cases:
         problems += fx.edge_problems(args.seed)
@@ -37,10 +48,15 @@ def cmd_fixtures_record(args: argparse.Namespace, out: Out) -> int:
         raise ImplFailed(f"recording with impl {impl.name!r} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         progress.close()
-    manifest = fx.write_fixture_set(
-        args.out, cases, description=f"moegate fixtures record --impl {impl.name} --seed {args.seed}"
+    _writable(args.out, args.force)
+    manifest = usage(
+        fx.write_fixture_set,
+        args.out,
+        cases,
+        description=f"moegate fixtures record --impl {impl.name} --seed {args.seed}",
+        force=args.force,
     )
-    total = sum(p.stat().st_size for p in Path(args.out).iterdir() if p.is_file())
+    total = manifest.stat().st_size + sum((manifest.parent / c.file_name).stat().st_size for c in cases)
     ties = sum(int(c.tie_rows.sum()) for c in cases)
     out(
         f"recorded {len(cases)} cases ({sum(c.problem.num_rows for c in cases)} rows, {ties} tie rows, "
@@ -62,7 +78,7 @@ def cmd_fixtures_record(args: argparse.Namespace, out: Out) -> int:
 def cmd_fixtures_check(args: argparse.Namespace, out: Out) -> int:
     impl = resolve_impl(args.impl)
     device = resolve_device(args.device, impl)
-    usage(fx.read_manifest, args.dir)
+    usage(fx.read_manifest, args.dir)  # a damaged set: one line naming the file and the problem, exit 2
     progress = Progress(enabled=not args.quiet)
     try:
         report = usage(fx.check_fixture_set, args.dir, impl, device=device, progress=progress)
@@ -88,7 +104,20 @@ def add_parser(sub: Any) -> None:
         description="Route random inputs of presets (and optionally the edge sets) through an "
         "implementation and write inputs, outputs and tie flags as a fixture set.",
     )
-    r.add_argument("--out", required=True, metavar="DIR", help="directory to write (created if needed)")
+    r.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory to write (created if needed); a directory that holds a fixture set is replaced "
+        "only with --force",
+    )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the fixture set in --out as a whole (its manifest.json and *.safetensors; other "
+        "files there are kept). The new set is written beside it and swapped in at the end, so an "
+        "interrupted record leaves the old set as it was",
+    )
     r.add_argument(
         "--preset", action="append", metavar="NAME|all", help="presets to record (repeatable; default all)"
     )

@@ -20,6 +20,7 @@ from .common import (
     GOLDEN_ENV,
     IMPL_HELP,
     PROFILES,
+    ImplFailed,
     Out,
     Progress,
     UsageError,
@@ -73,6 +74,55 @@ def _save_failures(report: Any, impl: Impl, device: str, root: Path) -> tuple[Pa
     return out_dir, errors
 
 
+def _narrowing(args: argparse.Namespace, impl: Impl) -> dict[str, Any]:
+    """verify's contract arguments from the command line: the kinds and limits that narrow what is drawn
+    (the implementation's own contract is added by verify's caller)."""
+    del impl
+    return {
+        "row_kinds": split_list(args.row_kinds) or None,
+        "bias_kinds": split_list(args.bias_kinds) or None,
+        "limits": tuple(args.limit or ()),
+    }
+
+
+def _verify_in_workers(
+    args: argparse.Namespace,
+    impl: Impl,
+    device: str,
+    configs: list[Any] | None,
+    profile: str,
+    dtypes: list[Any] | None,
+    progress: Progress,
+    out: Out,
+) -> Any:
+    """`verify --workers N` (N > 1): properties/parallel.py, one merged report; a worker that raises
+    outside a property or dies is exit 1 with one line."""
+    from ..parallel import WorkerError, verify_parallel
+
+    try:
+        report = verify_parallel(
+            impl.name,
+            workers=args.workers,
+            device=device,
+            configs=configs,
+            max_examples=args.examples,
+            profile=profile,
+            dtypes=dtypes,
+            seed=args.seed,
+            impl_name=impl.name,
+            progress=progress,
+            **_narrowing(args, impl),
+        )
+    except WorkerError as exc:
+        raise ImplFailed(str(exc).replace("\n", " ")) from exc
+    info = report.extra["workers"]
+    out(
+        f"{info['count']} workers ({info['threads_per_worker']} CPU threads each) on "
+        f"{', '.join(info['devices'])}: {info['tasks']} tasks"
+    )
+    return report
+
+
 def cmd_verify(args: argparse.Namespace, out: Out) -> int:
     explicit = args.impl is not None
     impl = resolve_impl(args.impl)
@@ -95,6 +145,9 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
         notes.append(f"verifying {impl.name} on {fx.device_name(device)}, judged on its declared contract")
     for note in notes:
         out(note)
+    # parallel is imported for one worker too: Hypothesis draws with a bias towards the constants of the
+    # local modules loaded, so the in-process run and the workers must have loaded the same ones.
+    from .. import parallel  # noqa: F401
     from .. import suite as verify_mod
 
     if impl.prepare is not None:  # build (or load from the cache) before the first example
@@ -106,21 +159,22 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
     progress = Progress(enabled=not args.quiet)
     start = time.perf_counter()
     try:
-        report = verify_mod.verify(
-            impl.fn,
-            configs=configs,
-            max_examples=args.examples,
-            device=device,
-            profile=profile,
-            dtypes=dtypes,
-            progress=progress,
-            seed=args.seed,
-            impl_name=impl.name,
-            contract=impl.contract,
-            row_kinds=split_list(args.row_kinds) or None,
-            bias_kinds=split_list(args.bias_kinds) or None,
-            limits=tuple(args.limit or ()),
-        )
+        if args.workers > 1:
+            report = _verify_in_workers(args, impl, device, configs, profile, dtypes, progress, out)
+        else:
+            report = verify_mod.verify(
+                impl.fn,
+                configs=configs,
+                max_examples=args.examples,
+                device=device,
+                profile=profile,
+                dtypes=dtypes,
+                progress=progress,
+                seed=args.seed,
+                impl_name=impl.name,
+                contract=impl.contract,
+                **_narrowing(args, impl),
+            )
     except ValueError as exc:  # a preset or dtype the contract does not accept, a bad kind or limit
         raise UsageError(str(exc)) from exc
     finally:
@@ -131,6 +185,7 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
         "impl": impl.name,
         "device": device,
         "profile": profile,
+        "workers": report.extra.get("workers", {"count": 1, "devices": [device]}),
         "notes": notes,
         "report": report.to_dict(),
     }
@@ -161,7 +216,7 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
             out(f"golden fixtures not found (set ${GOLDEN_ENV} or run from a source checkout): skipped")
             doc["fixtures"] = None
         else:
-            fixture_report = fx.check_fixture_set(golden, impl, device=device, progress=progress)
+            fixture_report = usage(fx.check_fixture_set, golden, impl, device=device, progress=progress)
             out(fixture_report.format(verbose=False))
             doc["fixtures"] = fixture_report.to_dict()
             ok = ok and fixture_report.ok
@@ -219,6 +274,14 @@ def add_parser(sub: Any) -> None:
         action="append",
         metavar="EXPR",
         help="narrow the drawn shapes (repeatable), e.g. 'G <= 8' or 'n >= 2'; names E, G, Kg, K, n = E / G",
+    )
+    p.add_argument(
+        "--workers",
+        type=pos_int,
+        default=1,
+        metavar="N",
+        help="run the properties in N worker processes (spawned; with --device cuda and several GPUs, "
+        "one GPU per worker) and merge their reports; default 1: in this process",
     )
     p.add_argument(
         "--failures-dir",
