@@ -305,8 +305,9 @@ class Report:
             [str(result.counterexample.dtype).replace("torch.", "")] if result.counterexample else self.dtypes
         )
         args = [f"properties=[{result.name!r}]", f"dtypes={dtype!r}", f"profile={self.profile!r}"]
-        if self.configs is not None:
-            args.append(f"configs={self.configs!r}")
+        if self.configs is not None:  # preset names as strings, RoutingConfigs as the code that builds them
+            written = [c if c.startswith("RoutingConfig(") else repr(c) for c in self.configs]
+            args.append(f"configs=[{', '.join(written)}]")
         if self.seed is not None:
             args.append(f"seed={self.seed}")
         return f"verify(impl, {', '.join(args)})  (format(verbose=True) prints the example in full)"
