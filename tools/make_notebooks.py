@@ -2,7 +2,7 @@
 that Jupytext, VS Code and PyCharm open as a notebook) becomes `notebooks/NN_name.ipynb`, executed, with
 its outputs and figures kept, so that a code host shows the figures (notebooks/README.md says why).
 
-    python tools/make_notebooks.py            # convert and execute every notebook (a Jupyter kernel, no GPU needed)
+    python tools/make_notebooks.py            # convert and execute every notebook (no GPU needed)
     python tools/make_notebooks.py 03 05      # only the notebooks whose name starts with these
     python tools/make_notebooks.py --check    # exit 1 when an .ipynb's cells differ from its source
 
