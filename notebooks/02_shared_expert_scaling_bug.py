@@ -103,7 +103,7 @@ ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set(title="Toy MoE layer: |fused - unfused| / |unfused| against the routed scaling factor r",
        xlabel="routed_scaling_factor r", ylabel="relative output error (float64 layer)", ylim=(floor / 2, 1e3))
-ax.legend(loc="lower left", fontsize=9)
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2, fontsize=9)
 plt.show()
 
 # %% [markdown]
