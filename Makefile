@@ -6,7 +6,7 @@ PYTHON ?= python3
 # torch==2.13.0 is pinned only when torch is missing: a bare `torch` requirement would pull a CUDA build.
 setup:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e '.[dev]'
+	$(PYTHON) -m pip install -q -e '.[dev,notebooks]'
 
 demo: setup
 	$(PYTHON) -m moegate.properties verify

@@ -9,7 +9,8 @@
 - `MUTANTS`, `run_mutant_panel()`: planted bugs the suite must kill.
 - `routing_configs()`, `routing_problems()`: the strategies; `RoutingProblem`: one call's inputs.
 
-verify, mutants and the strategies import Hypothesis; they load on first use.
+Every name loads on first use (importing this package imports neither torch nor Hypothesis), so that
+the pytest plugin, `moegate.properties.pytest_plugin`, costs nothing in a run that does not use it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from . import tolerances
-from .differential import DiffReport, assert_routing_close, compare
-from .oracle import Violation, check_routing, tie_rows
-from .problem import RoutingProblem, format_config
-
 _LAZY = {
+    "tolerances": ("tolerances", None),
+    "DiffReport": ("differential", "DiffReport"),
+    "assert_routing_close": ("differential", "assert_routing_close"),
+    "compare": ("differential", "compare"),
+    "Violation": ("oracle", "Violation"),
+    "check_routing": ("oracle", "check_routing"),
+    "tie_rows": ("oracle", "tie_rows"),
+    "RoutingProblem": ("problem", "RoutingProblem"),
+    "format_config": ("problem", "format_config"),
     "verify": ("suite", "verify"),
     "Report": ("suite", "Report"),
     "PropertyResult": ("suite", "PropertyResult"),
@@ -41,7 +46,8 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
-        return getattr(import_module(f"{__name__}.{module}"), attr)
+        loaded = import_module(f"{__name__}.{module}")
+        return loaded if attr is None else getattr(loaded, attr)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

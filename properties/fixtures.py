@@ -15,11 +15,15 @@ Each case file holds these tensors (all CPU, all contiguous):
     weights   [T, W]  float32                        the recorded topk_weights
     tie_rows  [T]     bool                           rows whose selection involves a near-tie
                                                      (`oracle.tie_rows`); ids there may differ
+    peer_ids      [T, W] int32   (optional) what a peer kernel returned on these inputs, beside the
+    peer_weights  [T, W] float32 expected outputs in ids/weights (a finding pinned: tests/peer_findings)
 
 and string metadata: `config` (RoutingConfig as JSON), `preset`, `dtype`, `bias_dtype`, `seed`, `note`,
 `num_rows`, `row_stride` (the recorded input's row stride where it steps, T > 1, else E: inputs are
 stored contiguous, and a replay lays the rows out at that stride again), `moegate_version`,
-`torch_version`, `impl`, `device`, `device_name`, `format`, `format_version`.
+`torch_version`, `impl`, `device`, `device_name`, `format`, `format_version`, and optionally
+`weight_dtype` (the dtype the recording implementation wrote its weights in, for a kernel whose contract
+writes them narrower than float32: a replay then allows one ulp of it).
 
 No pickle: the case files are safetensors (a JSON header and raw tensor bytes) and the manifest is JSON;
 nothing here or elsewhere in moegate calls `torch.load` or imports pickle, so a fixture set from anyone
@@ -156,6 +160,8 @@ class FixtureCase:
     tie_rows: [T] bool, rows whose selection involves a near-tie (either order of those is valid).
     preset: the preset name, or "" for a hand-made config.
     meta: the remaining string metadata (versions, impl, device, device_name, row_stride, ...).
+    peer_ids, peer_weights: [T, W] int32 / float32, what a peer kernel returned on these inputs when the
+        case pins a finding about it (ids/weights then hold the expected, SPEC outputs); else None.
     """
 
     name: str
@@ -165,6 +171,13 @@ class FixtureCase:
     tie_rows: torch.Tensor
     preset: str = ""
     meta: dict[str, str] = field(default_factory=dict)
+    peer_ids: torch.Tensor | None = None
+    peer_weights: torch.Tensor | None = None
+
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        """The dtype the recorded weights were written in (metadata `weight_dtype`, default float32)."""
+        return DTYPES[self.meta.get("weight_dtype", "float32")]
 
     @property
     def file_name(self) -> str:
@@ -220,6 +233,7 @@ def record_case(
         "device_name": device_name(dev),
         # The row stride only means something where it steps (T > 1); else E, whatever torch reports.
         "row_stride": str(problem.scores.stride(0) if problem.num_rows > 1 else problem.config.num_experts),
+        **_weight_dtype_meta(impl, problem),
         **(extra_meta or {}),
     }
     return FixtureCase(
@@ -231,6 +245,13 @@ def record_case(
         preset=preset,
         meta=meta,
     )
+
+
+def _weight_dtype_meta(impl: Impl, problem: RoutingProblem) -> dict[str, str]:
+    """{"weight_dtype": ...} when impl's contract writes weights narrower than float32, else {}."""
+    contract = getattr(impl, "contract", None)
+    weight_dtype = torch.float32 if contract is None else contract.weight_dtype(problem.dtype)
+    return {} if weight_dtype == torch.float32 else {"weight_dtype": dtype_name(weight_dtype)}
 
 
 def _check_outputs(ids: Any, weights: Any, problem: RoutingProblem, where: str) -> None:
@@ -297,6 +318,10 @@ def write_fixture_set(
                        "tie_rows": case.tie_rows}  # fmt: skip
             if case.problem.bias is not None:
                 tensors["bias"] = case.problem.bias
+            if (case.peer_ids is None) != (case.peer_weights is None):
+                raise ValueError(f"case {case.name!r} has one of peer_ids and peer_weights, but needs both")
+            if case.peer_ids is not None:
+                tensors["peer_ids"], tensors["peer_weights"] = case.peer_ids, case.peer_weights
             meta = _case_metadata(case)
             data = files.safetensors_bytes(tensors, meta)
             files.atomic_write_bytes(tmp / case.file_name, data)
@@ -343,6 +368,7 @@ def write_fixture_set(
 # ---- reading: nothing trusted ----------------------------------------------------------------------------
 
 _CASE_TENSORS = ("scores", "ids", "weights", "tie_rows")
+_PEER_TENSORS = ("peer_ids", "peer_weights")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # A replay allocates T x row_stride elements: a file may not claim a row stride past this.
 _MAX_ROW_STRIDE_FACTOR, _MAX_ROW_STRIDE_PAD = 64, 4096
@@ -493,10 +519,12 @@ def load_case(path: str | Path, *, sha256: str | None = None) -> FixtureCase:
             f"{FORMAT_VERSION}",
         )
     missing = [k for k in _CASE_TENSORS if k not in tensors]
-    unexpected = sorted(set(tensors) - {*_CASE_TENSORS, "bias"})
-    if missing or unexpected:
+    unexpected = sorted(set(tensors) - {*_CASE_TENSORS, "bias", *_PEER_TENSORS})
+    if missing or unexpected or (("peer_ids" in tensors) != ("peer_weights" in tensors)):
         raise FixtureError(
-            p, f"holds tensors {sorted(tensors)}, but a case holds {list(_CASE_TENSORS)} and optionally bias"
+            p,
+            f"holds tensors {sorted(tensors)}, but a case holds {list(_CASE_TENSORS)}, optionally bias, "
+            f"and optionally both of {list(_PEER_TENSORS)}",
         )
     if "config" not in meta:
         raise FixtureError(p, "metadata lacks 'config'")
@@ -521,6 +549,11 @@ def load_case(path: str | Path, *, sha256: str | None = None) -> FixtureCase:
     _check_tensor(p, "ids", tensors["ids"], (torch.int32,), (T, W), f"int32 [T, W] = [{T}, {W}]")
     _check_tensor(p, "weights", tensors["weights"], (torch.float32,), (T, W), f"float32 [T, W] = [{T}, {W}]")
     _check_tensor(p, "tie_rows", tensors["tie_rows"], (torch.bool,), (T,), f"bool [T] = [{T}]")
+    if "peer_ids" in tensors:
+        shape = f"[T, W] = [{T}, {W}]"
+        _check_tensor(p, "peer_ids", tensors["peer_ids"], (torch.int32,), (T, W), f"int32 {shape}")
+        peer_weights = tensors["peer_weights"]
+        _check_tensor(p, "peer_weights", peer_weights, (torch.float32,), (T, W), f"float32 {shape}")
     _check_metadata(p, meta, config, scores, bias)
     seed = meta.pop("seed", "")
     name = meta.pop("name", p.stem)
@@ -539,6 +572,8 @@ def load_case(path: str | Path, *, sha256: str | None = None) -> FixtureCase:
         tie_rows=tensors["tie_rows"].view(torch.uint8) != 0,  # a damaged bool byte reads as True
         preset=meta.pop("preset", ""),
         meta=meta,
+        peer_ids=tensors.get("peer_ids"),
+        peer_weights=tensors.get("peer_weights"),
     )
 
 
@@ -555,6 +590,9 @@ def _check_metadata(
     for key, value in expected.items():
         if key in meta and meta[key] != value:
             raise FixtureError(p, f"metadata {key}={_short(meta[key])}, but the tensors say {value!r}")
+    if meta.get("weight_dtype", "float32") not in DTYPES:
+        wrong = _short(meta["weight_dtype"])
+        raise FixtureError(p, f"metadata weight_dtype={wrong}, but it must be one of {list(DTYPES)}")
     seed = meta.get("seed", "")
     if seed and not re.fullmatch(r"-?[0-9]{1,30}", seed):
         raise FixtureError(p, f"metadata seed={_short(seed)}, but it must be empty or an integer")
@@ -683,8 +721,10 @@ def check_case(case: FixtureCase, impl: Impl, device: str | torch.device) -> Cas
     Inputs recorded with a row stride > E are replayed at that stride again (padding = NaN).
 
     ids must match exactly except in the case's flagged tie rows, weights within the differential's
-    tolerances (`differential.compare`). An exception from the impl, or outputs of the wrong shape or
-    dtype, is a failed case, not a crash.
+    tolerances (`differential.compare`), at the precision of the impl's contract (a kernel that writes
+    bfloat16 weights is judged on their rounding) and with one ulp of slack where the recorded weights
+    were themselves written narrower (`weight_dtype` metadata). An exception from the impl, or outputs of
+    the wrong shape or dtype, is a failed case, not a crash.
     """
     from . import differential
 
@@ -703,7 +743,17 @@ def check_case(case: FixtureCase, impl: Impl, device: str | torch.device) -> Cas
         result.seconds = time.perf_counter() - start
         return result
     actual = (ids.detach().to("cpu"), weights.detach().to("cpu"))
-    diff = differential.compare(p, (case.ids, case.weights), actual, tie_rows=case.tie_rows, seed=p.seed)
+    contract = getattr(impl, "contract", None)
+    weight_dtype = torch.float32 if contract is None else contract.weight_dtype(p.dtype)
+    diff = differential.compare(
+        p,
+        (case.ids, case.weights),
+        actual,
+        tie_rows=case.tie_rows,
+        seed=p.seed,
+        weight_dtype=weight_dtype,
+        expected_rounded=case.weight_dtype != torch.float32,
+    )
     result.diff = diff
     result.ok = bool(diff.ok)
     result.seconds = time.perf_counter() - start

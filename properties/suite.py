@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from moegate.reference import SCORE_DTYPES, RoutingConfig, get_preset
 from moegate.reference import route as reference_route
 
-from . import differential, metamorphic, oracle
+from . import differential, failures, metamorphic, oracle
 from .peers.contract import Contract, contract_configs
 from .problem import RoutingProblem, format_config, problem_literal
 from .strategies import BIAS_KINDS, move_problem, parse_dtypes, routing_problems
@@ -217,6 +217,15 @@ class PropertyResult:
     failure: str | None = None
     counterexample: RoutingProblem | None = None
     replay: str | None = None
+    # The short report's material (failures.py): the property's own message (no Hypothesis notes, no
+    # tensors), the exception's type when impl raised, the seed argument of the failing call, the oracle's
+    # verdict on one direct call on the counterexample, and where a command saved the full example.
+    message: str | None = None
+    error_type: str | None = None
+    aux: int | None = None
+    diagnosis: Any = None
+    saved_case: str | None = None
+    replay_command: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -231,8 +240,12 @@ class PropertyResult:
             "failed": self.failed,
             "seconds": round(self.seconds, 3),
             "failure": self.failure,
+            "message": self.message,
             "counterexample": None if self.counterexample is None else self.counterexample.describe(),
             "replay": self.replay,
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
+            "saved_case": self.saved_case,
+            "replay_command": self.replay_command,
         }
 
 
@@ -296,8 +309,10 @@ class Report:
             lines.append("  ".join(cells).rstrip())
         return "\n".join(lines)
 
-    def format(self) -> str:
-        """The table, then each failure in full (shrunk example, replay)."""
+    def format(self, verbose: bool = False) -> str:
+        """The table, then per failed property what broke (oracle rules, the row and experts that matter,
+        where the example was saved, one replay), each root cause said once (`failures.format_failures`).
+        verbose: also each failure's full text and replay snippet, whole tensors included."""
         verdict = "PASS" if self.ok else "FAIL"
         lines = [
             f"verify {self.impl_name} on {self.device}, profile {self.profile}, "
@@ -305,17 +320,27 @@ class Report:
             *self.contract_lines(),
             self.table(),
         ]
-        for r in self.results:
-            if r.failure is not None:
-                lines += ["", f"--- property {r.name} failed ---", r.failure]
-                if r.replay:
-                    lines += ["replay:", r.replay]
+        lines += failures.format_failures(self.results, verbose=verbose, replay_hint=self.replay_hint)
         return "\n".join(lines)
+
+    def replay_hint(self, result: PropertyResult) -> str:
+        """The verify() call that reruns one failed property of this run (same dtypes, configs, profile)."""
+        dtype = (
+            [str(result.counterexample.dtype).replace("torch.", "")] if result.counterexample else self.dtypes
+        )
+        args = [f"properties=[{result.name!r}]", f"dtypes={dtype!r}", f"profile={self.profile!r}"]
+        if self.configs is not None:  # preset names as strings, RoutingConfigs as the code that builds them
+            written = [c if c.startswith("RoutingConfig(") else repr(c) for c in self.configs]
+            args.append(f"configs=[{', '.join(written)}]")
+        if self.seed is not None:
+            args.append(f"seed={self.seed}")
+        return f"verify(impl, {', '.join(args)})  (format(verbose=True) prints the example in full)"
 
     def __str__(self) -> str:
         return self.format()
 
     def to_dict(self) -> dict[str, Any]:
+        causes = failures.root_causes(self.results)
         return {
             "ok": self.ok,
             "impl": self.impl_name,
@@ -327,25 +352,29 @@ class Report:
             "contract": self.contract,
             "examples": self.examples,
             "seconds": round(self.seconds, 3),
-            "results": [r.to_dict() for r in self.results],
+            "results": [{**r.to_dict(), "same_root_cause_as": causes.get(r.name)} for r in self.results],
         }
 
 
 # ---- the runner ----------------------------------------------------------------------------------------
 
 
+def _own_message(error: BaseException) -> str:
+    """The failing check's message alone, or for an exception its last frames: no Hypothesis notes."""
+    if isinstance(error, AssertionError):
+        return str(error)
+    frames = traceback.format_exception_only(type(error), error)[:1]
+    stack = traceback.format_tb(error.__traceback__)[-4:]
+    return (
+        "an exception was raised (impl crashing is a failure; the traceback says where):\n"
+        + "".join(stack)
+        + "".join(frames).rstrip()
+    )
+
+
 def _describe_failure(error: BaseException, problem: RoutingProblem | None) -> str:
     notes = [n for n in getattr(error, "__notes__", []) if not n.startswith("@reproduce_failure")]
-    if isinstance(error, AssertionError):
-        text = str(error)
-    else:
-        frames = traceback.format_exception_only(type(error), error)[:1]
-        stack = traceback.format_tb(error.__traceback__)[-4:]
-        text = (
-            "an exception was raised (impl crashing is a failure; the traceback says where):\n"
-            + "".join(stack)
-            + "".join(frames).rstrip()
-        )
+    text = _own_message(error)
     if notes:
         text += "\n" + "\n".join(notes)
     if problem is not None:
@@ -595,9 +624,13 @@ def _run_property(
             if progress is not None:
                 progress(name, counts["calls"], total)
 
+    # One example-database key per property and implementation (the profiles that keep a database replay a
+    # property's own failures first); without it every property would share run_property's source digest.
+    who = f"{getattr(impl, '__module__', '')}:{getattr(impl, '__qualname__', type(impl).__name__)}"
+    run_property._hypothesis_internal_database_key = f"moegate:{name}:{who}".encode()  # type: ignore[attr-defined]
     test = hypothesis_seed(seed)(run_property) if seed is not None else run_property
     start = time.perf_counter()
-    failure = replay = None
+    failure = replay = message = error_type = None
     try:
         test()
     except Exception as error:
@@ -605,7 +638,9 @@ def _run_property(
             raise  # not a property failure: Hypothesis or moegate itself is misconfigured
         failure = _describe_failure(error, last_failing[0])
         replay = _replay(error, name, last_failing[0], last_failing[1], prof, seed, device)
-    return PropertyResult(
+        message = _own_message(error)
+        error_type = None if isinstance(error, AssertionError) else type(error).__name__
+    result = PropertyResult(
         name=name,
         examples=counts["calls"],
         passed=counts["calls"] - counts["failed"],
@@ -615,3 +650,10 @@ def _run_property(
         counterexample=last_failing[0] if failure is not None else None,
         replay=replay,
     )
+    if failure is not None:
+        result.message, result.error_type = message, error_type
+        result.aux = last_failing[1]
+        if last_failing[0] is not None:
+            weight_dtype = _weight_dtype(last_failing[0], contract)
+            result.diagnosis = failures.diagnose(impl, last_failing[0], device, weight_dtype)
+    return result

@@ -45,3 +45,17 @@ def route_wrong_ids(
 
 
 NOT_CALLABLE = 42
+
+
+def route_many_bugs(
+    scores: torch.Tensor, bias: torch.Tensor | None, config: RoutingConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """An adapter that breaks SPEC three ways at once, as a new user's first try might: it ignores the
+    bias (selection by p), forgets the 1 / r on the shared slots (weight 1), and numbers the shared slots
+    from E + 1 instead of E."""
+    ids, weights = route(scores, None, config)
+    ids, weights = ids.clone(), weights.clone()
+    if config.num_shared_slots:
+        ids[:, config.topk :] += 1
+        weights[:, config.topk :] = 1.0
+    return ids, weights

@@ -1,118 +1,121 @@
-"""Write the notebooks under notebooks/ from the cell lists below (run: python tools/make_notebooks.py).
+"""Build the notebooks: each `notebooks/NN_name.py` (the source, a plain Python file in the "percent" format
+that Jupytext, VS Code and PyCharm open as a notebook) becomes `notebooks/NN_name.ipynb`, executed, with
+its outputs and figures kept, so that a code host shows the figures (notebooks/README.md says why).
 
-The notebooks are plain JSON (nbformat 4); tests/test_notebooks.py executes their code cells in order, so
-they stay true without a Jupyter kernel in CI.
+    python tools/make_notebooks.py            # convert and execute every notebook (no GPU needed)
+    python tools/make_notebooks.py 03 05      # only the notebooks whose name starts with these
+    python tools/make_notebooks.py --check    # exit 1 when an .ipynb's cells differ from its source
+
+Source format: `# %%` starts a code cell, `# %% [markdown]` a markdown cell whose lines start with `# `.
+Execution runs in notebooks/ (a notebook's relative paths start there), without timing metadata, so that
+re-running unchanged sources on unchanged data rewrites identical files.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-
-WALKTHROUGH = [
-    (
-        "md",
-        """# Routing, step by step (SPEC.md steps 1 to 8)
-
-Every step of the routing contract is a small pure function in `moegate.reference`, named after the
-step. This notebook routes one DeepSeek-V3 token through each of them and shows the intermediate
-tensors, then checks SPEC.md's invariant on a toy MoE layer.""",
-    ),
-    (
-        "code",
-        """import torch
-from moegate.reference import (get_preset, probabilities, biased_scores, group_scores, group_selection,
-                               expert_selection, routed_weights, shared_slots, output_scaling, route,
-                               make_toy_moe)
-
-cfg = get_preset("deepseek-v3")
-gen = torch.Generator().manual_seed(0)
-scores = torch.randn(1, cfg.num_experts, generator=gen).to(torch.bfloat16)   # router logits [T, E]
-bias = 0.05 * torch.randn(cfg.num_experts, generator=gen)                  # e_score_correction_bias [E]
-cfg""",
-    ),
-    (
-        "code",
-        """p = probabilities(scores, cfg.scoring_func)          # step 1: sigmoid, float32
-b = biased_scores(p, bias)                           # step 2: p + bias
-gs = group_scores(b, cfg.num_expert_group, has_bias=True)   # step 3: top-2 sum per group
-kept = group_selection(gs, cfg.topk_group)           # step 4: the best Kg groups
-print("group scores:", [round(v, 4) for v in gs[0].tolist()])
-print("kept groups :", kept[0].tolist())""",
-    ),
-    (
-        "code",
-        """ids = expert_selection(b, kept, cfg.num_expert_group, cfg.topk)   # step 5: top-K, kept groups
-w = routed_weights(p, ids, cfg.renormalize)                         # step 6: unbiased p, renormalized
-shared_ids, shared_w = shared_slots(cfg, 1, scores.device)          # step 7: shared slot, weight 1/r
-print("experts       :", ids[0].tolist())
-print("their b       :", [round(v, 4) for v in b[0, ids[0]].tolist()])
-print("their p       :", [round(v, 4) for v in p[0, ids[0]].tolist()])
-print("routed weights:", [round(v, 4) for v in w[0].tolist()], "sum", round(w.sum().item(), 6))
-print("shared        :", shared_ids[0].tolist(), shared_w[0].tolist())""",
-    ),
-    (
-        "code",
-        """topk_ids, topk_weights = route(scores, bias, cfg)        # all eight steps
-assert topk_ids[0, :cfg.topk].tolist() == ids[0].tolist()
-scaled = route(scores, bias, cfg.replace(apply_routed_scaling_factor_on_output=True))[1]   # step 8
-print("caller scales by r :", [round(v, 4) for v in topk_weights[0].tolist()])
-print("scaled on output   :", [round(v, 4) for v in scaled[0].tolist()])""",
-    ),
-    (
-        "md",
-        """## The invariant
-
-With `c = 1` when r is applied on the output and `c = r` otherwise, every shared slot's effective weight
-`c * w` is 1 and the routed effective weights sum to r. On a toy layer, combining the fused output equals
-the unfused formula `r * sum(w_i * E_i(x)) + sum(shared_j(x))`.""",
-    ),
-    (
-        "code",
-        """for apply in (False, True):
-    c_cfg = cfg.replace(apply_routed_scaling_factor_on_output=apply)
-    many = torch.randn(64, cfg.num_experts, generator=gen)
-    ids_, w_ = route(many, bias, c_cfg)
-    c = c_cfg.effective_scale
-    layer = make_toy_moe(c_cfg, hidden=8, seed=1)
-    x = torch.randn(64, 8, dtype=torch.float64, generator=gen)
-    err = (layer.fused(x, ids_, w_) - layer.unfused(x, many, bias)).abs().max().item()
-    print(f"apply_on_output={apply}: shared c*w = {c * w_[0, -1].item():.7f}, "
-          f"routed c*sum = {c * w_[0, :cfg.topk].sum().item():.6f} (r = {cfg.routed_scaling_factor}), "
-          f"max |fused - unfused| = {err:.2e}")
-    assert err < 1e-5""",
-    ),
-]
+TIMEOUT_S = 300
 
 
-def write(name: str, cells: list[tuple[str, str]]) -> Path:
-    """Write one notebook (nbformat 4.5) and return its path."""
-    nb_cells = []
-    for index, (kind, text) in enumerate(cells):
-        cell = {
-            "cell_type": "markdown" if kind == "md" else "code",
-            "id": f"cell-{index}",
-            "metadata": {},
-            "source": text.splitlines(keepends=True),
-        }
-        if kind == "code":
-            cell.update(execution_count=None, outputs=[])
-        nb_cells.append(cell)
-    notebook = {
-        "cells": nb_cells,
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
+def sources() -> list[Path]:
+    """The notebook sources, in order: notebooks/NN_*.py."""
+    return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+
+
+def parse(text: str) -> list[tuple[str, str]]:
+    """(kind, source) cells of a percent-format file; kind is "code" or "markdown"."""
+    cells: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("# %%"):
+            kind = "markdown" if "[markdown]" in line else "code"
+            cells.append((kind, []))
+            continue
+        if not cells:
+            if line.strip():
+                raise ValueError(f"text before the first '# %%' cell marker: {line!r}")
+            continue
+        kind, body = cells[-1]
+        if kind == "markdown":
+            if line.strip() and not line.startswith("#"):
+                raise ValueError(f"a markdown cell's lines must start with '#': {line!r}")
+            line = line[2:] if line.startswith("# ") else line.lstrip("#")
+        body.append(line)
+    out = []
+    for kind, body in cells:
+        while body and not body[-1].strip():
+            body.pop()
+        while body and not body[0].strip():
+            body.pop(0)
+        out.append((kind, "\n".join(body)))
+    return out
+
+
+def build(source: Path) -> Any:
+    """An unexecuted nbformat notebook from a source file."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+        "jupytext": {"formats": "ipynb,py:percent"},
     }
-    path = NOTEBOOKS / name
-    path.write_text(json.dumps(notebook, indent=1) + "\n")
-    return path
+    for index, (kind, text) in enumerate(parse(source.read_text())):
+        cell = nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text)
+        cell["id"] = f"cell-{index}"
+        nb.cells.append(cell)
+    return nb
+
+
+def execute(nb: Any, timeout: int = TIMEOUT_S) -> Any:
+    """Run every cell in a fresh python3 kernel in notebooks/; raises nbclient's CellExecutionError."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+        record_timing=False,
+    )
+    client.execute()
+    nb.metadata["language_info"] = {"name": "python"}  # the kernel's version details: churn in diffs
+    return nb
+
+
+def cells_of(nb: Any) -> list[tuple[str, str]]:
+    return [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import nbformat
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("only", nargs="*", help="name prefixes of the notebooks to build (default: all)")
+    parser.add_argument("--check", action="store_true", help="only check that each .ipynb matches its source")
+    args = parser.parse_args(argv)
+    chosen = [s for s in sources() if not args.only or any(s.name.startswith(o) for o in args.only)]
+    stale = []
+    for source in chosen:
+        target = source.with_suffix(".ipynb")
+        nb = build(source)
+        if args.check:
+            if not target.exists() or cells_of(nbformat.read(target, as_version=4)) != cells_of(nb):
+                stale.append(target.name)
+            continue
+        print(f"executing {source.name} ...", file=sys.stderr)
+        nbformat.write(execute(nb), target)
+        print(f"wrote {target}", file=sys.stderr)
+    if stale:
+        print(f"out of date with their sources: {', '.join(stale)} (run python tools/make_notebooks.py)")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    print(write("01_routing_step_by_step.ipynb", WALKTHROUGH))
+    raise SystemExit(main())

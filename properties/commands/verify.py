@@ -14,6 +14,7 @@ import torch
 from moegate.reference import get_preset
 
 from .. import fixtures as fx
+from ..failures import save_failures
 from ..impls import Impl, gpu_unavailable_reason
 from ..strategies import BIAS_KINDS, ROW_KINDS
 from .common import (
@@ -31,47 +32,9 @@ from .common import (
     resolve_device,
     resolve_impl,
     split_list,
-    timestamp_dir,
     usage,
 )
 from .mutants import mutant_dict, run_mutants
-
-
-def _save_failures(report: Any, impl: Impl, device: str, root: Path) -> tuple[Path | None, list[str]]:
-    """Save every failing property's shrunk counterexample as one fixture set (expected = reference)."""
-    from ..impls import load_impl as _load
-
-    reference = _load("reference")
-    failed = [r for r in report.results if r.failed and r.counterexample is not None]
-    if not failed:
-        return None, []
-    cases, errors = [], []
-    for r in failed:
-        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in r.name) or "counterexample"
-        try:
-            cases.append(
-                fx.record_case(
-                    name,
-                    r.counterexample,
-                    reference,
-                    device="cpu",
-                    preset="",
-                    extra_meta={
-                        "property": r.name,
-                        "failure": str(r.failure)[:2000],
-                        "verified_impl": impl.name,
-                    },
-                )
-            )
-        except Exception as exc:  # the reference itself may choke on the counterexample: say so
-            errors.append(f"{r.name}: counterexample not saved ({type(exc).__name__}: {exc})")
-    if not cases:
-        return None, errors
-    out_dir = timestamp_dir(root)
-    fx.write_fixture_set(
-        out_dir, cases, description=f"shrunk counterexamples of `moegate verify --impl {impl.name}`"
-    )
-    return out_dir, errors
 
 
 def _narrowing(args: argparse.Namespace, impl: Impl) -> dict[str, Any]:
@@ -180,6 +143,17 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
     finally:
         progress.close()
     ok = bool(report.ok)
+    saved = None
+    if not ok:
+        # Saved first, so that each failure's report can say where its full example is.
+        saved = save_failures(
+            report.results,
+            impl.fn,
+            impl.name,
+            device,
+            Path(args.failures_dir),
+            context=f"`moegate verify --impl {impl.name}`",
+        )
     doc: dict[str, Any] = {
         "command": "verify",
         "impl": impl.name,
@@ -189,25 +163,21 @@ def cmd_verify(args: argparse.Namespace, out: Out) -> int:
         "notes": notes,
         "report": report.to_dict(),
     }
-    out(report.format())
-    if not ok:
-        fail_dir, errors = _save_failures(report, impl, device, Path(args.failures_dir))
-        for e in errors:
+    out(report.format(verbose=args.verbose))
+    if saved is not None:
+        for e in saved.errors:
             out(e)
-        if fail_dir is not None:
+        if saved.directory is not None:
+            fail_dir = saved.directory
             replay = shlex.join(
                 ["moegate", "fixtures", "check", str(fail_dir), "--impl", impl.name, "--device", device]
             )
-            out(f"shrunk counterexamples saved to {fail_dir}/ (expected outputs from the reference)")
-            out(f"replay: {replay}")
-            relational = [
-                r.name for r in report.results if not r.ok and r.name not in ("oracle", "differential")
-            ]
-            if relational:
-                out(
-                    f"note: {', '.join(relational)} relate(s) several calls of the impl; the fixture replays "
-                    "one call against the reference and may pass: use the property's replay above"
-                )
+            out("")
+            out(
+                f"shrunk counterexamples saved to {fail_dir}/ as a fixture set (expected outputs from the "
+                "reference), with a replay script per property (whole tensors)"
+            )
+            out(f"replay them all against the reference: {replay}")
             doc["failure_fixture_dir"] = str(fail_dir)
             doc["replay"] = replay
     if not explicit:
@@ -288,6 +258,13 @@ def add_parser(sub: Any) -> None:
         default="moegate-failures",
         metavar="DIR",
         help="where shrunk counterexamples go, in a timestamped folder (default: %(default)s)",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print each failure in full: Hypothesis' falsifying example and the replay snippet, whole "
+        "tensors included (by default they go to the saved files)",
     )
     add_common(p)
     p.set_defaults(func=cmd_verify)

@@ -1,0 +1,106 @@
+# %% [markdown]
+# # Speed: time against batch size, and the floors under it
+#
+# A routing kernel reads `T * E` logits and writes `T * W` ids and weights; nothing can do it faster than
+# the GPU's copy bandwidth allows, nor faster than one kernel launch. The benchmark (run on an H200 and
+# stored as JSON in `docs/bench/bench_h200.json`) times each implementation at several batch sizes T per
+# preset and dtype, and records the two floors measured on the same card. This notebook draws the curves
+# from that file and says where each kernel leaves the floor. It measures nothing itself, so it runs on any
+# machine; the file comes from a GPU run.
+
+# %%
+import json
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "axes.axisbelow": True})
+REPO = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "tests" / "fixtures" / "manifest.json").is_file())
+BENCH = Path(os.environ.get("MOEGATE_BENCH_JSON", REPO / "docs" / "bench" / "bench_h200.json"))
+bench = json.loads(BENCH.read_text()) if BENCH.is_file() else None
+if bench is None:
+    print(f"No benchmark results yet ({BENCH} does not exist): the figures below are skipped. The file is "
+          "written by the benchmark on a GPU.")
+else:
+    print(f"{bench['card']}, driver {bench['driver']}, {bench.get('versions', {})}")
+    print(f"copy floor {bench['copy_floor_tbps']} TB/s, launch floor {bench['launch_floor_us']} us, "
+          f"{len(bench['rows'])} measurements")
+
+
+def floor_us(nbytes):
+    """The time no kernel can beat: one launch, or moving its bytes at the copy bandwidth."""
+    return max(bench["launch_floor_us"], nbytes / (bench["copy_floor_tbps"] * 1e12) * 1e6)
+
+
+# %% [markdown]
+# ## Time against T, per preset and dtype
+#
+# One panel per preset and score dtype; one line per implementation (only its `ok` measurements). The
+# black line is the floor: the launch floor at small T, the copy bandwidth at large T. A dot marks where
+# each implementation leaves the floor (the first T where it takes more than twice the floor's time).
+
+# %%
+LEAVE = 2.0
+leaves = {}
+if bench is not None:
+    ok = [r for r in bench["rows"] if r["status"] == "ok"]
+    panels = sorted({(r["preset"], r["dtype"]) for r in ok})
+    impls = sorted({r["impl"] for r in ok})
+    colors = dict(zip(impls, plt.cm.tab10.colors, strict=False))
+    cols = min(3, len(panels))
+    nrows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 4 * nrows), constrained_layout=True, squeeze=False)
+    for ax, (preset, dtype) in zip(axes.flat, panels, strict=False):
+        here = [r for r in ok if (r["preset"], r["dtype"]) == (preset, dtype)]
+        sizes = sorted({(r["T"], r["bytes"]) for r in here})
+        ax.plot([t for t, _ in sizes], [floor_us(b) for _, b in sizes], "k-", lw=2, label="floor")
+        for impl in impls:
+            pts = sorted((r["T"], r["us"], r["bytes"]) for r in here if r["impl"] == impl)
+            if not pts:
+                continue
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, color=colors[impl], label=impl)
+            off = next((p for p in pts if p[1] > LEAVE * floor_us(p[2])), None)
+            leaves[impl, preset, dtype] = None if off is None else off[0]
+            if off is not None:
+                ax.plot([off[0]], [off[1]], "o", ms=10, mfc="none", color=colors[impl])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set(title=f"{preset}, {dtype} scores", xlabel="tokens T", ylabel="time per call (us)")
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Routing time on {bench['card']} (circle: first T beyond {LEAVE:g}x the floor)")
+    plt.show()
+    for (impl, preset, dtype), t in sorted(leaves.items()):
+        where = "stays within 2x of the floor at every T measured" if t is None else f"leaves the floor at T = {t}"
+        print(f"{impl:>20s}  {preset}, {dtype}: {where}")
+else:
+    print("skipped: no benchmark results")
+
+# %% [markdown]
+# ## Bandwidth reached
+#
+# The same measurements as bytes moved per second, against the copy floor: how much of the card's
+# bandwidth each implementation turns into routing at large T.
+
+# %%
+if bench is not None:
+    fig, ax = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
+    for impl in impls:
+        for preset, dtype in panels:
+            pts = sorted((r["T"], r["bytes"] / (r["us"] * 1e-6) / 1e12) for r in ok
+                         if r["impl"] == impl and (r["preset"], r["dtype"]) == (preset, dtype))
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, color=colors[impl], alpha=0.8,
+                        label=f"{impl} ({preset}, {dtype})")
+    ax.axhline(bench["copy_floor_tbps"], color="k", ls="--", label=f"copy bandwidth {bench['copy_floor_tbps']} TB/s")
+    ax.set_xscale("log")
+    ax.set(title=f"Bandwidth reached on {bench['card']}", xlabel="tokens T", ylabel="bytes moved / time (TB/s)")
+    ax.legend(fontsize=7, ncols=2)
+    plt.show()
+    other = [r for r in bench["rows"] if r["status"] != "ok"]
+    for r in other:
+        print(f"{r['impl']} {r['status']} {r['preset']} {r['dtype']} at T = {r['T']}")
+else:
+    print("skipped: no benchmark results")
