@@ -1,4 +1,5 @@
-"""moegate.optimized: the fused routing kernel, one CuPy RawKernel launch per call (CUDA tensors only).
+"""moegate.optimized: the fused routing kernel, one launch per call (CUDA tensors only): route.cu built with
+CuPy's NVRTC compile, loaded as a CuPy module on each device, launched on torch's stream.
 
 - `route(scores, bias, config, *, out=None)`: the same signature and result as `moegate.reference.route`.
 - `dispatch_plan(config, dtype) -> KernelPlan`: which kernel a call uses (the table: `SPECIALIZATIONS`).

@@ -8,35 +8,33 @@ arguments, the same errors (raised before any GPU work), the same outputs. `buil
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable
+from typing import Any
 
-import numpy as np
 import torch
 
 from moegate.reference import RoutingConfig, check_inputs
 
 from .build import check_defines, get_kernel
 from .dispatch import BIAS_DTYPE_CODES, SCORING_CODES, KernelPlan, dispatch_plan
+from .launch import ROUTE_PARAMS, driver_launch_available, launch_route_kernel
 
 RouteFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 @functools.cache
-def _sm_count(device_index: int) -> int:
-    return int(torch.cuda.get_device_properties(device_index).multi_processor_count)
+def _device_info(device_index: int) -> tuple[int, bool]:
+    """(SM count, whether programmatic dependent launch is available: compute capability >= 9.0)."""
+    props = torch.cuda.get_device_properties(device_index)
+    return int(props.multi_processor_count), props.major >= 9
 
 
-@functools.cache
-def _cupy_stream(stream_ptr: int, device_index: int) -> object:
-    """A CuPy handle on torch's stream `stream_ptr` (cached: the handle only wraps the pointer)."""
-    import cupy
-
-    with warnings.catch_warnings():
-        # CuPy 14 deprecates ExternalStream in favour of Stream.from_external(obj), which needs an object
-        # implementing __cuda_stream__; a raw pointer from torch is what every torch version gives.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return cupy.cuda.ExternalStream(stream_ptr, device_index)
+def _current_stream(device_index: int) -> int:
+    """torch's current stream on the device, as a CUstream handle."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # the fast path torch's own extensions use
+    if raw is not None:
+        return int(raw(device_index))
+    return int(torch.cuda.current_stream(device_index).cuda_stream)
 
 
 def _check_cuda(scores: torch.Tensor) -> None:
@@ -79,51 +77,81 @@ def launch(
     weights: torch.Tensor,
     defines: tuple[str, ...] = (),
 ) -> None:
-    """Launch `plan`'s kernel on torch's current stream, writing ids and weights [T, W] in place.
+    """Launch `plan`'s kernel on torch's current stream of the scores' device, writing ids and weights
+    [T, W] in place: the kernel from CuPy's NVRTC compile of route.cu (loaded on that device), launched
+    with the driver's cuLaunchKernelEx (optimized/launch.py), with programmatic dependent launch on sm_90+.
 
     The caller has validated everything (`route` does). Exposed for tests, which launch the generic
     kernel on a specialized configuration (`dispatch.generic_plan`).
     """
-    import cupy  # lazy: moegate.optimized imports without CuPy
-
     num_rows = int(scores.shape[0])
     if num_rows == 0:
         return
     device_index = scores.device.index if scores.device.index is not None else torch.cuda.current_device()
     # T <= 1: the row stride is never used to step, and torch may report any stride there.
     row_stride = int(scores.stride(0)) if num_rows > 1 else config.num_experts
-    bias_code = BIAS_DTYPE_CODES[None if bias is None else bias.dtype]
+    sm_count, programmatic = _device_info(device_index)
+    kernel = get_kernel(plan.name_expression, defines, device_index)
     args = (
-        np.uint64(scores.data_ptr()),
-        np.int64(num_rows),
-        np.int64(row_stride),
-        np.uint64(0 if bias is None else bias.data_ptr()),
-        np.int32(bias_code),
-        np.int32(config.num_experts),
-        np.int32(config.num_expert_group),
-        np.int32(config.topk_group),
-        np.int32(config.topk),
-        np.int32(SCORING_CODES[config.scoring_func]),
-        np.int32(config.renormalize),
-        np.int32(config.num_fused_shared_experts),
-        np.int32(config.shared_expert_mode == "replica"),
-        np.int32(config.apply_routed_scaling_factor_on_output),
-        np.float32(config.routed_scaling_factor),
-        np.uint64(ids.data_ptr()),
-        np.uint64(weights.data_ptr()),
+        plan.grid(num_rows, sm_count),
+        plan.block,
+        plan.shared_mem_bytes,
+        _current_stream(device_index),
+        programmatic,
+        scores.data_ptr(),
+        num_rows,
+        row_stride,
+        0 if bias is None else bias.data_ptr(),
+        BIAS_DTYPE_CODES[None if bias is None else bias.dtype],
+        config.num_experts,
+        config.num_expert_group,
+        config.topk_group,
+        config.topk,
+        SCORING_CODES[config.scoring_func],
+        int(config.renormalize),
+        config.num_fused_shared_experts,
+        int(config.shared_expert_mode == "replica"),
+        int(config.apply_routed_scaling_factor_on_output),
+        config.routed_scaling_factor,
+        ids.data_ptr(),
+        weights.data_ptr(),
     )
-    grid = plan.grid(num_rows, _sm_count(device_index))
-    stream = torch.cuda.current_stream(scores.device).cuda_stream
+    if not driver_launch_available():  # CuPy's own launch: no programmatic dependent launch
+        _cupy_launch(kernel, device_index, *args)
+    elif device_index == torch.cuda.current_device():
+        launch_route_kernel(kernel.ptr, *args)
+    else:  # the driver launches in the calling thread's current context: the scores' device's
+        with torch.cuda.device(device_index):
+            launch_route_kernel(kernel.ptr, *args)
+
+
+def _cupy_launch(kernel: Any, device_index: int, grid: int, block: int, shared_mem: int, stream: int,
+                 programmatic: bool, *params: object) -> None:  # fmt: skip
+    """The same launch through CuPy's `Function.__call__` (route.cu's griddepcontrol.wait is then a no-op
+    wait on a normally serialized stream)."""
+    import cupy
+    import numpy as np
+
+    del programmatic
+    kinds = ROUTE_PARAMS.format.replace("<", "").replace("4x", "")
+    numpy_types = {"Q": np.uint64, "q": np.int64, "i": np.int32, "f": np.float32}
+    args = tuple(numpy_types[k](v) for k, v in zip(kinds, params, strict=True))
     with cupy.cuda.Device(device_index):
-        # Compiled and loaded on the first call (one module per process and defines: one GPU per process).
-        kernel = get_kernel(plan.name_expression, defines)
-        kernel(
-            (grid,),
-            (plan.block,),
-            args,
-            shared_mem=plan.shared_mem_bytes,
-            stream=_cupy_stream(stream, device_index),
-        )
+        kernel((grid,), (block,), args, shared_mem=shared_mem, stream=_cupy_stream(stream, device_index))
+
+
+@functools.cache
+def _cupy_stream(stream_ptr: int, device_index: int) -> object:
+    """A CuPy handle on torch's stream `stream_ptr` (cached: the handle only wraps the pointer)."""
+    import warnings
+
+    import cupy
+
+    with warnings.catch_warnings():
+        # CuPy 14 deprecates ExternalStream in favour of Stream.from_external(obj), which needs an object
+        # implementing __cuda_stream__; a raw pointer from torch is what every torch version gives.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return cupy.cuda.ExternalStream(stream_ptr, device_index)
 
 
 def _route(
@@ -183,8 +211,11 @@ def route(
         7. shared_slots: weight 1 / r (split: ids E..E+S-1; replica: E + row % S).
         8. output_scaling: every weight times r if `apply_routed_scaling_factor_on_output`.
 
-    Runs on torch's current CUDA stream (so it can be captured in a CUDA graph once compiled: call it
-    once before capturing). The kernel is compiled on the first call (NVRTC, a few seconds).
+    Runs on torch's current CUDA stream of the scores' device (so it can be captured in a CUDA graph once
+    compiled: call it once before capturing), with programmatic dependent launch on sm_90+ (it may start
+    while the previous kernel on the stream finishes; it waits for it before touching memory). The kernel
+    is compiled on the first call per architecture (CuPy's NVRTC compile, a few seconds) and loaded once
+    per device; concurrent first calls from several threads compile once.
 
     Raises:
         TypeError, ValueError: as `moegate.reference.check_inputs` for invalid arguments; TypeError for

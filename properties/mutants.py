@@ -200,6 +200,19 @@ def _bias_ignored(s: SimpleNamespace) -> None:
     s.b = s.p.clone()
 
 
+ROW_OFFSET_WRAP = 2**20  # the mutant's offset type: 20 bits, so that CPU batches reach the wrap
+
+
+def _row_offset_wraps(s: SimpleNamespace) -> None:
+    # A row's element offset row * row_stride computed in a narrow type: rows past ROW_OFFSET_WRAP elements
+    # read the logits of a row near the start (a kernel's 32-bit offset wraps the same way at 2^32).
+    num_rows = s.scores.shape[0]
+    stride = s.scores.stride(0) if num_rows > 1 else s.scores.shape[1]
+    offsets = torch.arange(num_rows, dtype=torch.int64) * stride % ROW_OFFSET_WRAP
+    read = (offsets // stride).to(s.scores.device)
+    s.p = R.probabilities(s.scores[read], s.config.scoring_func)
+
+
 def _shared_weight_one(s: SimpleNamespace) -> None:
     _shared_slots(s)
     s.shared_weights = torch.ones_like(s.shared_weights)
@@ -303,6 +316,12 @@ MUTANTS: dict[str, Mutant] = {
         _mutant("bias_ignored", "the bias never added: selection by p", biased_scores=_bias_ignored),
         _mutant(
             "shared_weight_one", "shared slot weight 1 instead of 1 / r", shared_slots=_shared_weight_one
+        ),
+        _mutant(
+            "row_offset_wraps",
+            "a row's element offset computed in a narrow type: rows past 2^20 elements read a row near the "
+            "start (right on every small batch; only the scale property sees it)",
+            probabilities=_row_offset_wraps,
         ),
     )
 }

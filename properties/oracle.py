@@ -367,8 +367,15 @@ def no_nan(weights: torch.Tensor, out: _Collector) -> None:
     out.add_mask("no_nan", torch.isnan(weights), lambda r, s: "weight is NaN")
 
 
-def shared_slots(problem: RoutingProblem, ids: torch.Tensor, weights: torch.Tensor, out: _Collector) -> None:
-    """Step 7 (with step 8's scaling): shared ids and weights."""
+def shared_slots(
+    problem: RoutingProblem,
+    ids: torch.Tensor,
+    weights: torch.Tensor,
+    out: _Collector,
+    row_index: torch.Tensor | None = None,
+) -> None:
+    """Step 7 (with step 8's scaling): shared ids and weights. row_index [T] int64: each row's index in the
+    call that produced it (replica ids follow it), default 0..T-1."""
     config = problem.config
     E, K, S, T = config.num_experts, config.topk, config.num_fused_shared_experts, problem.num_rows
     if config.num_shared_slots == 0:
@@ -377,7 +384,8 @@ def shared_slots(problem: RoutingProblem, ids: torch.Tensor, weights: torch.Tens
         expected_ids = (E + torch.arange(S)).expand(T, S)
         rule_text = "split: ids E..E+S-1"
     else:
-        expected_ids = (E + torch.arange(T) % S)[:, None]
+        index = torch.arange(T) if row_index is None else row_index.to("cpu", torch.int64)
+        expected_ids = (E + index % S)[:, None]
         rule_text = "replica: id E + row % S"
     actual_ids = ids[:, K:].to(torch.int64)
     out.add_mask(
@@ -645,6 +653,7 @@ def judge(
     *,
     max_per_rule: int = 20,
     weight_dtype: torch.dtype = torch.float32,
+    row_index: torch.Tensor | None = None,
 ) -> tuple[list[Violation], torch.Tensor]:
     """`check_routing`, also returning bad_rows [T] bool (every row with at least one violation; all rows
     when the output's shape is wrong)."""
@@ -661,7 +670,9 @@ def judge(
     weights = weights.detach().to("cpu", torch.float32)
     usable = id_range(problem, ids, out)
     no_nan(weights, out)
-    shared_slots(problem, ids, weights, out)
+    if row_index is not None and tuple(row_index.shape) != (T,):
+        raise ValueError(f"row_index has shape {tuple(row_index.shape)}, but it must be [T] = [{T}]")
+    shared_slots(problem, ids, weights, out, row_index)
     if T == 0:
         return out.violations, out.bad_rows
     sc = read_scores(problem)
@@ -681,6 +692,7 @@ def check_routing(
     *,
     max_per_rule: int = 20,
     weight_dtype: torch.dtype = torch.float32,
+    row_index: torch.Tensor | None = None,
 ) -> list[Violation]:
     """Judge one routing output against SPEC.md; an empty list means it is valid.
 
@@ -693,13 +705,17 @@ def check_routing(
             float32 (float32, or bfloat16 / float16 for kernels that write weights in the scores'
             dtype): a weight is right when it is the correctly rounded SPEC weight
             (`tolerances.weight_bounds`).
+        row_index: [T] int64, each row's index in the call that produced it, when the rows judged are a
+            sample of a larger call (replica shared ids are E + row index % S); default 0..T-1.
 
     Returns:
         The violations, in the order of the checks (format, ids, NaN, shared slots, group selection,
         expert selection and order, routed weights and scaling, invariant). Every valid tie resolution
         passes; see the module docstring for the tie rules.
     """
-    return judge(problem, ids, weights, max_per_rule=max_per_rule, weight_dtype=weight_dtype)[0]
+    return judge(
+        problem, ids, weights, max_per_rule=max_per_rule, weight_dtype=weight_dtype, row_index=row_index
+    )[0]
 
 
 def tie_rows(problem: RoutingProblem, *, exact: bool = False) -> torch.Tensor:

@@ -13,6 +13,9 @@ loaded, else "ci"). Example counts are per property:
     dev   200 examples per property, T <= 64, random, with the example database (local work)
     deep  1500 examples per property (10,500 per dtype), T <= 32, random: the GPU run
 
+The scale property (scale.py) routes one large batch per example (past 2^32 / E rows on a GPU, past 2^21
+elements on the CPU) and runs at most 4 examples (12 in deep).
+
 In pytest, tests/conftest.py calls `load_profile()` (moegate-ci unless $MOEGATE_PROFILE says otherwise) and
 Hypothesis' own option overrides it, for @given tests and for verify() alike:
 `pytest --hypothesis-profile=moegate-deep`.
@@ -36,7 +39,7 @@ from hypothesis import strategies as st
 from moegate.reference import SCORE_DTYPES, RoutingConfig, get_preset
 from moegate.reference import route as reference_route
 
-from . import differential, failures, metamorphic, oracle
+from . import differential, failures, metamorphic, oracle, scale
 from .peers.contract import Contract, contract_configs
 from .problem import RoutingProblem, format_config, problem_literal
 from .strategies import BIAS_KINDS, move_problem, parse_dtypes, routing_problems
@@ -47,7 +50,8 @@ Progress = Callable[[str, int, "int | None"], None]
 
 @dataclass(frozen=True)
 class Profile:
-    """A verify profile: Hypothesis settings name, examples per property, largest T."""
+    """A verify profile: Hypothesis settings name, examples per property, largest T, and the examples of
+    the scale property (each routes one large batch: `scale.py`)."""
 
     name: str
     hypothesis_name: str
@@ -55,13 +59,20 @@ class Profile:
     max_rows: int
     derandomize: bool
     use_database: bool
+    scale_examples: int = 4
 
 
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", "moegate-ci", examples=100, max_rows=16, derandomize=True, use_database=False),
     "dev": Profile("dev", "moegate-dev", examples=200, max_rows=64, derandomize=False, use_database=True),
     "deep": Profile(
-        "deep", "moegate-deep", examples=1500, max_rows=32, derandomize=False, use_database=False
+        "deep",
+        "moegate-deep",
+        examples=1500,
+        max_rows=32,
+        derandomize=False,
+        use_database=False,
+        scale_examples=12,
     ),
 }
 PROFILE_ENV = "MOEGATE_PROFILE"
@@ -198,6 +209,8 @@ PROPERTIES: dict[str, Callable[..., None]] = {
     "oracle": check_oracle,
     "differential": check_differential,
     **{name: _relation(name) for name in metamorphic.RELATIONS},
+    # Last: one large batch per example, at most the profile's scale_examples (scale.py).
+    "scale": scale.check_scale,
 }
 
 
@@ -499,6 +512,7 @@ def verify(
     bias_kinds: Sequence[str] | None = None,
     limits: Sequence[str] = (),
     row_stride: str | None = None,
+    min_rows: int = 0,
 ) -> Report:
     """Run the property suite against `impl` with Hypothesis.
 
@@ -526,6 +540,7 @@ def verify(
         limits: more shape limits (the contract's syntax, e.g. "G <= 8"), narrowing what is drawn.
         row_stride: None (as the contract allows), "contiguous" (dense rows only) or "padded" (every
             problem of T > 1 rows gets a row stride larger than E; a contract must allow it).
+        min_rows: draw at least this many rows (e.g. 1, to look past a finding about T = 0).
 
     Returns:
         A Report; `.ok` when every property held on every example.
@@ -553,6 +568,9 @@ def verify(
     contract = _narrowed(contract, limits)
     problem_args = _problem_arguments(contract, configs, score_dtypes, row_kinds, bias_kinds, row_stride)
     score_dtypes = problem_args["dtypes"]
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or not 0 <= min_rows <= prof.max_rows:
+        raise ValueError(f"min_rows={min_rows!r}, but min_rows must be an int in [0, {prof.max_rows}]")
+    problem_args["min_rows"] = max(problem_args.get("min_rows", 0), min_rows)
     problems = routing_problems(device="cpu", max_rows=prof.max_rows, **problem_args)
     examples = prof.examples if max_examples is None else max_examples
     phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
@@ -577,7 +595,7 @@ def verify(
             torch_device,
             settings(
                 base_settings,
-                max_examples=examples,
+                max_examples=min(examples, prof.scale_examples) if name == "scale" else examples,
                 derandomize=prof.derandomize and seed is None,
                 phases=phases,
                 report_multiple_bugs=False,

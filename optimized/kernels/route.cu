@@ -49,6 +49,15 @@
 // MOEGATE_PLANT_REVIEW_BUG (compile-time, for the property suite only): reintroduces the public review
 // bug: shared weight = sum(routed) / r, then every weight divided by the routed sum, and no output
 // scaling.
+// MOEGATE_PLANT_ROW_OFFSET_32 (likewise): a row's element offset row * row_stride computed in 32 bits
+// (unsigned), so rows past 2^32 elements read the logits of a row near the start: the bug class of a
+// kernel right on every batch up to a few million rows and wrong beyond. The scale property kills it.
+//
+// Programmatic dependent launch (sm_90+): the launcher may launch a call with the programmatic stream
+// serialization attribute (small batches), so that it starts while the previous kernel on the stream
+// finishes. Each kernel therefore waits for its predecessors (griddepcontrol.wait) before it reads or
+// writes global memory, and at once lets its own successor launch (griddepcontrol.launch_dependents):
+// the successor's own wait still holds it until this grid has completed and its writes are visible.
 
 namespace moegate {
 
@@ -141,6 +150,25 @@ __device__ __forceinline__ float load_bias(const void* bias, int bias_dtype, int
     default:
       return 0.0f;
   }
+}
+
+// The first element of row `row` (64-bit offset; the planted bug wraps it at 2^32 elements).
+template <typename Raw>
+__device__ __forceinline__ const Raw* row_start(const void* scores, i64 row, i64 row_stride) {
+#ifdef MOEGATE_PLANT_ROW_OFFSET_32
+  const u32 wrapped = static_cast<u32>(static_cast<u64>(row) * static_cast<u64>(row_stride));
+  return static_cast<const Raw*>(scores) + wrapped;
+#else
+  return static_cast<const Raw*>(scores) + row * row_stride;
+#endif
+}
+
+// Programmatic dependent launch (header comment): wait for the previous grids, then release the next.
+__device__ __forceinline__ void wait_for_predecessors_and_release_successor() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 // ---- step 1: probabilities ------------------------------------------------------------------------------
@@ -404,6 +432,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   const bool has_bias = bias_dtype != kNoBias;
 
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
+  wait_for_predecessors_and_release_successor();
 
   // The bias in registers, once per warp.
   float bias_f[C];
@@ -411,7 +440,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   for (int j = 0; j < C; ++j) bias_f[j] = load_bias(bias, bias_dtype, lane * C + j);
 
   for (i64 row = first_warp; row < num_rows; row += num_warps) {
-    const Raw* row_ptr = static_cast<const Raw*>(scores) + row * row_stride;
+    const Raw* row_ptr = row_start<Raw>(scores, row, row_stride);
 
     // ---- step 1: probabilities (x is overwritten by p) ----
     float p[C];
@@ -590,9 +619,10 @@ __global__ void __launch_bounds__(128) route_generic_kernel(
   const bool has_bias = bias_dtype != kNoBias;
 
   const OutputArgs out = make_output_args(E, topk, num_shared, replica, renormalize, apply_scaling, r);
+  wait_for_predecessors_and_release_successor();
 
   for (i64 row = first_warp; row < num_rows; row += num_warps) {
-    const Raw* row_ptr = static_cast<const Raw*>(scores) + row * row_stride;
+    const Raw* row_ptr = row_start<Raw>(scores, row, row_stride);
     int* ids = out_ids + row * out.width;
     float* weights = out_weights + row * out.width;
 
