@@ -39,7 +39,7 @@ def test_default_output_is_short_and_names_what_broke(
     assert "1 root cause (oracle)" in text
     others = [line for line in text.splitlines() if "same root cause as oracle" in line]
     assert {line.split()[1] for line in others} == {"differential", "batch_invariance", "row_order",
-                                                    "expert_permutation"}  # fmt: skip
+                                                    "expert_permutation", "scale"}  # fmt: skip
     # Where the full example went, and one replay per property that reproduces it.
     (saved,) = tmp_path.iterdir()
     assert f"full example saved: {saved / 'oracle.safetensors'}" in text
