@@ -64,7 +64,10 @@ class SlotMismatch:
             gap = abs(self.b_expected - self.b_actual)
             return 1e12 + (gap if math.isfinite(gap) else 1e12)
         diff = abs(self.actual_weight - self.expected_weight)
-        return diff / self.tolerance if math.isfinite(diff) else 1e11
+        if not math.isfinite(diff):
+            return 1e11
+        # A zero tolerance: a weight written in bfloat16 whose allowed interval is the one value expected.
+        return diff / self.tolerance if self.tolerance > 0 else 1e10 + diff
 
     def line(self) -> str:
         """One line for the list of further mismatching rows."""

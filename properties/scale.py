@@ -10,10 +10,12 @@ the implementation once on a batch of `scale_rows_for` rows, then judges a sampl
 - the oracle judges the sampled rows (with their row index in the big call, which replica ids follow);
 - each sampled row routed alone must give the row the big call gave (tie-aware, weights within tolerance).
 
-Sizes: on a GPU the batch reaches past 2^32 / E rows, so every 32-bit element offset wraps, within a memory
-budget (`SCALE_GPU_BYTES`, and half the free memory); on the CPU it reaches past 2^21 elements, which keeps
-the ci profile fast and still crosses the boundaries a narrow offset type would wrap at (the mutant panel's
-`row_offset_wraps` wraps at 2^20). Inputs are generated on the device, from the example's seed.
+Sizes: on a GPU the batch reaches past 2^32 / E rows, so every 32-bit element offset wraps, within a
+memory budget (`SCALE_GPU_BYTES`, and half the free memory; an implementation that runs out of memory
+there, as the eager reference does, is checked at half the rows, and so on); on the CPU it reaches past
+2^21 elements, which keeps the ci profile fast and still crosses the boundaries a narrow offset type would
+wrap at (the mutant panel's `row_offset_wraps` wraps at 2^20). Inputs are generated on the device, from
+the example's seed.
 """
 
 from __future__ import annotations
@@ -95,9 +97,20 @@ def check_scale(impl, problem: RoutingProblem, seed: int, contract: Contract | N
     config, device, K = problem.config, problem.device, problem.config.topk
     weight_dtype = torch.float32 if contract is None else contract.weight_dtype(problem.dtype)
     num_rows = scale_rows_for(config.num_experts, config.output_width, problem.dtype, device)
-    scores = _big_scores(num_rows, config.num_experts, problem.dtype, device, seed)
-    big = RoutingProblem(config, scores, problem.bias, seed=seed, note=f"scale: {num_rows} rows")
-    ids, weights = _call(impl, big)
+    while True:
+        try:
+            scores = _big_scores(num_rows, config.num_experts, problem.dtype, device, seed)
+            big = RoutingProblem(config, scores, problem.bias, seed=seed, note=f"scale: {num_rows} rows")
+            ids, weights = _call(impl, big)
+            break
+        except torch.cuda.OutOfMemoryError:
+            # The budget counts inputs and outputs only; an implementation that needs far more working
+            # memory (the eager reference, torch.compile) is checked on the largest batch that fits.
+            scores = big = None
+            torch.cuda.empty_cache()
+            if num_rows <= 1 << 16:
+                raise
+            num_rows //= 2
     where = f"scale ({num_rows} rows of {config.num_experts} experts, {str(problem.dtype)[6:]}, seed {seed})"
     shape = (num_rows, config.output_width)
     if tuple(ids.shape) != shape or tuple(weights.shape) != shape:

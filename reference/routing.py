@@ -153,7 +153,7 @@ def shared_slots(
     else:
         ids = (E + rows % S).unsqueeze(-1)
     one = torch.ones((), dtype=torch.float32, device=device)
-    r = torch.tensor(config.routed_scaling_factor, dtype=torch.float32, device=device)
+    r = torch.full((), config.routed_scaling_factor, dtype=torch.float32, device=device)
     weights = (one / r).expand(ids.shape)
     return ids, weights
 
@@ -165,7 +165,8 @@ def output_scaling(weights: torch.Tensor, config: RoutingConfig) -> torch.Tensor
     """
     if not config.apply_routed_scaling_factor_on_output:
         return weights
-    return weights * torch.tensor(config.routed_scaling_factor, dtype=torch.float32, device=weights.device)
+    r = torch.full((), config.routed_scaling_factor, dtype=torch.float32, device=weights.device)
+    return weights * r
 
 
 def route(

@@ -89,6 +89,37 @@ def slices_for(peer: str, contract, deep: bool) -> list[Slice]:
     return out
 
 
+TAME_ROWS = ("ties", "near_ties", "bf16_small")  # finite and small: past the findings about extreme logits
+
+
+def targeted_slices(peer: str) -> list[Slice]:
+    """The second look, past the first findings: small finite logits (no sigmoid underflow), float32 for
+    vLLM's shapes (no reduced-precision p), and cake's bfloat16 and float16 mainstream again."""
+    base = (MAINSTREAM,) + (("G > 1 or K == 1", "G == 1 or Kg * G >= K") if peer == "flashinfer-cake" else ())
+    every = ("oracle", "differential", "expert_permutation", "bias_shift", "batch_invariance", "row_order",
+             "determinism")  # fmt: skip
+    out = [
+        Slice(f"tame-{d}", base, row_kinds=TAME_ROWS, properties=every, dtypes=(d,))
+        for d in ("float32", "bfloat16")
+    ]
+    if peer == "flashinfer-cake":
+        out += [
+            Slice(f"mainstream-{d}", base, properties=every, dtypes=(d,)) for d in ("bfloat16", "float16")
+        ]
+    if peer == "vllm":
+        tame = "(G <= 8 and Kg <= 4)"
+        shapes = {
+            "f32-K_gt_8": f"K > 8 and (G == 1 or (n >= 2 and {tame}))",
+            "f32-Kg_gt_4": "G > 1 and G <= 8 and Kg > 4 and n >= 2",
+            "f32-single_group_K_gt_1": "G == 1 and K > 1",
+            "f32-E_gt_256_grouped": f"G > 1 and E > 256 and n >= 2 and {tame}",
+        }
+        out += [
+            Slice(name, (expr,), row_kinds=TAME_ROWS, dtypes=("float32",)) for name, expr in shapes.items()
+        ]
+    return out
+
+
 def t0_probe(peer: str, device: str) -> dict:
     """What the peer does with T = 0 rows (valid per SPEC: empty outputs), called directly."""
     import torch
@@ -186,13 +217,17 @@ def main() -> None:
     parser.add_argument("--deep", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated slice names")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--targeted", action="store_true", help="the second look (targeted_slices) only")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from moegate.properties.impls import load_impl
 
     jobs = []
     for peer in args.peers.split(","):
-        for sl in slices_for(peer, load_impl(peer).contract, args.deep):
+        chosen = (
+            targeted_slices(peer) if args.targeted else slices_for(peer, load_impl(peer).contract, args.deep)
+        )
+        for sl in chosen:
             if not args.only or sl.name in args.only.split(","):
                 jobs.append((peer, sl))
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -218,7 +253,7 @@ def main() -> None:
             print(f"[{time.perf_counter() - start:6.1f}s] {peer:19s} {sl.name:28s} {entry['status']:5s} "
                   f"{entry.get('examples', '')} {','.join(fails)}", flush=True)  # fmt: skip
     for peer in args.peers.split(","):
-        if peer != "compile":
+        if peer != "compile" and not args.targeted:
             results.append(t0_probe(peer, args.device))
     results.sort(key=lambda e: (e["peer"], e["slice"]))
     (Path(args.out) / "summary.json").write_text(json.dumps(results, indent=1))

@@ -299,12 +299,12 @@ class BuildPlan:
 
 
 def build_key(plan: BuildPlan, nvcc: Path) -> str:
-    """sha256 of everything that goes into the library."""
+    """sha256 of everything that goes into the library (the sources' contents, not where they lie)."""
     h = hashlib.sha256()
     for part in (plan.name, plan.version, plan.source_digest, plan.arch, nvcc_version(nvcc), *plan.options):
         h.update(part.encode() + b"\0")
-    for unit, opts in plan.units:
-        h.update(unit.encode() + b"\0" + " ".join(opts).encode() + b"\0")
+    for unit, opts in plan.units:  # by name: where the sources lie does not change the library
+        h.update(Path(unit).name.encode() + b"\0" + " ".join(opts).encode() + b"\0")
     for name, text in plan.generated:
         h.update(name.encode() + b"\0" + text.encode() + b"\0")
     return h.hexdigest()
