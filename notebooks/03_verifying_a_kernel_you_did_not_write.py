@@ -24,23 +24,27 @@ REPO = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "tests" / "fixt
 FINDINGS_DIR = Path(os.environ.get("MOEGATE_PEER_FINDINGS", REPO / "tests" / "peer_findings"))
 
 findings = []
-for manifest in sorted(FINDINGS_DIR.glob("*/manifest.json")):
+for manifest in sorted(FINDINGS_DIR.glob("**/manifest.json")):
     for entry in fx.read_manifest(manifest.parent)["cases"]:
-        path = manifest.parent / entry["file"]
-        case = fx.load_case(path, sha256=entry.get("sha256"))
-        with safe_open(str(path), framework="pt") as f:
-            peer = (f.get_tensor("peer_ids"), f.get_tensor("peer_weights"))
-        judged = oracle.check_routing(case.problem, *peer)
-        diff = differential.compare(case.problem, (case.ids, case.weights), peer, tie_rows=case.tie_rows)
-        findings.append({"case": case, "peer": peer, "violations": judged, "diff": diff,
-                         "name": case.meta.get("peer", manifest.parent.name), "finding": case.meta.get("finding", ""),
-                         "rule": case.meta.get("rule", "")})
+        case = fx.load_case(manifest.parent / entry["file"], sha256=entry.get("sha256"))
+        item = {"case": case, "name": case.meta.get("peer", manifest.parent.parent.name),
+                "finding": case.meta.get("finding", ""), "rule": case.meta.get("rule", ""),
+                "error": case.meta.get("peer_error", ""), "peer": None, "violations": [], "diff": None}
+        if case.peer_ids is not None:  # the peer returned an output: judge it again, at its weights' precision
+            item["peer"] = (case.peer_ids, case.peer_weights)
+            item["violations"] = oracle.check_routing(case.problem, *item["peer"], weight_dtype=case.weight_dtype)
+            item["diff"] = differential.compare(case.problem, (case.ids, case.weights), item["peer"],
+                                                tie_rows=case.tie_rows, weight_dtype=case.weight_dtype)
+        findings.append(item)
 if findings:
     print(f"{len(findings)} pinned findings in {FINDINGS_DIR}:")
     for item in findings:
+        if item["peer"] is None:
+            print(f"- {item['name']} / {item['case'].name}: {item['finding']} (its launcher refuses: {item['error'][:90]})")
+            continue
         rules = sorted({v.rule for v in item["violations"]})
-        print(f"- {item['name']}: {item['finding']} (rule {item['rule']}; the oracle finds {', '.join(rules) or 'nothing'};"
-              f" {len(item['diff'].mismatched_rows)} of {item['case'].problem.num_rows} rows depart)")
+        print(f"- {item['name']} / {item['case'].name}: {item['finding']} (rule {item['rule']}; the oracle finds "
+              f"{', '.join(rules) or 'nothing'}; {len(item['diff'].mismatched_rows)} of {item['case'].problem.num_rows} rows depart)")
 else:
     print(f"No peer findings are recorded yet ({FINDINGS_DIR} holds no fixture set): the figures below are "
           "skipped. They are recorded on a GPU by the peer adapters (docs/peers.md).")
@@ -54,20 +58,26 @@ else:
 
 # %%
 if findings:
-    fig, ax = plt.subplots(figsize=(10, 0.6 * len(findings) + 1.8), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(11, 0.32 * len(findings) + 1.6), constrained_layout=True)
     peers = sorted({item["name"] for item in findings})
     palette = dict(zip(peers, plt.cm.tab10.colors, strict=False))
-    labels, shares = [], []
+    labels, shares, colors = [], [], []
     for item in findings:
-        rows = item["case"].problem.num_rows
-        shares.append(100 * len(item["diff"].mismatched_rows) / max(1, rows))
-        confirmed = item["rule"] in {v.rule for v in item["violations"]}
-        labels.append(f"{item['name']}: [{item['rule']}]{'' if confirmed else ' (not confirmed)'}")
-    bars = ax.barh(labels, shares, color=[palette[item["name"]] for item in findings])
-    ax.bar_label(bars, [f"{s:.0f}%" for s in shares], padding=3)
+        rows = max(1, item["case"].problem.num_rows)
+        if item["peer"] is None:
+            shares.append(100.0)
+            labels.append(f"{item['name']} / {item['case'].name}: launcher refuses")
+        else:
+            shares.append(100 * len(item["diff"].mismatched_rows) / rows)
+            confirmed = item["rule"] in {v.rule for v in item["violations"]}
+            labels.append(f"{item['name']} / {item['case'].name}: [{item['rule']}]{'' if confirmed else ' (not confirmed)'}")
+        colors.append(palette[item["name"]])
+    bars = ax.barh(labels, shares, color=colors)
+    ax.bar_label(bars, [f"{s:.0f}%" for s in shares], padding=3, fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
     ax.invert_yaxis()
-    ax.set(title="Rows where the peer departs from SPEC, per pinned finding", xlabel="rows departing (%)",
-           xlim=(0, 115))
+    ax.set(title="Rows where each peer departs from SPEC, per pinned finding (H200 outputs)",
+           xlabel="rows of the pinned case departing from SPEC (%)", xlim=(0, 118))
     plt.show()
 else:
     print("skipped: no peer findings recorded")
@@ -75,33 +85,38 @@ else:
 # %% [markdown]
 # ## What each peer returned
 #
-# For each finding, the first departing row slot by slot: the reference's ids and weights against the
-# peer's. Ids are written under each slot (reference / peer), red where they differ.
+# One finding per peer, its first departing row slot by slot: the reference's ids and weights against the
+# peer's (a NaN weight is drawn as 0). Ids are written under each slot (reference / peer), red where they
+# differ. Below the figure, every finding's departure in the differential's words.
 
 # %%
-if findings:
-    cols = min(2, len(findings))
-    rows_n = (len(findings) + cols - 1) // cols
-    fig, axes = plt.subplots(rows_n, cols, figsize=(7 * cols, 3.6 * rows_n), constrained_layout=True,
-                             squeeze=False)
-    for ax, item in zip(axes.flat, findings, strict=False):
+SHOWN = {"flashinfer-default": "sigmoid-underflow", "flashinfer-cake": "id-out-of-range", "vllm": "strided-rows"}
+shown = []  # per peer: the finding named in SHOWN, else its first finding with a recorded output
+for name in sorted({item["name"] for item in findings}):
+    mine = [item for item in findings if item["name"] == name and item["peer"] is not None]
+    pick = next((item for item in mine if item["case"].name == SHOWN.get(name)), mine[0] if mine else None)
+    if pick is not None:
+        shown.append(pick)
+if shown:
+    fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 3.8), constrained_layout=True, squeeze=False)
+    for ax, item in zip(axes.flat, shown, strict=True):
         case, (peer_ids, peer_w) = item["case"], item["peer"]
         bad = item["diff"].mismatched_rows
         row = bad[0] if bad else 0
-        width = case.ids.shape[1]
-        x = torch.arange(width)
+        x = torch.arange(case.ids.shape[1])
         ax.bar(x - 0.2, case.weights[row], width=0.4, color="tab:green", label="reference (SPEC)")
-        ax.bar(x + 0.2, peer_w[row], width=0.4, color="tab:red", label=item["name"])
+        ax.bar(x + 0.2, torch.nan_to_num(peer_w[row], nan=0.0), width=0.4, color="tab:red", label=item["name"])
+        top = max(float(case.weights[row].max()), float(torch.nan_to_num(peer_w[row], nan=0.0).max()), 1e-3)
+        ax.set_ylim(0, 1.2 * top)
         ax.set_xticks(x, [f"{int(a)}\n{int(b)}" for a, b in zip(case.ids[row], peer_ids[row], strict=True)])
         for tick, a, b in zip(ax.get_xticklabels(), case.ids[row], peer_ids[row], strict=True):
             tick.set_color("tab:red" if int(a) != int(b) else "black")
-        ax.set(title=f"{item['name']}: {item['finding'][:70]}\nrow {row} of {case.name}",
-               xlabel="slot: expert id (reference / peer)", ylabel="weight")
+        ax.set(title=f"{item['name']} / {case.name}, row {row}", xlabel="slot: expert id (reference / peer)",
+               ylabel="weight (times r when r is applied)")
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(findings):]:
-        ax.set_visible(False)
     plt.show()
     for item in findings:
-        print(f"{item['name']} / {item['case'].name}:\n{item['diff'].format(max_rows=2)}\n")
+        if item["peer"] is not None and item["diff"] is not None and not item["diff"].ok:
+            print(f"{item['name']} / {item['case'].name}:\n{item['diff'].format(max_rows=1)}\n")
 else:
     print("skipped: no peer findings recorded")

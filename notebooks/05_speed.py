@@ -82,22 +82,35 @@ else:
 # ## Bandwidth reached
 #
 # The same measurements as bytes moved per second, against the copy floor: how much of the card's
-# bandwidth each implementation turns into routing at large T.
+# bandwidth each implementation turns into routing at large T, on the presets a peer routes too.
 
 # %%
 if bench is not None:
-    fig, ax = plt.subplots(figsize=(9, 4.5), constrained_layout=True)
-    for impl in impls:
-        for preset, dtype in panels:
+    # One panel per preset a peer routes too (where the comparison means something), one line per impl.
+    shown = [pd for pd in panels if any(r["impl"] in bench.get("peers", []) for r in ok if (r["preset"], r["dtype"]) == pd)]
+    shown = shown or panels[:3]
+    cols = min(3, len(shown))
+    fig, axes = plt.subplots((len(shown) + cols - 1) // cols, cols, figsize=(4.8 * cols, 3.8 * ((len(shown) + cols - 1) // cols)),
+                             constrained_layout=True, squeeze=False, sharey=True)
+    for ax, (preset, dtype) in zip(axes.flat, shown, strict=False):
+        for impl in impls:
             pts = sorted((r["T"], r["bytes"] / (r["us"] * 1e-6) / 1e12) for r in ok
                          if r["impl"] == impl and (r["preset"], r["dtype"]) == (preset, dtype))
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, color=colors[impl], alpha=0.8,
-                        label=f"{impl} ({preset}, {dtype})")
-    ax.axhline(bench["copy_floor_tbps"], color="k", ls="--", label=f"copy bandwidth {bench['copy_floor_tbps']} TB/s")
-    ax.set_xscale("log")
-    ax.set(title=f"Bandwidth reached on {bench['card']}", xlabel="tokens T", ylabel="bytes moved / time (TB/s)")
-    ax.legend(fontsize=7, ncols=2)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, color=colors[impl], label=impl)
+        ax.axhline(bench["copy_floor_tbps"], color="k", ls="--", label=f"copy floor {bench['copy_floor_tbps']:.2f} TB/s")
+        ax.set_xscale("log")
+        ax.set(title=f"{preset}, {dtype}", xlabel="tokens T", ylim=(0, 1.1 * bench["copy_floor_tbps"]))
+    for ax in axes[:, 0]:
+        ax.set_ylabel("bytes moved / time (TB/s)")
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    handles = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(handles.values(), handles.keys(), fontsize=8, loc="outside right center")
+    fig.suptitle(f"Bandwidth reached on {bench['card']}: how much of the copy floor each turns into routing")
     plt.show()
     other = [r for r in bench["rows"] if r["status"] != "ok"]
     for r in other:

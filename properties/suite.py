@@ -35,6 +35,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 
 from moegate.reference import SCORE_DTYPES, RoutingConfig, get_preset
 from moegate.reference import route as reference_route
@@ -376,6 +377,15 @@ def _own_message(error: BaseException) -> str:
     """The failing check's message alone, or for an exception its last frames: no Hypothesis notes."""
     if isinstance(error, AssertionError):
         return str(error)
+    if isinstance(error, Flaky):
+        # Hypothesis ran the failing example again and it passed: the same input gave another output.
+        inner = getattr(error, "exceptions", ())
+        first = _own_message(inner[0]) if inner else str(error).splitlines()[0]
+        return (
+            "the failure did not reproduce when the same example ran again: the implementation's output is "
+            "not a function of its input alone (nondeterminism: a race, uninitialized memory, or state "
+            f"kept between calls). The first failure:\n{first}"
+        )
     frames = traceback.format_exception_only(type(error), error)[:1]
     stack = traceback.format_tb(error.__traceback__)[-4:]
     return (

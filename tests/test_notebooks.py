@@ -134,7 +134,8 @@ def test_peer_findings_notebook_draws_the_pinned_findings(
     nb = _run(next(s for s in SOURCES if s.stem.startswith("03")))
     images, text = _outputs(nb)
     assert images == 2
-    assert "fakepeer: numbers the shared slot from E + 1 (rule id_range; the oracle finds id_range" in text
+    assert "fakepeer / " in text
+    assert ": numbers the shared slot from E + 1 (rule id_range; the oracle finds id_range" in text
     assert "6 of 6 rows depart" in text
 
 

@@ -132,3 +132,19 @@ def test_report_table_counts() -> None:
     header, row = report.table().splitlines()
     assert header.split() == ["property", "examples", "passed", "failed", "seconds", "status"]
     assert row.split() == ["oracle", "10", "9", "1", "0.50", "FAIL"]
+
+
+def test_a_failure_that_does_not_reproduce_is_reported_as_nondeterminism() -> None:
+    import itertools
+
+    calls = itertools.count()
+
+    def sometimes_wrong(scores, bias, config):  # right on every call but the eighth
+        ids, weights = route(scores, bias, config)
+        return ids, weights * (2 if next(calls) == 7 else 1)
+
+    report = verify(sometimes_wrong, properties=["oracle"], max_examples=30)
+    assert not report.ok
+    failure = report.results[0].failure or ""
+    assert failure.startswith("the failure did not reproduce when the same example ran again")
+    assert "SPEC violations" in failure  # the first failure's evidence is kept
