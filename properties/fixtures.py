@@ -247,6 +247,38 @@ def record_case(
     )
 
 
+def fit_to_contract(
+    problems: Sequence[tuple[str, str, RoutingProblem]], contract: Any
+) -> tuple[list[tuple[str, str, RoutingProblem]], list[str]]:
+    """The (name, preset, problem) cases an implementation with `contract` (a peers.Contract, or None: all)
+    can be recorded on: each config projected onto the contract (`Contract.project`: FlashInfer's fixed
+    flags, say), the bias cast to the dtype it takes; and one line for each case it does not accept.
+    This is how `fixtures record --impl flashinfer-default` records what an engine's kernel computes."""
+    if contract is None:
+        return list(problems), []
+    kept, skipped = [], []
+    for name, preset, problem in problems:
+        config = contract.project(problem.config)
+        bias = problem.bias
+        if bias is not None:
+            bias = bias.to(contract.bias_dtype(problem.dtype)[0])
+        dense = problem.num_rows < 2 or problem.scores.stride(0) == config.num_experts
+        reasons = contract.rejects(
+            config,
+            problem.dtype,
+            None if bias is None else bias.dtype,
+            num_rows=problem.num_rows,
+            dense_rows=dense,
+        )
+        if reasons:
+            skipped.append(f"{name}: {contract.name} does not accept it ({'; '.join(reasons)})")
+            continue
+        kept.append(
+            (name, preset, RoutingProblem(config, problem.scores, bias, seed=problem.seed, note=problem.note))
+        )
+    return kept, skipped
+
+
 def _weight_dtype_meta(impl: Impl, problem: RoutingProblem) -> dict[str, str]:
     """{"weight_dtype": ...} when impl's contract writes weights narrower than float32, else {}."""
     contract = getattr(impl, "contract", None)
@@ -786,8 +818,6 @@ def check_fixture_set(
 
 
 # ---- inputs: presets and the golden edge sets -----------------------------------------------------------
-
-
 
 
 def record_problems(

@@ -34,9 +34,9 @@ FAKE_PEER_CONTRACT = Contract(
 def fake_peer(
     scores: torch.Tensor, bias: torch.Tensor | None, config: RoutingConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference, weights written in the scores' dtype."""
+    """The reference, weights written in the scores' dtype (handed over as float32, as the adapters do)."""
     ids, weights = route(scores, bias, config)
-    return ids, weights.to(scores.dtype)
+    return ids, weights.to(scores.dtype).float()
 
 
 fake_peer.contract = FAKE_PEER_CONTRACT  # type: ignore[attr-defined]

@@ -41,6 +41,12 @@ def cmd_fixtures_record(args: argparse.Namespace, out: Out) -> int:
     problems = fx.preset_cases_problems(presets, dtypes, args.rows, args.seed)
     if args.edge_cases:
         problems += fx.edge_problems(args.seed)
+    # A peer records what it accepts: its contract's flags and bias dtype; the rest is listed, not recorded.
+    problems, skipped = fx.fit_to_contract(problems, impl.contract)
+    for line in skipped:
+        out(f"skipped {line}")
+    if not problems:
+        raise UsageError(f"impl {impl.name!r} accepts none of the cases asked for ({len(skipped)} skipped)")
     progress = Progress(enabled=not args.quiet)
     try:
         cases = fx.record_problems(problems, impl, device=device, progress=progress)
@@ -69,6 +75,7 @@ def cmd_fixtures_record(args: argparse.Namespace, out: Out) -> int:
                 "ok": True,
                 "manifest": str(manifest),
                 "cases": len(cases),
+                "skipped": skipped,
                 "bytes": total,
             }
         )
