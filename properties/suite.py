@@ -87,13 +87,21 @@ _SUPPRESSED = (
 
 
 def register_profiles() -> None:
-    """Register the Hypothesis profiles "moegate-ci", "moegate-dev", "moegate-deep" (idempotent)."""
+    """Register the Hypothesis profiles "moegate-ci", "moegate-dev", "moegate-deep" (idempotent).
+
+    Each derives from Hypothesis' own "default" profile, not from the active one: under a CI environment
+    variable Hypothesis makes its "ci" profile (derandomized, no example database) the active one, and
+    moegate's profiles must mean the same there as on a laptop (dev keeps its database, dev and deep stay
+    random).
+    """
+    base = settings.get_profile("default")
     for p in PROFILES.values():
         kwargs: dict[str, Any] = {}
         if not p.use_database:
             kwargs["database"] = None
         settings.register_profile(
             p.hypothesis_name,
+            parent=base,
             max_examples=p.examples,
             derandomize=p.derandomize,
             deadline=None,

@@ -4,6 +4,10 @@ counts examples, calls progress, and resolves profiles."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -103,6 +107,25 @@ def test_profiles_registered_and_resolved(monkeypatch: pytest.MonkeyPatch) -> No
         resolve_profile()
     with pytest.raises(ValueError, match=r"profile='huge'"):
         resolve_profile("huge")
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_profiles_do_not_depend_on_a_ci_environment(ci: str, tmp_path: Path) -> None:
+    # Hypothesis loads its own "ci" profile (no database, derandomized) when it sees $CI; moegate's profiles
+    # must mean the same on a CI runner as on a laptop.
+    code = (
+        "from hypothesis import settings\n"
+        "import moegate.properties.suite\n"
+        "dev, deep, ci = (settings.get_profile(f'moegate-{n}') for n in ('dev', 'deep', 'ci'))\n"
+        "print(dev.database is not None, dev.derandomize, deep.derandomize,\n"
+        "      ci.derandomize, ci.database is None)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci:
+        env["CI"] = ci
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "False", "True", "True"]
 
 
 def test_bad_arguments() -> None:

@@ -161,8 +161,6 @@ def add_parser(sub: Any) -> None:
     c.add_argument(
         "--device", default=None, help="device to replay on (default: cuda for optimized, else cpu)"
     )
-    c.add_argument(
-        "--max-rows", type=pos_int, default=5, metavar="N", help="mismatching rows shown per file"
-    )
+    c.add_argument("--max-rows", type=pos_int, default=5, metavar="N", help="mismatching rows shown per file")
     add_common(c)
     c.set_defaults(func=cmd_fixtures_check)
