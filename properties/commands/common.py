@@ -9,7 +9,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -146,15 +145,6 @@ def resolve_device(device: str | None, impl: Impl) -> str:
     elif impl.contract is not None and impl.default_device == "cuda" and dev.type != "cuda":
         raise UsageError(f"--device {dev}, but impl {impl.name!r} runs on CUDA tensors only")
     return str(dev)
-
-
-def timestamp_dir(root: Path) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    path, n = root / stamp, 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{n}"
-    return path
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool]) -> str:

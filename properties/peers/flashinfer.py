@@ -7,7 +7,7 @@
 
 Built from the sources the `flashinfer-python` wheel ships (0.7.2.post1 is what this adapter was written
 against): `flashinfer/data/csrc/fused_moe/noAuxTcKernels.cu` without its TVM-FFI binding, the headers it
-includes, and the `.cpp`/`.cu` files the JIT spec lists; our shim (`shims/flashinfer_noauxtc.cu`) calls
+includes, and the `.cpp`/`.cu` files the JIT spec lists; our shim (`shims/flashinfer_entry.cu`) calls
 FlashInfer's host launcher `invokeNoAuxTc`, the function its binding calls. FlashInfer's Python runtime is
 never imported.
 
@@ -182,7 +182,7 @@ class FlashInferPeer(CompiledPeer):
             remove_lines=('#include "tvm_ffi_utils.h"', "using tvm::ffi::Optional;"),
             cut_at="namespace flashinfer::trtllm_dsv3_fused_routing {",
         )
-        shim = resources.files("moegate.properties.peers").joinpath("shims/flashinfer_noauxtc.cu").read_text()
+        shim = resources.files("moegate.properties.peers").joinpath("shims/flashinfer_entry.cu").read_text()
         nv = sources.path(_NV)
         includes = (
             sources.path(f"{_DATA}/csrc/fused_moe"),

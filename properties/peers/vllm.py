@@ -3,7 +3,7 @@
 
 Built from vLLM's source distribution (`vllm-0.33.0.tar.gz` is what this adapter was written against;
 vLLM's wheel carries no csrc/ and needs its own torch): the kernel file without its torch-stable op binding
-(which needs libtorch's C shim), and our shim (`shims/vllm_grouped_topk.cu`) that calls vLLM's host launcher
+(which needs libtorch's C shim), and our shim (`shims/vllm_entry.cu`) that calls vLLM's host launcher
 `vllm::moe::invokeNoAuxTc` as the op does for `scoring_func=1` (sigmoid), with the op's PDL rule. vLLM itself
 is never imported.
 
@@ -88,7 +88,7 @@ class VllmPeer(CompiledPeer):
             ),
             cut_at="std::tuple<torch::stable::Tensor, torch::stable::Tensor> grouped_topk(",
         )
-        shim = resources.files("moegate.properties.peers").joinpath("shims/vllm_grouped_topk.cu").read_text()
+        shim = resources.files("moegate.properties.peers").joinpath("shims/vllm_entry.cu").read_text()
         return BuildPlan(
             name=self.name,
             units=(("shim.cu", ()),),
