@@ -12,6 +12,8 @@ first launch.
 from .build import COMPILE_OPTIONS, KERNEL_SOURCE, KNOWN_DEFINES, nvcc_options, nvrtc_options
 from .dispatch import (
     MAX_EXPERTS,
+    PLAN_LATENCY,
+    PLAN_THROUGHPUT,
     SPECIALIZATIONS,
     KernelPlan,
     Specialization,
@@ -26,6 +28,8 @@ __all__ = [
     "KERNEL_SOURCE",
     "KNOWN_DEFINES",
     "MAX_EXPERTS",
+    "PLAN_LATENCY",
+    "PLAN_THROUGHPUT",
     "SPECIALIZATIONS",
     "KernelPlan",
     "Specialization",

@@ -6,7 +6,8 @@ checks that every one of them is reached by a preset.
 
 Kernels (optimized/kernels/route.cu):
     route_warp_kernel<DT, SCORING, E, G, KG, K>: one warp per row, the row in registers; the scoring
-        function, E, G, Kg and K are compile-time constants.
+        function, E, G, Kg and K are compile-time constants; step 5 in one of two plans, chosen from T
+        (`KernelPlan.selection_plan`).
     route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
 DT is the scores' dtype code (`SCORE_DTYPE_CODES`), SCORING the scoring function's (`SCORING_CODES`).
 Everything else (renormalize, S, shared mode, output scaling, r, bias dtype; and for the generic kernel
@@ -84,6 +85,12 @@ SPECIALIZATIONS: tuple[Specialization, ...] = (
     Specialization(
         "qwen3-next-80b-a3b", "softmax", num_experts=512, num_expert_group=1, topk_group=1, topk=10
     ),
+    Specialization("deepseek-v2", "softmax", num_experts=160, num_expert_group=8, topk_group=3, topk=6),
+    Specialization("deepseek-v2-lite", "softmax", num_experts=64, num_expert_group=1, topk_group=1, topk=6),
+    Specialization("moonlight-16b-a3b", "sigmoid", num_experts=64, num_expert_group=1, topk_group=1, topk=6),
+    Specialization("glm-4.5-air", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=8),
+    Specialization("gpt-oss-120b", "softmax", num_experts=128, num_expert_group=1, topk_group=1, topk=4),
+    Specialization("llama-4-maverick", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=1),
 )
 _BY_KEY: dict[tuple[str, int, int, int, int], Specialization] = {s.key: s for s in SPECIALIZATIONS}
 
@@ -92,6 +99,11 @@ SPECIALIZED_WARPS_PER_BLOCK = 8
 GENERIC_WARPS_PER_BLOCK = 4
 # Grid cap: enough resident warps to fill an SM (2048 threads), times the SM count; warps then loop.
 MAX_THREADS_PER_SM = 2048
+
+# Step 5's plans in the specialized kernel (route.cu: enum SelectionPlan), the launch argument `plan`.
+PLAN_THROUGHPUT = 0
+PLAN_LATENCY = 1
+PLAN_NAMES: dict[int, str] = {PLAN_THROUGHPUT: "throughput", PLAN_LATENCY: "latency"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,33 @@ class KernelPlan:
         wanted = -(-num_rows // self.warps_per_block)
         cap = sm_count * (MAX_THREADS_PER_SM // self.block)
         return max(1, min(wanted, cap))
+
+    def geometry(self, num_rows: int, sm_count: int, selection: int) -> tuple[int, int]:
+        """(blocks, threads per block) for `num_rows` rows in step 5's plan `selection`.
+
+        The specialized kernel in the latency plan spreads the rows over the SMs first: warps per block =
+        ceil(T / SM count), at most `warps_per_block`, so that up to one row per SM each row has an SM
+        (and its four schedulers) to itself; a row's instructions then never wait for another row's
+        issue slots. Everything else: `grid(num_rows, sm_count)` blocks of `block` threads.
+        """
+        if self.specialization is not None and selection == PLAN_LATENCY:
+            warps = min(self.warps_per_block, max(1, -(-num_rows // max(1, sm_count))))
+            return max(1, -(-num_rows // warps)), WARP_SIZE * warps
+        return self.grid(num_rows, sm_count), self.block
+
+    def selection_plan(self, num_rows: int, sm_count: int) -> int:
+        """Step 5's plan for `num_rows` rows (the kernel's `plan` argument): PLAN_LATENCY while the grid
+        has at most one block per SM (each scheduler runs two warps or fewer, so a call lasts one row's
+        dependency chain and nothing hides it), PLAN_THROUGHPUT beyond (enough warps per scheduler to
+        hide latency, so a call lasts the instructions it issues). Measured on an H200 (docs/perf.md):
+        the latency plan wins up to T = 1024 and loses from T = 4096 on. Both plans return bitwise the
+        same output; the generic kernel ignores the argument."""
+        if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
+            raise ValueError(
+                f"num_rows={num_rows}, sm_count={sm_count}, but need num_rows >= 0 and sm_count >= 1"
+            )
+        blocks = -(-num_rows // self.warps_per_block)
+        return PLAN_LATENCY if blocks <= sm_count else PLAN_THROUGHPUT
 
 
 def _dtype_code(dtype: torch.dtype) -> int:

@@ -16,7 +16,7 @@ The parameter buffer follows the kernels' signature (route.cu), each field at it
 
     const void* scores, i64 num_rows, i64 row_stride, const void* bias, int bias_dtype, int num_experts,
     int num_groups, int topk_group, int topk, int scoring, int renormalize, int num_shared, int replica,
-    int apply_scaling, float r, int* out_ids, float* out_weights
+    int apply_scaling, float r, int plan, int* out_ids, float* out_weights
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import os
 import struct
 import threading
 
-# Offsets 0, 8, 16, 24 (pointers and i64), ten ints from 32, the float at 72, 4 bytes of padding, then
-# the two output pointers at 80 and 88: 96 bytes.
-ROUTE_PARAMS = struct.Struct("<QqqQiiiiiiiiiif4xQQ")
+# Offsets 0, 8, 16, 24 (pointers and i64), ten ints from 32, the float at 72, the plan at 76, then the
+# two output pointers at 80 and 88: 96 bytes.
+ROUTE_PARAMS = struct.Struct("<QqqQiiiiiiiiiifiQQ")
 
 CU_LAUNCH_PARAM_END = 0
 CU_LAUNCH_PARAM_BUFFER_POINTER = 1

@@ -76,13 +76,16 @@ def launch(
     ids: torch.Tensor,
     weights: torch.Tensor,
     defines: tuple[str, ...] = (),
+    selection: int | None = None,
 ) -> None:
     """Launch `plan`'s kernel on torch's current stream of the scores' device, writing ids and weights
     [T, W] in place: the kernel from CuPy's NVRTC compile of route.cu (loaded on that device), launched
     with the driver's cuLaunchKernelEx (optimized/launch.py), with programmatic dependent launch on sm_90+.
+    `selection`: step 5's plan (dispatch.PLAN_LATENCY or PLAN_THROUGHPUT); None lets
+    `plan.selection_plan` choose from T.
 
     The caller has validated everything (`route` does). Exposed for tests, which launch the generic
-    kernel on a specialized configuration (`dispatch.generic_plan`).
+    kernel on a specialized configuration (`dispatch.generic_plan`) and force each selection plan.
     """
     num_rows = int(scores.shape[0])
     if num_rows == 0:
@@ -92,9 +95,12 @@ def launch(
     row_stride = int(scores.stride(0)) if num_rows > 1 else config.num_experts
     sm_count, programmatic = _device_info(device_index)
     kernel = get_kernel(plan.name_expression, defines, device_index)
+    if selection is None:
+        selection = plan.selection_plan(num_rows, sm_count)
+    grid, block = plan.geometry(num_rows, sm_count, selection)
     args = (
-        plan.grid(num_rows, sm_count),
-        plan.block,
+        grid,
+        block,
         plan.shared_mem_bytes,
         _current_stream(device_index),
         programmatic,
@@ -113,6 +119,7 @@ def launch(
         int(config.shared_expert_mode == "replica"),
         int(config.apply_routed_scaling_factor_on_output),
         config.routed_scaling_factor,
+        selection,
         ids.data_ptr(),
         weights.data_ptr(),
     )
@@ -133,7 +140,7 @@ def _cupy_launch(kernel: Any, device_index: int, grid: int, block: int, shared_m
     import numpy as np
 
     del programmatic
-    kinds = ROUTE_PARAMS.format.replace("<", "").replace("4x", "")
+    kinds = ROUTE_PARAMS.format.replace("<", "")
     numpy_types = {"Q": np.uint64, "q": np.int64, "i": np.int32, "f": np.float32}
     args = tuple(numpy_types[k](v) for k, v in zip(kinds, params, strict=True))
     with cupy.cuda.Device(device_index):

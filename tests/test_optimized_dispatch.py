@@ -173,3 +173,35 @@ def test_import_needs_no_cupy() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "route_warp_kernel<1, 0, 256, 8, 4, 8>" in result.stdout
+
+
+def test_selection_plan_is_latency_up_to_one_block_per_sm() -> None:
+    from moegate.optimized import PLAN_LATENCY, PLAN_THROUGHPUT
+
+    plan = dispatch_plan(PRESETS["deepseek-v3"], torch.bfloat16)
+    rows_per_block = plan.warps_per_block  # one warp per row
+    for sm_count in (1, 78, 132):
+        assert plan.selection_plan(1, sm_count) == PLAN_LATENCY
+        assert plan.selection_plan(sm_count * rows_per_block, sm_count) == PLAN_LATENCY
+        assert plan.selection_plan(sm_count * rows_per_block + 1, sm_count) == PLAN_THROUGHPUT
+        assert plan.selection_plan(10**12, sm_count) == PLAN_THROUGHPUT
+    with pytest.raises(ValueError, match="sm_count=0"):
+        plan.selection_plan(1, 0)
+
+
+def test_latency_geometry_spreads_rows_over_the_sms() -> None:
+    from moegate.optimized import PLAN_LATENCY, PLAN_THROUGHPUT
+
+    plan = dispatch_plan(PRESETS["deepseek-v3"], torch.bfloat16)
+    sm = 132
+    assert plan.geometry(1, sm, PLAN_LATENCY) == (1, 32)
+    assert plan.geometry(132, sm, PLAN_LATENCY) == (132, 32)  # one warp per SM
+    assert plan.geometry(133, sm, PLAN_LATENCY) == (67, 64)
+    assert plan.geometry(1056, sm, PLAN_LATENCY) == (132, 256)
+    for rows in (1, 7, 133, 500, 1056, 5000):  # every row gets a warp, no block is empty
+        blocks, threads = plan.geometry(rows, sm, PLAN_LATENCY)
+        warps = threads // 32
+        assert 1 <= warps <= plan.warps_per_block and blocks * warps >= rows > (blocks - 1) * warps
+    assert plan.geometry(5000, sm, PLAN_THROUGHPUT) == (plan.grid(5000, sm), plan.block)
+    generic = generic_plan(RoutingConfig(num_experts=8, topk=2), torch.float32)
+    assert generic.geometry(1, sm, PLAN_LATENCY) == (1, generic.block)  # the generic kernel: one shape

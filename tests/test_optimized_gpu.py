@@ -15,7 +15,16 @@ import pytest
 import torch
 
 from moegate import reference
-from moegate.optimized import SPECIALIZATIONS, build_route, dispatch_plan, generic_plan, launch, route
+from moegate.optimized import (
+    PLAN_LATENCY,
+    PLAN_THROUGHPUT,
+    SPECIALIZATIONS,
+    build_route,
+    dispatch_plan,
+    generic_plan,
+    launch,
+    route,
+)
 from moegate.properties.differential import assert_routing_close
 from moegate.properties.problem import RoutingProblem
 from moegate.properties.tolerances import weight_tolerance
@@ -59,10 +68,11 @@ def run_route(scores, bias, config, fn=route):
     return result
 
 
-def run_plan(plan, scores, bias, config):
-    """Launch a given plan (e.g. the generic kernel on a specialized shape) into poisoned buffers."""
+def run_plan(plan, scores, bias, config, selection=None):
+    """Launch a given plan (e.g. the generic kernel on a specialized shape) into poisoned buffers, in step
+    5's plan `selection` (None: the one the dispatch picks from T)."""
     ids, weights = poisoned_out(scores.shape[0], config.output_width)
-    launch(plan, scores, bias, config, ids, weights)
+    launch(plan, scores, bias, config, ids, weights, selection=selection)
     return ids, weights
 
 
@@ -336,13 +346,101 @@ def test_specialization_equals_generic_kernel(spec, dtype) -> None:
                 seed = seed_of("spec", spec.name, dtype, has_bias, renormalize, mode)
                 scores, bias = random_inputs(config, 300, dtype, torch.float32 if has_bias else None, seed)
                 scores = torch.cat([scores, nonfinite_scores(config, dtype, seed)])
-                fast = run_plan(plan, scores, bias, config)
                 slow = run_plan(generic_plan(config, dtype), scores, bias, config)
-                assert torch.equal(fast[0], slow[0]), (
-                    f"{spec.name} {config}: ids differ from the generic kernel"
-                )
-                assert torch.equal(fast[1], slow[1]), f"{spec.name} {config}: weights differ bitwise"
-                assert_valid(config, *fast)
+                for selection in (PLAN_THROUGHPUT, PLAN_LATENCY):
+                    fast = run_plan(plan, scores, bias, config, selection)
+                    assert torch.equal(fast[0], slow[0]), (
+                        f"{spec.name} {config} plan {selection}: ids differ from the generic kernel"
+                    )
+                    assert torch.equal(fast[1], slow[1]), (
+                        f"{spec.name} {config} plan {selection}: weights differ bitwise"
+                    )
+                    assert_valid(config, *fast)
+
+
+# ---- step 5's two plans return bitwise the same output -------------------------------------------------
+def tie_heavy_scores(config: RoutingConfig, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    """Rows that stress the selection: coarse values (many exact ties, often more than 32 candidates at
+    the K-th key), all-equal rows, a row where every lane maximum ties, and non-finite rows."""
+    g = torch.Generator().manual_seed(seed)
+    E = config.num_experts
+    coarse = torch.randint(-2, 3, (96, E), generator=g) * 0.5
+    equal = torch.full((4, E), 0.25)
+    lanes = torch.full((1, E), -1.0)
+    lanes[0, :: max(1, E // 32)] = 1.0  # one top key per lane
+    rows = torch.cat([coarse, equal, lanes]).to(dtype).to(CUDA)
+    return torch.cat([rows, nonfinite_scores(config, dtype, seed)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("spec", SPECIALIZATIONS, ids=lambda s: s.name)
+def test_latency_and_throughput_plans_agree_bitwise(spec, dtype) -> None:
+    config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
+    plan = dispatch_plan(config, dtype)
+    for has_bias in (False, True):
+        seed = seed_of("plans", spec.name, dtype, has_bias)
+        random_rows, bias = random_inputs(config, 200, dtype, torch.float32 if has_bias else None, seed)
+        if has_bias:  # coarse bias values tie too
+            g = torch.Generator().manual_seed(seed)
+            bias = (torch.randint(-2, 3, (config.num_experts,), generator=g) * 0.125).to(CUDA)
+        scores = torch.cat([random_rows, tie_heavy_scores(config, dtype, seed)])
+        latency = run_plan(plan, scores, bias, config, PLAN_LATENCY)
+        throughput = run_plan(plan, scores, bias, config, PLAN_THROUGHPUT)
+        assert_valid(config, *latency)
+        assert torch.equal(latency[0], throughput[0]), f"{spec.name} bias={has_bias}: ids differ by plan"
+        assert torch.equal(latency[1], throughput[1]), f"{spec.name} bias={has_bias}: weights differ"
+        assert_matches_reference(config, scores, bias, latency, f"latency plan {spec.name}")
+
+
+def test_dispatch_switches_plans_past_one_block_per_sm() -> None:
+    config = PRESETS["deepseek-v3"]
+    plan = dispatch_plan(config, torch.bfloat16)
+    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    last = sm_count * plan.warps_per_block  # rows of one block per SM
+    assert plan.selection_plan(1, sm_count) == PLAN_LATENCY
+    assert plan.selection_plan(last, sm_count) == PLAN_LATENCY
+    assert plan.selection_plan(last + 1, sm_count) == PLAN_THROUGHPUT
+    # On either side of the switch the kernel still returns the reference's routing.
+    for T in (last, last + 1):
+        scores, bias = random_inputs(config, T, torch.bfloat16, torch.float32, seed_of("switch", T))
+        assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"T={T}")
+
+
+# ---- the branch-free reciprocal is rcp.rn ---------------------------------------------------------------
+def test_branch_free_reciprocal_is_rcp_rn_on_every_float_from_1_to_2_pow_126() -> None:
+    """route.cu's `reciprocal_in_range` (the sigmoid's fast path) against rcp.rn (`__frcp_rn`) on all
+    1,056,964,608 floats in [1, 2^126), on this GPU: a mismatch would change p, hence weights and ties."""
+    import cupy
+
+    from moegate.optimized import KERNEL_SOURCE, nvrtc_options
+
+    checker = r"""
+    extern "C" __global__ void reciprocal_mismatches(unsigned first, unsigned long long count,
+                                                     unsigned long long* mismatches, unsigned* example) {
+      const unsigned long long stride = static_cast<unsigned long long>(gridDim.x) * blockDim.x;
+      unsigned long long local = 0;
+      for (unsigned long long i = static_cast<unsigned long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+           i < count; i += stride) {
+        const float y = __uint_as_float(first + static_cast<unsigned>(i));
+        if (__float_as_uint(moegate::reciprocal_in_range(y)) != __float_as_uint(__frcp_rn(y))) {
+          ++local;
+          atomicCAS(example, 0u, first + static_cast<unsigned>(i));
+        }
+      }
+      atomicAdd(mismatches, local);
+    }
+    """
+    # RawModule appends -ftz=true to the options (docs/architecture.md); harmless here: every operand,
+    # intermediate and result in [1, 2^126) is a normal float, so flushing subnormals changes nothing.
+    module = cupy.RawModule(code=KERNEL_SOURCE.read_text() + checker, options=tuple(nvrtc_options(())))
+    kernel = module.get_function("reciprocal_mismatches")
+    first, end = 0x3F800000, 0x7E800000  # the bits of 1.0 and of 2^126
+    mismatches = cupy.zeros(1, dtype=cupy.uint64)
+    example = cupy.zeros(1, dtype=cupy.uint32)
+    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    kernel((sm_count * 8,), (256,), (cupy.uint32(first), cupy.uint64(end - first), mismatches, example))
+    count = int(mismatches.get()[0])
+    assert count == 0, f"{count} floats differ from rcp.rn, e.g. bits {int(example.get()[0]):#010x}"
 
 
 # ---- determinism, row independence, graphs ------------------------------------------------------------

@@ -11,6 +11,7 @@ The same on real GPUs: tests/test_optimized_devices.py.
 from __future__ import annotations
 
 import re
+import struct
 import sys
 import threading
 import types
@@ -127,8 +128,10 @@ def test_the_launch_parameters_follow_the_kernels_signature() -> None:
     for parameter in signatures[0].replace("\n", " ").split(","):
         kind = re.sub(r"\s*__restrict__\s*", " ", parameter).strip().rsplit(" ", 1)[0].replace(" *", "*")
         expected += formats[kind]
-    # struct's own alignment ("<" has none): the float is followed by 4 bytes of padding before a pointer.
-    assert ROUTE_PARAMS.format.replace("4x", "") == "<" + expected
+    # struct's own alignment ("<" has none): every field must sit at its natural offset, as the kernel's
+    # parameter layout has it, with no padding needed (the float and the plan fill one 8-byte word).
+    assert ROUTE_PARAMS.format == "<" + expected
     assert ROUTE_PARAMS.size == 96
-    values = ROUTE_PARAMS.unpack(ROUTE_PARAMS.pack(1, 2, 3, 4, *range(5, 15), 2.5, 16, 17))
-    assert values[-3:] == (2.5, 16, 17)
+    assert struct.calcsize("@" + expected) == ROUTE_PARAMS.size  # native alignment adds nothing
+    values = ROUTE_PARAMS.unpack(ROUTE_PARAMS.pack(1, 2, 3, 4, *range(5, 15), 2.5, 1, 16, 17))
+    assert values[-4:] == (2.5, 1, 16, 17)

@@ -14,8 +14,9 @@
 //   * route_warp_kernel<DT, SCORING, E, G, KG, K> (the dispatch table's specializations, E % 32 == 0):
 //     the row's C = E / 32 values live in registers; the logits come in with 16-, 8- or 4-byte vector
 //     loads when the row pointer and the row stride allow it (checked in the kernel), else with scalar
-//     loads. A group spans LPG = (E / G) / C lanes (a power of two), so group reductions are shuffles
-//     inside aligned lane segments.
+//     loads; in the latency plan a warp requests its row's logits before its bias, so that the two
+//     loads overlap (a single-row call waits for both). A group spans LPG = (E / G) / C lanes (a power
+//     of two), so group reductions are shuffles inside aligned lane segments.
 //   * route_generic_kernel<DT> (everything else, E <= MAX_EXPERTS of optimized/dispatch.py): the row's
 //     keys live in shared memory, (E + G) words per warp, written and read only by the warp that owns them
 //     (__syncwarp between phases, no block barrier).
@@ -34,6 +35,14 @@
 //     they are staged in shared memory in ascending expert order, one per lane, and each of the K
 //     rounds is one redux, one ballot and two shuffles instead of a scan of C keys per lane. Rows with
 //     many exact ties fall back to the full rounds. Both paths select exactly the same experts.
+//   * Two plans for those steps, a launch argument (`plan`) the dispatch chooses from T
+//     (optimized/dispatch.py: selection_plan). kPlanThroughput, for batches with enough warps per
+//     scheduler to hide latency, spends the fewest instructions: tau by K rounds of two redux, the
+//     staging offsets by a shuffle scan, the K winners by K redux rounds. kPlanLatency, for batches of
+//     at most one block per SM, where the time is the row's dependency chain, replaces those chains by
+//     independent work: tau and each staged candidate's slot by a rank count over the staged keys
+//     (eight 16-byte shared-memory broadcasts, 32 independent comparisons), the staging offsets by one
+//     ballot per register position. Same tau, same candidates, same slots: bitwise the same output.
 //   * Float sums (softmax denominator, renormalization) are lane-sequential, then a fixed xor butterfly;
 //     max reductions use __reduce_max_sync on orderable keys. No atomics: the result is bitwise
 //     deterministic, and each row depends only on its own logits (and, in replica mode, its index).
@@ -42,7 +51,8 @@
 // routed_weights, shared_slots, output_scaling are the device functions (or labelled sections) below.
 //
 // Numerics: all float32, no fast math (the launcher compiles with --fmad=false and never with
-// -use_fast_math). sigmoid is 1 / (1 + expf(-x)) like torch's CUDA sigmoid; softmax is
+// -use_fast_math). sigmoid is 1 / (1 + expf(-x)) like torch's CUDA sigmoid, the reciprocal correctly
+// rounded (the specialized kernel writes rcp.rn's fast path out branch-free: reciprocal_in_range); softmax is
 // expf(x - rowmax) / sum; divisions are IEEE divisions like torch's. bf16 is widened by a shift, fp16
 // with cvt.f32.f16, so this file needs no header and compiles under NVRTC and nvcc alike.
 //
@@ -77,6 +87,8 @@ constexpr u32 kNotCandidate = 0u;  // below ord(-inf) = 0x007fffff: dropped or a
 constexpr u32 kNoIndex = 0xffffffffu;
 constexpr float kRenormalizeEpsilon = 1e-20f;  // SPEC step 6
 constexpr int kWarpSize = 32;
+// Step 5's plan (launch argument `plan`, chosen by optimized/dispatch.py from T; header comment).
+enum SelectionPlan { kPlanThroughput = 0, kPlanLatency = 1 };
 
 // ---- scalar helpers ----------------------------------------------------------------------------------
 
@@ -180,9 +192,50 @@ struct SoftmaxRow {
   float inf_share; // 1 / (number of +inf entries) when max is +inf
 };
 
+// The sigmoid's denominator 1 + expf(-x), in [1, +inf].
+__device__ __forceinline__ float sigmoid_denominator(float x) { return 1.0f + expf(-x); }
+
 // torch's CUDA sigmoid, 1 / (1 + expf(-x)); rcp.rn is the correctly rounded 1 / y, the same bits as the
 // IEEE division, with a shorter instruction sequence. sigmoid(+inf) = 1, sigmoid(-inf) = 0.
-__device__ __forceinline__ float sigmoid(float x) { return __frcp_rn(1.0f + expf(-x)); }
+__device__ __forceinline__ float sigmoid(float x) { return __frcp_rn(sigmoid_denominator(x)); }
+
+// Denominators from here on take the exact path (their reciprocal is at most 2^-126: subnormal territory).
+constexpr float kFastReciprocalLimit = 0x1p126f;
+
+// 1 / y correctly rounded for y in [1, 2^126), without a branch: the hardware reciprocal approximation and
+// one Newton step with fused multiply-adds. This is rcp.rn's own fast path (ptxas emits the same
+// MUFU.RCP and Newton step inline, and calls a slow subroutine only for operands near the ends of the
+// exponent range), so it gives rcp.rn's bits; tests/test_optimized_gpu.py checks that on every float in
+// [1, 2^126) on the GPU at hand. Why it exists: rcp.rn's subroutine call puts a branch and a
+// convergence barrier around every reciprocal, so the C sigmoids of a lane ran one after another
+// instead of overlapping.
+__device__ __forceinline__ float reciprocal_in_range(float y) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(y));
+  const float e = __fmaf_rn(-y, r, 1.0f);
+  return __fmaf_rn(r, e, r);
+}
+
+// Step 1 for a lane's C logits in place, bitwise `sigmoid` of each: branch-free reciprocals unless some
+// lane of the warp holds a denominator >= 2^126 (a logit below about -87.3, or -inf), in which case the
+// whole warp takes rcp.rn for this row (warp-uniform, so the fast path keeps the warp converged).
+template <int C>
+__device__ __forceinline__ void sigmoid_lane(float (&x)[C]) {
+  float y[C];
+  bool far = false;
+#pragma unroll
+  for (int j = 0; j < C; ++j) {
+    y[j] = sigmoid_denominator(x[j]);
+    far |= !(y[j] < kFastReciprocalLimit);
+  }
+  if (__any_sync(kFullMask, far)) {
+#pragma unroll
+    for (int j = 0; j < C; ++j) x[j] = __frcp_rn(y[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < C; ++j) x[j] = reciprocal_in_range(y[j]);
+  }
+}
 
 // p of one logit for a compile-time scoring function (branch-free: the row's cases are selects).
 template <int SCORING>
@@ -260,6 +313,7 @@ struct OutputArgs {
   int renormalize;
   int apply_scaling; // apply_routed_scaling_factor_on_output
   float r;           // routed_scaling_factor as float32
+  float shared_weight; // step 7's 1 / r, computed once per launch
   int width;         // W
 };
 
@@ -274,6 +328,7 @@ __device__ __forceinline__ OutputArgs make_output_args(int num_experts, int topk
   a.renormalize = renormalize;
   a.apply_scaling = apply_scaling;
   a.r = r;
+  a.shared_weight = 1.0f / r;
   a.width = topk + (num_shared == 0 ? 0 : (replica ? 1 : num_shared));
   return a;
 }
@@ -303,7 +358,7 @@ __device__ __forceinline__ void shared_slots(int* ids, float* weights, i64 row, 
 #ifdef MOEGATE_PLANT_REVIEW_BUG
   const float shared_weight = (routed_sum / a.r) / (routed_sum + kRenormalizeEpsilon);
 #else
-  const float shared_weight = 1.0f / a.r;
+  const float shared_weight = a.shared_weight;  // 1 / r
   (void)routed_sum;
 #endif
   for (int s = lane; s < num_slots; s += kWarpSize) {
@@ -324,6 +379,28 @@ __device__ __forceinline__ void write_row_from_lanes(int* ids, float* weights, i
     weights[lane] = output_scaling(routed_weight(slot_p, routed_sum, a), a);
   }
   shared_slots(ids, weights, row, routed_sum, lane, a);
+}
+
+// ---- step 5: expert_selection (latency plan helper) ------------------------------------------------
+// The rank of `mine` (held by lane `lane`) among the first `count` keys of a warp's staging area: how
+// many of them are larger, plus how many equal ones sit at a lower position (positions are in ascending
+// expert order, so a lower position is a lower expert index: SPEC's tie rule). Positions from `count`
+// on are ignored. The 32 keys are read as eight 16-byte broadcasts; every comparison is independent of
+// the others, so the rank costs a few dozen cycles instead of a chain of warp collectives.
+__device__ __forceinline__ int rank_among_staged(const u32* staged_keys, int count, u32 mine, int lane) {
+  int rank = 0;
+#pragma unroll
+  for (int i = 0; i < kWarpSize / 4; ++i) {
+    const uint4 v = reinterpret_cast<const uint4*>(staged_keys)[i];
+    const u32 four[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int at = 4 * i + q;
+      const u32 other = at < count ? four[q] : kNotCandidate;
+      rank += (other > mine || (other == mine && at < lane)) ? 1 : 0;
+    }
+  }
+  return rank;
 }
 
 // ---- vector loads of a lane's C contiguous logits (specialized kernel) --------------------------------
@@ -348,50 +425,104 @@ struct RowLoader {
     }
   }
 
-  // x[j] = logit of expert lane * C + j, widened to float, NaN read as -inf.
-  static __device__ __forceinline__ void load(const Raw* row, int lane, bool vec, float (&x)[C]) {
+  // A lane's C logits in flight: issued by `issue`, widened by `decode`. Kept raw between the two so that
+  // the kernel can issue other loads (the bias) while these are in flight. The vector layout holds kWords
+  // 32-bit words; without a vector layout (kVecBytes == 0) the C raw scalars.
+  static constexpr int kWords = kVecBytes == 0 ? 1 : kBytes / 4;
+  struct InFlight {
+    u32 w[kWords];
+    Raw r[kVecBytes == 0 ? C : 1];
+  };
+
+  // Issue the loads of the lane's C logits (vector loads when `vec`, else scalar ones).
+  static __device__ __forceinline__ void issue(const Raw* row, int lane, bool vec, InFlight& f) {
     const Raw* mine = row + lane * C;
     if constexpr (kVecBytes != 0) {
       if (vec) {
-        constexpr int kWords = kBytes / 4;
-        u32 w[kWords];
         if constexpr (kVecBytes == 16) {
 #pragma unroll
           for (int i = 0; i < kWords / 4; ++i) {
             const uint4 v = __ldg(reinterpret_cast<const uint4*>(mine) + i);
-            w[4 * i] = v.x;
-            w[4 * i + 1] = v.y;
-            w[4 * i + 2] = v.z;
-            w[4 * i + 3] = v.w;
+            f.w[4 * i] = v.x;
+            f.w[4 * i + 1] = v.y;
+            f.w[4 * i + 2] = v.z;
+            f.w[4 * i + 3] = v.w;
           }
         } else if constexpr (kVecBytes == 8) {
 #pragma unroll
           for (int i = 0; i < kWords / 2; ++i) {
             const uint2 v = __ldg(reinterpret_cast<const uint2*>(mine) + i);
-            w[2 * i] = v.x;
-            w[2 * i + 1] = v.y;
+            f.w[2 * i] = v.x;
+            f.w[2 * i + 1] = v.y;
           }
         } else {
 #pragma unroll
-          for (int i = 0; i < kWords; ++i) w[i] = __ldg(reinterpret_cast<const u32*>(mine) + i);
+          for (int i = 0; i < kWords; ++i) f.w[i] = __ldg(reinterpret_cast<const u32*>(mine) + i);
         }
+      } else {  // a misaligned row: one scalar load per logit, packed into the same words
 #pragma unroll
         for (int j = 0; j < C; ++j) {
-          Raw raw;
+          const u32 raw = static_cast<u32>(__ldg(mine + j));
           if constexpr (sizeof(Raw) == 4) {
-            raw = static_cast<Raw>(w[j]);
+            f.w[j] = raw;
+          } else if (j % 2 == 0) {
+            f.w[j / 2] = raw;
           } else {
-            raw = static_cast<Raw>((w[j / 2] >> (16 * (j % 2))) & 0xffffu);  // little endian
+            f.w[j / 2] |= raw << 16;
           }
-          x[j] = nan_to_neg_inf(ScoreTraits<DT>::to_float(raw));
         }
-        return;
       }
-    }
+    } else {
+      (void)vec;
 #pragma unroll
-    for (int j = 0; j < C; ++j) x[j] = load_logit<DT>(mine, j);
+      for (int j = 0; j < C; ++j) f.r[j] = __ldg(mine + j);
+    }
+  }
+
+  // x[j] = logit of expert lane * C + j, widened to float, NaN read as -inf.
+  static __device__ __forceinline__ void decode(const InFlight& f, float (&x)[C]) {
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      Raw raw;
+      if constexpr (kVecBytes == 0) {
+        raw = f.r[j];
+      } else if constexpr (sizeof(Raw) == 4) {
+        raw = static_cast<Raw>(f.w[j]);
+      } else {
+        raw = static_cast<Raw>((f.w[j / 2] >> (16 * (j % 2))) & 0xffffu);  // little endian
+      }
+      x[j] = nan_to_neg_inf(ScoreTraits<DT>::to_float(raw));
+    }
   }
 };
+
+// A lane's C bias entries, read as float32 from their own dtype (0 when absent): one dtype switch, then
+// the lane's contiguous entries.
+template <int C>
+__device__ __forceinline__ void load_bias_lane(const void* bias, int bias_dtype, int lane, float (&out)[C]) {
+  const int first = lane * C;
+  switch (bias_dtype) {
+    case kBiasFloat32:
+#pragma unroll
+      for (int j = 0; j < C; ++j) out[j] = nan_to_neg_inf(__ldg(static_cast<const float*>(bias) + first + j));
+      break;
+    case kBiasBFloat16:
+#pragma unroll
+      for (int j = 0; j < C; ++j) {
+        out[j] = nan_to_neg_inf(bf16_bits_to_float(__ldg(static_cast<const u16*>(bias) + first + j)));
+      }
+      break;
+    case kBiasFloat16:
+#pragma unroll
+      for (int j = 0; j < C; ++j) {
+        out[j] = nan_to_neg_inf(f16_bits_to_float(__ldg(static_cast<const u16*>(bias) + first + j)));
+      }
+      break;
+    default:
+#pragma unroll
+      for (int j = 0; j < C; ++j) out[j] = 0.0f;
+  }
+}
 
 // ======================================================================================================
 // Specialized kernel: E, G, Kg, K known at compile time, the row in registers.
@@ -402,7 +533,7 @@ template <int DT, int SCORING, int E, int G, int KG, int K>
 __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
-    int num_shared, int replica, int apply_scaling, float r, int* __restrict__ out_ids,
+    int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
     float* __restrict__ out_weights) {
   constexpr int C = E / kWarpSize;  // experts per lane
   constexpr int N = E / G;          // experts per group
@@ -422,7 +553,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   typedef RowLoader<DT, C> Loader;
   typedef typename Loader::Raw Raw;
   // Step 5's staging area, 32 candidates per warp (__launch_bounds__(256): at most 8 warps a block).
-  __shared__ u32 stage_keys[kMaxWarpsPerBlock][kWarpSize];
+  __shared__ __align__(16) u32 stage_keys[kMaxWarpsPerBlock][kWarpSize];
   __shared__ u32 stage_ids[kMaxWarpsPerBlock][kWarpSize];
   __shared__ float stage_ps[kMaxWarpsPerBlock][kWarpSize];
   const int lane = static_cast<int>(threadIdx.x) & (kWarpSize - 1);
@@ -430,21 +561,30 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   const i64 num_warps = static_cast<i64>(gridDim.x) * blockDim.x / kWarpSize;
   const bool vec = Loader::vector_ok(scores, row_stride);
   const bool has_bias = bias_dtype != kNoBias;
+  const bool latency = plan == kPlanLatency;  // warp-uniform (a launch argument)
+  u32* stage_key = stage_keys[threadIdx.x / kWarpSize];
+  u32* stage_id = stage_ids[threadIdx.x / kWarpSize];
+  float* stage_p = stage_ps[threadIdx.x / kWarpSize];
 
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
   wait_for_predecessors_and_release_successor();
 
-  // The bias in registers, once per warp.
+  // The bias in registers, once per warp: before the loop in the throughput plan; in the latency plan
+  // (one row per warp) after the row's logits are requested, so that the two loads overlap (T = 1 on an
+  // H200: 3.00 -> 2.16 us). Measured on the H200 and not kept (docs/perf.md): requesting the next row
+  // before routing this one (raw words live across the loop cost registers and occupancy). Known cost:
+  // the latency plan's bias load inside the loop makes the throughput plan's loop about 8% slower than
+  // with no bias load in it at all; winning that back is the next step there.
   float bias_f[C];
-#pragma unroll
-  for (int j = 0; j < C; ++j) bias_f[j] = load_bias(bias, bias_dtype, lane * C + j);
+  if (!latency) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
 
   for (i64 row = first_warp; row < num_rows; row += num_warps) {
-    const Raw* row_ptr = row_start<Raw>(scores, row, row_stride);
-
     // ---- step 1: probabilities (x is overwritten by p) ----
+    typename Loader::InFlight in_flight;
+    Loader::issue(row_start<Raw>(scores, row, row_stride), lane, vec, in_flight);
+    if (latency && row == first_warp) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
     float p[C];
-    Loader::load(row_ptr, lane, vec, p);
+    Loader::decode(in_flight, p);
     SoftmaxRow stats{0.0f, 1.0f, 0.0f};
     if constexpr (SCORING == kSoftmax) {
       u32 local_max = 0, local_inf = 0;
@@ -460,8 +600,12 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
         return s;
       });
     }
+    if constexpr (SCORING == kSigmoid) {
+      sigmoid_lane<C>(p);
+    } else {
 #pragma unroll
-    for (int j = 0; j < C; ++j) p[j] = probability_of<SCORING>(p[j], stats);
+      for (int j = 0; j < C; ++j) p[j] = probability_of<SCORING>(p[j], stats);
+    }
 
     // ---- step 2: biased_scores ----
     u32 key[C];
@@ -501,13 +645,22 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
     float slot_p = 0.0f;
     // tau = the K-th largest lane maximum: K lanes hold a key >= tau, so the K winners all have
     // key >= tau. Usually few keys pass; when at most 32 do, they are staged in shared memory (in
-    // ascending expert order, one per lane) and the K rounds cost a redux, a ballot and two shuffles
-    // each. Otherwise (many exact ties) the rounds scan every lane's C keys.
+    // ascending expert order, one per lane) and the K winners are picked among them. Otherwise (many
+    // exact ties) K argmax rounds scan every lane's C keys. The two plans (header comment) compute the
+    // same tau, stage the same candidates and pick the same winners in the same slots.
     u32 lane_max = kNotCandidate;
 #pragma unroll
     for (int j = 0; j < C; ++j) lane_max = max(lane_max, key[j]);
     u32 tau = kNotCandidate;
-    {
+    __syncwarp();  // the previous row's reads of this warp's staging area are done
+    if (latency) {
+      // The lane whose rank among the 32 lane maxima is K - 1 holds tau.
+      stage_key[lane] = lane_max;
+      __syncwarp();
+      const int rank = rank_among_staged(stage_key, kWarpSize, lane_max, lane);
+      const int holder = __ffs(__ballot_sync(kFullMask, rank == K - 1)) - 1;  // exactly one lane
+      tau = __shfl_sync(kFullMask, lane_max, holder);
+    } else {
       u32 v = lane_max;
 #pragma unroll
       for (int k = 0; k < K; ++k) {
@@ -520,20 +673,31 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
     int count = 0;
 #pragma unroll
     for (int j = 0; j < C; ++j) count += key[j] >= floor_key ? 1 : 0;
-    int inclusive = count;  // inclusive prefix sum of the counts over the lanes
+    int below = 0;  // candidates in the lanes below this one
+    int staged = 0;
+    if (latency) {
+      // One ballot per register position, independent of each other.
+      const u32 lanes_below = (1u << lane) - 1u;
 #pragma unroll
-    for (int d = 1; d < kWarpSize; d <<= 1) {
-      const int below = __shfl_up_sync(kFullMask, inclusive, d);
-      inclusive += lane >= d ? below : 0;
+      for (int j = 0; j < C; ++j) {
+        const u32 holders = __ballot_sync(kFullMask, key[j] >= floor_key);
+        below += __popc(holders & lanes_below);
+        staged += __popc(holders);
+      }
+    } else {
+      int inclusive = count;  // inclusive prefix sum of the counts over the lanes
+#pragma unroll
+      for (int d = 1; d < kWarpSize; d <<= 1) {
+        const int lower = __shfl_up_sync(kFullMask, inclusive, d);
+        inclusive += lane >= d ? lower : 0;
+      }
+      below = inclusive - count;
+      staged = __shfl_sync(kFullMask, inclusive, kWarpSize - 1);
     }
-    const int staged = __shfl_sync(kFullMask, inclusive, kWarpSize - 1);
 
     if (staged <= kWarpSize) {
-      u32* stage_key = stage_keys[threadIdx.x / kWarpSize];
-      u32* stage_id = stage_ids[threadIdx.x / kWarpSize];
-      float* stage_p = stage_ps[threadIdx.x / kWarpSize];
-      __syncwarp();  // the previous row's reads of this warp's staging area are done
-      int slot = inclusive - count;
+      __syncwarp();  // the latency plan's reads of the lane maxima are done
+      int slot = below;
 #pragma unroll
       for (int j = 0; j < C; ++j) {
         if (key[j] >= floor_key) {
@@ -548,16 +712,32 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
       u32 cand_key = has ? stage_key[lane] : kNotCandidate;
       const u32 cand_id = has ? stage_id[lane] : 0u;
       const float cand_p = has ? stage_p[lane] : 0.0f;
+      if (latency) {
+        // Each candidate's rank among the staged ones is its slot; the winners park (id, p) at their
+        // slot, and lane k collects slot k.
+        const int rank = rank_among_staged(stage_key, staged, cand_key, lane);
+        __syncwarp();  // every lane has read its candidate's id and p
+        if (has && rank < K) {
+          stage_id[rank] = cand_id;
+          stage_p[rank] = cand_p;
+        }
+        __syncwarp();
+        if (lane < K) {
+          slot_id = static_cast<int>(stage_id[lane]);
+          slot_p = stage_p[lane];
+        }
+      } else {
 #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        const u32 top = __reduce_max_sync(kFullMask, cand_key);
-        // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
-        const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
-        const int id = static_cast<int>(__shfl_sync(kFullMask, cand_id, w));
-        const float won_p = __shfl_sync(kFullMask, cand_p, w);
-        cand_key = lane == w ? kNotCandidate : cand_key;
-        slot_id = lane == k ? id : slot_id;
-        slot_p = lane == k ? won_p : slot_p;
+        for (int k = 0; k < K; ++k) {
+          const u32 top = __reduce_max_sync(kFullMask, cand_key);
+          // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
+          const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
+          const int id = static_cast<int>(__shfl_sync(kFullMask, cand_id, w));
+          const float won_p = __shfl_sync(kFullMask, cand_p, w);
+          cand_key = lane == w ? kNotCandidate : cand_key;
+          slot_id = lane == k ? id : slot_id;
+          slot_p = lane == k ? won_p : slot_p;
+        }
       }
     } else {
       // Written as selects, not branches: the warp stays converged around the redux and shuffle.
@@ -600,9 +780,10 @@ template <int DT>
 __global__ void __launch_bounds__(128) route_generic_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
-    int num_shared, int replica, int apply_scaling, float r, int* __restrict__ out_ids,
+    int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
     float* __restrict__ out_weights) {
   typedef typename ScoreTraits<DT>::Raw Raw;
+  (void)plan;  // one plan: the keys are in shared memory either way
   extern __shared__ u32 shared_words[];
   const int E = num_experts;
   const int G = num_groups;
