@@ -12,7 +12,7 @@ import time
 import torch
 
 from moegate import optimized
-from moegate.optimized import build, dispatch_plan
+from moegate.optimized import PLAN_LATENCY, build, dispatch_plan
 from moegate.optimized.launch import launch_route_kernel
 from moegate.optimized.route import _current_stream, _device_info, launch
 from moegate.reference import check_inputs, get_preset
@@ -26,8 +26,8 @@ optimized.route(scores, bias, config)
 plan = dispatch_plan(config, scores.dtype)
 kernel = build.get_kernel(plan.name_expression, (), 0)
 sm, pdl = _device_info(0)
-launch_config = (plan.grid(1, sm), plan.block, 0, _current_stream(0), pdl)
-params = (scores.data_ptr(), 1, 256, bias.data_ptr(), 2, 256, 8, 4, 8, 0, 1, 1, 0, 0, 2.5)
+launch_config = (*plan.geometry(1, sm, PLAN_LATENCY), 0, _current_stream(0), pdl)
+params = (scores.data_ptr(), 1, 256, bias.data_ptr(), 2, 256, 8, 4, 8, 0, 1, 1, 0, 0, 2.5, PLAN_LATENCY)
 args = (*launch_config, *params, ids.data_ptr(), weights.data_ptr())
 
 

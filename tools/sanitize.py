@@ -4,7 +4,8 @@
 
 Each tool runs this file in `--worker` mode under `compute-sanitizer --tool TOOL`: one small case per
 compiled kernel (every specialization in every scores dtype, the generic kernel in every dtype on
-several shapes, including K > 32, G = E, a misaligned row-strided view and non-finite rows). Inputs are
+several shapes, including K > 32, G = E, a misaligned row-strided view and non-finite rows); the
+specialized kernels in both selection plans (latency and throughput). Inputs are
 made on the CPU and copied, so the only kernels the sanitizer sees are ours. Prints one summary line
 per tool and exits non-zero if any tool reports an error.
 """
@@ -25,7 +26,14 @@ SUMMARY = re.compile(r"(ERROR SUMMARY: .*|RACECHECK SUMMARY: .*)")
 def worker() -> int:
     import torch
 
-    from moegate.optimized import SPECIALIZATIONS, dispatch_plan, generic_plan, launch
+    from moegate.optimized import (
+        PLAN_LATENCY,
+        PLAN_THROUGHPUT,
+        SPECIALIZATIONS,
+        dispatch_plan,
+        generic_plan,
+        launch,
+    )
     from moegate.reference import RoutingConfig
 
     dtypes = (torch.float32, torch.bfloat16, torch.float16)
@@ -68,12 +76,16 @@ def worker() -> int:
                 bias = torch.randn(E, generator=gen).cuda()
                 plan = dispatch_plan(config, dtype) if specialized else generic_plan(config, dtype)
                 assert (plan.specialization is not None) == specialized, (name, plan)
-                ids = torch.empty(T, config.output_width, dtype=torch.int32, device="cuda")
-                weights = torch.empty(T, config.output_width, dtype=torch.float32, device="cuda")
-                launch(plan, scores, bias, config, ids, weights)
-                count += 1
+                for selection in (PLAN_THROUGHPUT, PLAN_LATENCY) if specialized else (None,):
+                    ids = torch.empty(T, config.output_width, dtype=torch.int32, device="cuda")
+                    weights = torch.empty(T, config.output_width, dtype=torch.float32, device="cuda")
+                    launch(plan, scores, bias, config, ids, weights, selection=selection)
+                    count += 1
     torch.cuda.synchronize()
-    print(f"worker: {count} launches ({len(cases)} cases x {len(dtypes)} dtypes x 2 layouts) done")
+    print(
+        f"worker: {count} launches ({len(cases)} cases x {len(dtypes)} dtypes x 2 layouts, both plans "
+        f"for the specialized kernels) done"
+    )
     return 0
 
 
