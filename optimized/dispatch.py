@@ -103,7 +103,6 @@ MAX_THREADS_PER_SM = 2048
 # Step 5's plans in the specialized kernel (route.cu: enum SelectionPlan), the launch argument `plan`.
 PLAN_THROUGHPUT = 0
 PLAN_LATENCY = 1
-PLAN_NAMES: dict[int, str] = {PLAN_THROUGHPUT: "throughput", PLAN_LATENCY: "latency"}
 
 
 @dataclass(frozen=True)

@@ -135,3 +135,44 @@ def test_the_launch_parameters_follow_the_kernels_signature() -> None:
     assert struct.calcsize("@" + expected) == ROUTE_PARAMS.size  # native alignment adds nothing
     values = ROUTE_PARAMS.unpack(ROUTE_PARAMS.pack(1, 2, 3, 4, *range(5, 15), 2.5, 1, 16, 17))
     assert values[-4:] == (2.5, 1, 16, 17)
+
+
+def test_the_cupy_fallback_launch_passes_every_parameter_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$MOEGATE_LAUNCH=cupy: `_cupy_launch` turns the launch arguments into NumPy scalars of the kernel's
+    parameter types (ROUTE_PARAMS), in order, and launches on the device and stream given."""
+    import importlib
+
+    import numpy as np
+
+    route_module = importlib.import_module("moegate.optimized.route")  # the module, not the function
+
+    calls = []
+
+    class _Device:
+        def __init__(self, index: int) -> None:
+            calls.append(("device", index))
+
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    module = types.ModuleType("cupy")
+    module.cuda = types.SimpleNamespace(Device=_Device)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cupy", module)
+    monkeypatch.setattr(route_module, "_cupy_stream", lambda stream, device: ("stream", stream, device))
+
+    def kernel(grid, block, args, shared_mem, stream):  # CuPy Function.__call__ signature
+        calls.append(("launch", grid, block, args, shared_mem, stream))
+
+    params = (11, 1, 256, 22, 2, 256, 8, 4, 8, 0, 1, 1, 0, 0, 2.5, 1, 33, 44)
+    route_module._cupy_launch(kernel, 1, 7, 64, 0, 99, True, *params)
+    assert calls[0] == ("device", 1)
+    _, grid, block, args, shared_mem, stream = calls[1]
+    assert (grid, block, shared_mem, stream) == ((7,), (64,), 0, ("stream", 99, 1))
+    kinds = ROUTE_PARAMS.format.lstrip("<")
+    assert len(args) == len(kinds) == len(params)
+    expected = {"Q": np.uint64, "q": np.int64, "i": np.int32, "f": np.float32}
+    assert [type(a) for a in args] == [expected[k] for k in kinds]
+    assert [a.item() for a in args] == list(params)
