@@ -3,43 +3,22 @@
     python tools/plan_probe.py [--preset deepseek-v3 ...] [--rows 1,256,4096,...] [--dtype bfloat16]
 
 For each preset and T: the kernel forced into the latency plan, into the throughput plan, and as the
-dispatch picks (`KernelPlan.selection_plan`), each timed as `moegate bench` times a call: many calls
-captured in one CUDA graph over input sets rotated past L2, replayed, median of 5 replays, per call. The
-outputs of the two plans are compared bitwise on the first input set. Prints one line per (preset, T).
+dispatch picks (`KernelPlan.selection_plan`), each timed by `moegate bench`'s own timer
+(`benchmark_timers.CudaTimer`: calls captured in one CUDA graph over input sets rotated past L2,
+replayed, median of 5 replays, per call). The outputs of the two plans are compared bitwise on one
+set. Prints one line per (preset, T).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
 
 import torch
 
 from moegate import optimized
 from moegate.optimized import PLAN_LATENCY, PLAN_THROUGHPUT, dispatch_plan, launch
+from moegate.properties.benchmark_timers import CudaTimer
 from moegate.reference import get_preset, preset_has_bias
-
-ROTATE_BYTES = 256 << 20
-
-
-def _time_graph_us(calls: list, replays: int = 5) -> float:
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for call in calls:
-            call()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(replays):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) * 1000.0 / len(calls))
-    return statistics.median(times)
 
 
 def probe(preset: str, num_rows: int, dtype: torch.dtype) -> str:
@@ -48,35 +27,35 @@ def probe(preset: str, num_rows: int, dtype: torch.dtype) -> str:
     plan = dispatch_plan(config, dtype)
     if plan.specialization is None:
         return f"{preset:20s} T={num_rows:>7d} generic kernel: one plan"
-    sets = max(1, min(64, math.ceil(ROTATE_BYTES / (num_rows * E * dtype.itemsize))))
-    scores = [torch.randn(num_rows, E, device="cuda").to(dtype) for _ in range(sets)]
-    bias = torch.randn(E, device="cuda") * 0.1 if preset_has_bias(preset) else None
-    outs = [
-        (torch.empty(num_rows, W, dtype=torch.int32, device="cuda"), torch.empty(num_rows, W, device="cuda"))
-        for _ in range(sets)
-    ]
-    calls_per_graph = max(sets, min(1000, 64 * sets))
-    results = {}
+    device = torch.device("cuda")
+    bias = torch.randn(E, device=device) * 0.1 if preset_has_bias(preset) else None
+
+    def make_set(index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        del index  # fresh random logits per set
+        return torch.randn(num_rows, E, device=device).to(dtype), bias
+
+    def outputs() -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.empty(num_rows, W, dtype=torch.int32, device=device)
+        return ids, torch.empty(num_rows, W, device=device)
+
+    timer = CudaTimer(device)
+    scores0, _ = make_set(0)
+    times, outs = {}, {}
     for name, selection in (("latency", PLAN_LATENCY), ("throughput", PLAN_THROUGHPUT), ("dispatch", None)):
 
-        def call(i: int, selection: int | None = selection) -> None:
-            launch(plan, scores[i % sets], bias, config, *outs[i % sets], selection=selection)
+        def call(scores: torch.Tensor, bias: torch.Tensor | None, selection: int | None = selection) -> None:
+            launch(plan, scores, bias, config, *outputs(), selection=selection)
 
-        for i in range(sets):
-            call(i)
-        results[name] = _time_graph_us([lambda i=i: call(i) for i in range(calls_per_graph)])
-        if name != "dispatch":
-            call(0)
-            results[name + "_out"] = (outs[0][0].clone(), outs[0][1].clone())
-    same = torch.equal(results["latency_out"][0], results["throughput_out"][0]) and torch.equal(
-        results["latency_out"][1], results["throughput_out"][1]
-    )
-    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+        times[name] = timer.time(call, make_set, num_rows * E * dtype.itemsize).seconds * 1e6
+        outs[name] = outputs()
+        launch(plan, scores0, bias, config, *outs[name], selection=selection)
+    same = all(torch.equal(a, b) for a, b in zip(outs["latency"], outs["throughput"], strict=True))
+    sm_count = torch.cuda.get_device_properties(device).multi_processor_count
     picked = "latency" if plan.selection_plan(num_rows, sm_count) == PLAN_LATENCY else "throughput"
     return (
-        f"{preset:20s} T={num_rows:>7d} latency {results['latency']:8.2f} us  throughput "
-        f"{results['throughput']:8.2f} us  dispatch ({picked}) {results['dispatch']:8.2f} us  "
-        f"latency/throughput {results['latency'] / results['throughput']:.3f}  bitwise same: {same}"
+        f"{preset:20s} T={num_rows:>7d} latency {times['latency']:8.2f} us  throughput "
+        f"{times['throughput']:8.2f} us  dispatch ({picked}) {times['dispatch']:8.2f} us  "
+        f"latency/throughput {times['latency'] / times['throughput']:.3f}  bitwise same: {same}"
     )
 
 
