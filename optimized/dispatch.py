@@ -5,9 +5,12 @@ Pure Python: no GPU, no CuPy. The compiled name expressions (`name_expressions()
 checks that every one of them is reached by a preset.
 
 Kernels (optimized/kernels/route.cu):
-    route_warp_kernel<DT, SCORING, E, G, KG, K>: one warp per row, the row in registers; the scoring
-        function, E, G, Kg and K are compile-time constants; step 5 in one of two plans, chosen from T
+    route_warp_kernel<DT, SCORING, E, G, KG, K, PLAN>: one warp per row, the row in registers; the
+        scoring function, E, G, Kg and K are compile-time constants; each table row is compiled once per
+        step-5 plan (PLAN: PLAN_THROUGHPUT, PLAN_LATENCY), and the dispatch picks the plan from T
         (`KernelPlan.selection_plan`).
+    route_thread_kernel<DT, SCORING, E, K>: one thread per row, the whole row in its registers, for the
+        table rows with E <= 32 and no groups (kernel="thread"); one plan.
     route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
 DT is the scores' dtype code (`SCORE_DTYPE_CODES`), SCORING the scoring function's (`SCORING_CODES`).
 Everything else (renormalize, S, shared mode, output scaling, r, bias dtype; and for the generic kernel
@@ -46,10 +49,13 @@ BIAS_DTYPE_CODES: dict[torch.dtype | None, int] = {
 
 @dataclass(frozen=True)
 class Specialization:
-    """A routing shape compiled with the scoring function, E, G, Kg, K as constants (`route_warp_kernel`).
+    """A routing shape compiled with the scoring function, E, G, Kg, K as constants.
 
-    Constraints (route.cu's static_asserts): E % 32 == 0; G == 1, or each group spans a power-of-two
-    number of whole lanes ((E / G) % (E / 32) == 0); K <= 32.
+    kernel "warp" (`route_warp_kernel`, one warp per row, two plans); constraints (route.cu's
+    static_asserts): E % 32 == 0; G == 1, or each group spans a power-of-two number of whole lanes
+    ((E / G) % (E / 32) == 0); K <= 32.
+    kernel "thread" (`route_thread_kernel`, one thread per row, for small E): E <= 32, G == Kg == 1,
+    K <= E.
     """
 
     name: str  # the presets it serves, for humans
@@ -58,6 +64,7 @@ class Specialization:
     num_expert_group: int
     topk_group: int
     topk: int
+    kernel: str = "warp"
 
     @property
     def key(self) -> tuple[str, int, int, int, int]:
@@ -91,16 +98,22 @@ SPECIALIZATIONS: tuple[Specialization, ...] = (
     Specialization("glm-4.5-air", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=8),
     Specialization("gpt-oss-120b", "softmax", num_experts=128, num_expert_group=1, topk_group=1, topk=4),
     Specialization("llama-4-maverick", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=1),
+    Specialization(
+        "mixtral-8x7b", "softmax", num_experts=8, num_expert_group=1, topk_group=1, topk=2, kernel="thread"
+    ),
 )
+KERNEL_KINDS: tuple[str, ...] = ("warp", "thread")
 _BY_KEY: dict[tuple[str, int, int, int, int], Specialization] = {s.key: s for s in SPECIALIZATIONS}
 
 # Launch geometry of each kernel kind (block size matches the kernels' __launch_bounds__).
 SPECIALIZED_WARPS_PER_BLOCK = 8
+THREAD_WARPS_PER_BLOCK = 4  # route.cu: kThreadKernelBlock = 128 threads
 GENERIC_WARPS_PER_BLOCK = 4
 # Grid cap: enough resident warps to fill an SM (2048 threads), times the SM count; warps then loop.
 MAX_THREADS_PER_SM = 2048
 
-# Step 5's plans in the specialized kernel (route.cu: enum SelectionPlan), the launch argument `plan`.
+# Step 5's plans in the warp-per-row specialized kernel (route.cu: enum SelectionPlan, template parameter
+# PLAN); launches pass the chosen plan in the kernels' argument `plan` too, for the record.
 PLAN_THROUGHPUT = 0
 PLAN_LATENCY = 1
 
@@ -109,16 +122,27 @@ PLAN_LATENCY = 1
 class KernelPlan:
     """How one call is launched.
 
-    name_expression: the kernel's C++ name expression, as compiled (`name_expressions()`).
+    name_expression: the kernel's C++ name expression, as compiled (`name_expressions()`); for a table
+        row with two plans, the throughput plan's kernel.
     specialization: the table row's name, or None for the generic kernel.
-    warps_per_block: one warp routes one row at a time; block = 32 * warps_per_block threads.
-    shared_mem_bytes: dynamic shared memory per block (0 for the specialized kernel).
+    warps_per_block: block = 32 * warps_per_block threads.
+    shared_mem_bytes: dynamic shared memory per block (0 for the specialized kernels).
+    latency_name_expression: the latency plan's kernel, or None where one kernel serves every T.
+    rows_per_warp: rows a warp routes at a time (1; 32 for the row-per-thread kernel).
     """
 
     name_expression: str
     specialization: str | None
     warps_per_block: int
     shared_mem_bytes: int
+    latency_name_expression: str | None = None
+    rows_per_warp: int = 1
+
+    def kernel_name(self, selection: int) -> str:
+        """The name expression of the kernel that runs step 5's plan `selection`."""
+        if selection == PLAN_LATENCY and self.latency_name_expression is not None:
+            return self.latency_name_expression
+        return self.name_expression
 
     @property
     def block(self) -> int:
@@ -126,25 +150,25 @@ class KernelPlan:
         return WARP_SIZE * self.warps_per_block
 
     def grid(self, num_rows: int, sm_count: int) -> int:
-        """Blocks for `num_rows` rows: one warp per row, capped at a full GPU's worth of resident warps
-        (the kernels loop over rows with a 64-bit stride, so any T fits)."""
+        """Blocks for `num_rows` rows: `rows_per_warp` rows per warp, capped at a full GPU's worth of
+        resident warps (the kernels loop over rows with a 64-bit stride, so any T fits)."""
         if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
             raise ValueError(
                 f"num_rows={num_rows}, sm_count={sm_count}, but need num_rows >= 0 and sm_count >= 1"
             )
-        wanted = -(-num_rows // self.warps_per_block)
+        wanted = -(-num_rows // (self.warps_per_block * self.rows_per_warp))
         cap = sm_count * (MAX_THREADS_PER_SM // self.block)
         return max(1, min(wanted, cap))
 
     def geometry(self, num_rows: int, sm_count: int, selection: int) -> tuple[int, int]:
         """(blocks, threads per block) for `num_rows` rows in step 5's plan `selection`.
 
-        The specialized kernel in the latency plan spreads the rows over the SMs first: warps per block =
+        A table row's latency-plan kernel spreads the rows over the SMs first: warps per block =
         ceil(T / SM count), at most `warps_per_block`, so that up to one row per SM each row has an SM
         (and its four schedulers) to itself; a row's instructions then never wait for another row's
         issue slots. Everything else: `grid(num_rows, sm_count)` blocks of `block` threads.
         """
-        if self.specialization is not None and selection == PLAN_LATENCY:
+        if self.latency_name_expression is not None and selection == PLAN_LATENCY:
             warps = min(self.warps_per_block, max(1, -(-num_rows // max(1, sm_count))))
             return max(1, -(-num_rows // warps)), WARP_SIZE * warps
         return self.grid(num_rows, sm_count), self.block
@@ -155,7 +179,8 @@ class KernelPlan:
         dependency chain and nothing hides it), PLAN_THROUGHPUT beyond (enough warps per scheduler to
         hide latency, so a call lasts the instructions it issues). Measured on an H200 (docs/perf.md):
         the latency plan wins up to T = 1024 and loses from T = 4096 on. Both plans return bitwise the
-        same output; the generic kernel ignores the argument."""
+        same output; where one kernel serves every T (the generic and the row-per-thread kernels) the
+        plan changes nothing."""
         if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
             raise ValueError(
                 f"num_rows={num_rows}, sm_count={sm_count}, but need num_rows >= 0 and sm_count >= 1"
@@ -170,10 +195,20 @@ def _dtype_code(dtype: torch.dtype) -> int:
     return SCORE_DTYPE_CODES[dtype]
 
 
-def specialized_name(spec: Specialization, dtype: torch.dtype) -> str:
-    """The name expression of `spec` compiled for scores of `dtype`."""
+def specialized_name(spec: Specialization, dtype: torch.dtype, selection: int = PLAN_THROUGHPUT) -> str:
+    """The name expression of `spec` compiled for scores of `dtype` (and, for a warp-per-row row, step 5's
+    plan `selection`)."""
     scoring, e, g, kg, k = spec.key
-    return f"moegate::route_warp_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}>"
+    if spec.kernel == "thread":
+        return f"moegate::route_thread_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {k}>"
+    return (
+        f"moegate::route_warp_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}, "
+        f"{selection}>"
+    )
+
+
+def _plans_of(spec: Specialization) -> tuple[int, ...]:
+    return (PLAN_THROUGHPUT, PLAN_LATENCY) if spec.kernel == "warp" else (PLAN_THROUGHPUT,)
 
 
 def generic_name(dtype: torch.dtype) -> str:
@@ -182,8 +217,14 @@ def generic_name(dtype: torch.dtype) -> str:
 
 
 def name_expressions() -> list[str]:
-    """Every kernel compiled into the module: each specialization and the generic kernel, per dtype."""
-    names = [specialized_name(s, d) for s in SPECIALIZATIONS for d in SCORE_DTYPE_CODES]
+    """Every kernel compiled into the module: each specialization (each of its plans) and the generic
+    kernel, per dtype."""
+    names = [
+        specialized_name(spec, dtype, plan)
+        for spec in SPECIALIZATIONS
+        for dtype in SCORE_DTYPE_CODES
+        for plan in _plans_of(spec)
+    ]
     return names + [generic_name(d) for d in SCORE_DTYPE_CODES]
 
 
@@ -223,9 +264,18 @@ def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
     spec = _BY_KEY.get(key)
     if spec is None:
         return generic_plan(config, dtype)
+    if spec.kernel == "thread":
+        return KernelPlan(
+            name_expression=specialized_name(spec, dtype),
+            specialization=spec.name,
+            warps_per_block=THREAD_WARPS_PER_BLOCK,
+            shared_mem_bytes=0,
+            rows_per_warp=WARP_SIZE,
+        )
     return KernelPlan(
-        name_expression=specialized_name(spec, dtype),
+        name_expression=specialized_name(spec, dtype, PLAN_THROUGHPUT),
         specialization=spec.name,
         warps_per_block=SPECIALIZED_WARPS_PER_BLOCK,
         shared_mem_bytes=0,
+        latency_name_expression=specialized_name(spec, dtype, PLAN_LATENCY),
     )

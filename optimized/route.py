@@ -94,9 +94,9 @@ def launch(
     # T <= 1: the row stride is never used to step, and torch may report any stride there.
     row_stride = int(scores.stride(0)) if num_rows > 1 else config.num_experts
     sm_count, programmatic = _device_info(device_index)
-    kernel = get_kernel(plan.name_expression, defines, device_index)
     if selection is None:
         selection = plan.selection_plan(num_rows, sm_count)
+    kernel = get_kernel(plan.kernel_name(selection), defines, device_index)
     grid, block = plan.geometry(num_rows, sm_count, selection)
     args = (
         grid,

@@ -14,6 +14,8 @@ import torch
 
 from moegate.optimized import (
     MAX_EXPERTS,
+    PLAN_LATENCY,
+    PLAN_THROUGHPUT,
     SPECIALIZATIONS,
     build_route,
     dispatch_plan,
@@ -44,12 +46,31 @@ def test_hot_presets_are_specialized() -> None:
 
 def test_every_plan_names_a_compiled_kernel() -> None:
     compiled = name_expressions()
-    assert len(compiled) == len(set(compiled)) == (len(SPECIALIZATIONS) + 1) * len(SCORE_DTYPE_CODES)
+    kernels_per_dtype = sum(2 if s.kernel == "warp" else 1 for s in SPECIALIZATIONS) + 1  # + generic
+    assert len(compiled) == len(set(compiled)) == kernels_per_dtype * len(SCORE_DTYPE_CODES)
     configs = [*PRESETS.values(), RoutingConfig(num_experts=72, topk=5, num_expert_group=3, topk_group=2)]
     for config in configs:
         for dtype in DTYPES:
-            assert dispatch_plan(config, dtype).name_expression in compiled
+            plan = dispatch_plan(config, dtype)
+            assert plan.name_expression in compiled
+            assert plan.kernel_name(PLAN_LATENCY) in compiled
+            assert plan.kernel_name(PLAN_THROUGHPUT) == plan.name_expression
             assert generic_plan(config, dtype).name_expression in compiled
+
+
+def test_every_compiled_kernel_is_reached_by_a_preset_and_a_batch_size() -> None:
+    # The dispatch bug class of the public attempt: a compiled specialization that no call can reach.
+    # Every compiled kernel but the generic one is what some preset at some T launches.
+    sm_count = 132
+    reached = set()
+    for config in PRESETS.values():
+        for dtype in DTYPES:
+            plan = dispatch_plan(config, dtype)
+            for num_rows in (1, 16, 4096, 262144):
+                reached.add(plan.kernel_name(plan.selection_plan(num_rows, sm_count)))
+    generic = {generic_plan(PRESETS["deepseek-v3"], d).name_expression for d in DTYPES}
+    assert set(name_expressions()) - generic <= reached
+    assert set(name_expressions()) - generic == reached - generic
 
 
 def test_specializations_satisfy_the_kernel_constraints() -> None:
@@ -57,6 +78,10 @@ def test_specializations_satisfy_the_kernel_constraints() -> None:
     for spec in SPECIALIZATIONS:
         scoring, e, g, kg, k = spec.key
         assert scoring in ("sigmoid", "softmax")
+        assert spec.kernel in ("warp", "thread")
+        if spec.kernel == "thread":
+            assert 1 <= e <= 32 and g == 1 and kg == 1 and 1 <= k <= e
+            continue
         per_lane, per_group = e // 32, e // g
         assert e % 32 == 0 and e % g == 0 and 1 <= kg <= g
         if g > 1:
@@ -64,6 +89,19 @@ def test_specializations_satisfy_the_kernel_constraints() -> None:
             assert per_group % per_lane == 0 and lanes & (lanes - 1) == 0 and lanes <= 32
         assert 1 <= k <= min(32, kg * per_group)
     assert len({s.key for s in SPECIALIZATIONS}) == len(SPECIALIZATIONS)
+
+
+def test_small_e_rows_route_a_row_per_thread() -> None:
+    # Mixtral (E = 8): one thread per row, 128 rows a block, one kernel for every T.
+    plan = dispatch_plan(PRESETS["mixtral-8x7b"], torch.bfloat16)
+    assert plan.specialization == "mixtral-8x7b" and "route_thread_kernel" in plan.name_expression
+    assert plan.latency_name_expression is None and plan.rows_per_warp == 32
+    assert plan.kernel_name(PLAN_LATENCY) == plan.kernel_name(PLAN_THROUGHPUT) == plan.name_expression
+    sm = 132
+    assert plan.geometry(1, sm, PLAN_LATENCY) == (1, 128)
+    assert plan.geometry(128, sm, PLAN_THROUGHPUT) == (1, 128)
+    assert plan.geometry(129, sm, PLAN_THROUGHPUT) == (2, 128)
+    assert plan.geometry(10**9, sm, PLAN_THROUGHPUT) == (sm * 2048 // 128, 128)  # capped; the kernel loops
 
 
 def test_dispatch_plan_is_a_pure_function_of_the_shape_and_dtype() -> None:
@@ -172,11 +210,10 @@ def test_import_needs_no_cupy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert "route_warp_kernel<1, 0, 256, 8, 4, 8>" in result.stdout
+    assert "route_warp_kernel<1, 0, 256, 8, 4, 8, 0>" in result.stdout
 
 
 def test_selection_plan_is_latency_up_to_one_block_per_sm() -> None:
-    from moegate.optimized import PLAN_LATENCY, PLAN_THROUGHPUT
 
     plan = dispatch_plan(PRESETS["deepseek-v3"], torch.bfloat16)
     rows_per_block = plan.warps_per_block  # one warp per row
@@ -190,7 +227,6 @@ def test_selection_plan_is_latency_up_to_one_block_per_sm() -> None:
 
 
 def test_latency_geometry_spreads_rows_over_the_sms() -> None:
-    from moegate.optimized import PLAN_LATENCY, PLAN_THROUGHPUT
 
     plan = dispatch_plan(PRESETS["deepseek-v3"], torch.bfloat16)
     sm = 132

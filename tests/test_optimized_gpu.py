@@ -9,6 +9,7 @@ and compares with `moegate.reference.route` tie-aware: ids exactly, except where
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import pytest
@@ -281,7 +282,9 @@ def test_bias_dtype_independent_of_scores(name, scores_dtype, bias_dtype) -> Non
 @pytest.mark.parametrize("pad", [1, 3, 8])
 @pytest.mark.parametrize("offset", [0, 1])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("name", ["deepseek-v3", "kimi-k2", "qwen3-moe", "glm-4.5", "deepseek-v2"])
+@pytest.mark.parametrize(
+    "name", ["deepseek-v3", "kimi-k2", "qwen3-moe", "glm-4.5", "deepseek-v2", "mixtral-8x7b"]
+)
 def test_strided_rows(name, dtype, offset, pad) -> None:
     # A row-strided view (row stride E + pad) starting `offset` elements in: the vector loads must fall
     # back to scalar loads whenever the pointer or the stride is misaligned.
@@ -328,6 +331,21 @@ def test_shapes(shape, dtype) -> None:
 
 
 # ---- specializations agree with the generic kernel, bitwise --------------------------------------------
+def spread_scores(config: RoutingConfig, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    """Rows whose softmax numerators exp(x - max) straddle 2^-64 (x about 44.4 below the row maximum),
+    where the specialized kernels switch from the branch-free division to div.rn, and rows far past it."""
+    g = torch.Generator().manual_seed(seed)
+    E = config.num_experts
+    near = -torch.rand(16, E, generator=g) * 50.0  # numerators from 1 down to below 2^-64
+    near[:, 0] = 0.0
+    far = -torch.rand(4, E, generator=g) * 120.0  # subnormal and zero numerators
+    far[:, -1] = 0.0
+    edge = torch.full((2, E), -44.36)  # about ln(2^-64), on either side after rounding
+    edge[:, 0] = 0.0
+    edge[1, 1:] = -44.37
+    return torch.cat([near, far, edge]).to(dtype).to(CUDA)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("spec", SPECIALIZATIONS, ids=lambda s: s.name)
 def test_specialization_equals_generic_kernel(spec, dtype) -> None:
@@ -345,7 +363,9 @@ def test_specialization_equals_generic_kernel(spec, dtype) -> None:
                 assert plan.specialization == spec.name
                 seed = seed_of("spec", spec.name, dtype, has_bias, renormalize, mode)
                 scores, bias = random_inputs(config, 300, dtype, torch.float32 if has_bias else None, seed)
-                scores = torch.cat([scores, nonfinite_scores(config, dtype, seed)])
+                scores = torch.cat(
+                    [scores, nonfinite_scores(config, dtype, seed), spread_scores(config, dtype, seed)]
+                )
                 slow = run_plan(generic_plan(config, dtype), scores, bias, config)
                 for selection in (PLAN_THROUGHPUT, PLAN_LATENCY):
                     fast = run_plan(plan, scores, bias, config, selection)
@@ -389,6 +409,12 @@ def test_latency_and_throughput_plans_agree_bitwise(spec, dtype) -> None:
         assert_valid(config, *latency)
         assert torch.equal(latency[0], throughput[0]), f"{spec.name} bias={has_bias}: ids differ by plan"
         assert torch.equal(latency[1], throughput[1]), f"{spec.name} bias={has_bias}: weights differ"
+        if plan.latency_name_expression is not None:
+            # The latency kernel holds the throughput path too (route.cu: it follows the argument `plan`);
+            # launched with plan = throughput (and the throughput geometry) it must agree as well.
+            crossed = dataclasses.replace(plan, name_expression=plan.latency_name_expression)
+            both = run_plan(crossed, scores, bias, config, PLAN_THROUGHPUT)
+            assert torch.equal(both[0], throughput[0]) and torch.equal(both[1], throughput[1]), spec.name
         assert_matches_reference(config, scores, bias, latency, f"latency plan {spec.name}")
 
 
@@ -441,6 +467,72 @@ def test_branch_free_reciprocal_is_rcp_rn_on_every_float_from_1_to_2_pow_126() -
     kernel((sm_count * 8,), (256,), (cupy.uint32(first), cupy.uint64(end - first), mismatches, example))
     count = int(mismatches.get()[0])
     assert count == 0, f"{count} floats differ from rcp.rn, e.g. bits {int(example.get()[0]):#010x}"
+
+
+# ---- the branch-free division is div.rn ------------------------------------------------------------------
+def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
+    """route.cu's `quotient_in_range` (the softmax's fast path) against div.rn (`__fdiv_rn`) where the
+    kernels use it: numerators 0 or in [2^-64, 1], denominators (softmax sums) in [1, 1024]. Every one of
+    the 2^23 numerator mantissas, each at a pseudo-random exponent, against each of 4096 denominators:
+    1, 2, 1024, the largest float below each power of two up to 1024, the table's E, and random floats in
+    [1, 1024]; plus numerators 0, 1 and 2^-64 exactly. A mismatch would change p, hence weights and ties."""
+    import cupy
+    import numpy as np
+
+    from moegate.optimized import KERNEL_SOURCE, nvrtc_options
+
+    checker = r"""
+    extern "C" __global__ void quotient_mismatches(const float* denominators, unsigned long long count,
+                                                   unsigned long long* mismatches, unsigned* example) {
+      const unsigned long long stride = static_cast<unsigned long long>(gridDim.x) * blockDim.x;
+      unsigned long long local = 0;
+      for (unsigned long long i = static_cast<unsigned long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+           i < count; i += stride) {
+        const float b = denominators[i >> 23];
+        const unsigned mantissa = static_cast<unsigned>(i) & 0x7fffffu;
+        unsigned h = static_cast<unsigned>(i * 0x9E3779B97F4A7C15ull >> 32);
+        h ^= h >> 15;
+        const unsigned exponent = 126u - h % 64u;          // a in [2^-64, 1): biased exponents 63..126
+        float a = __uint_as_float((exponent << 23) | mantissa);
+        if (mantissa == 1u) a = 0.0f;
+        if (mantissa == 2u) a = 1.0f;
+        if (mantissa == 3u) a = 0x1p-64f;
+        if (__float_as_uint(moegate::quotient_in_range(a, b)) != __float_as_uint(__fdiv_rn(a, b)) ||
+            !moegate::quotient_in_range_ok(a)) {
+          ++local;
+          atomicCAS(example, 0u, static_cast<unsigned>(i));
+        }
+      }
+      atomicAdd(mismatches, local);
+    }
+    """
+    # RawModule appends -ftz=true (docs/architecture.md); no operand, intermediate or result here is
+    # subnormal (quotients >= 2^-74, remainders exact multiples of at least 2^-120), so it changes nothing.
+    module = cupy.RawModule(code=KERNEL_SOURCE.read_text() + checker, options=tuple(nvrtc_options(())))
+    kernel = module.get_function("quotient_mismatches")
+    special = [
+        1.0,
+        2.0,
+        1024.0,
+        *(float(np.nextafter(np.float32(2.0**e), np.float32(0))) for e in range(1, 11)),
+    ]
+    special += [float(s.num_experts) for s in SPECIALIZATIONS]
+    g = np.random.default_rng(20261129)
+    lo, hi = np.float32(1.0).view(np.uint32), np.float32(1024.0).view(np.uint32)
+    random_bits = g.integers(int(lo), int(hi) + 1, size=4096 - len(special), dtype=np.uint32)
+    denominators = np.concatenate([np.array(special, np.float32), random_bits.view(np.float32)])
+    assert denominators.min() >= 1.0 and denominators.max() <= 1024.0 and len(denominators) == 4096
+    d = cupy.asarray(denominators)
+    mismatches = cupy.zeros(1, dtype=cupy.uint64)
+    example = cupy.zeros(1, dtype=cupy.uint32)
+    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    count = len(denominators) << 23
+    kernel((sm_count * 8,), (256,), (d, cupy.uint64(count), mismatches, example))
+    bad = int(mismatches.get()[0])
+    where = int(example.get()[0])
+    assert bad == 0, (
+        f"{bad} quotients differ from div.rn, e.g. index {where} (denominator {denominators[where >> 23]})"
+    )
 
 
 # ---- determinism, row independence, graphs ------------------------------------------------------------

@@ -4,14 +4,14 @@
 // (4 + 4) bytes of ids and weights written once, the bias (1 KB) read once per warp. Nothing else
 // touches global memory, so the floor is those bytes over the HBM bandwidth (docs/perf.md).
 //
-// Thread layout (both kernels)
+// Thread layout (the warp kernels; the row-per-thread kernel for E <= 32 is described above it)
 //   * One warp routes one row at a time; the grid is capped by the launcher and every warp walks the
 //     rows with a stride of the total warp count (grid-stride loop, 64-bit row index), so any T up to
 //     2^63 fits in any grid and each warp loads the bias once.
 //   * Lane l owns the contiguous experts [l * C, min((l + 1) * C, E)), C = ceil(E / 32). The same
 //     ownership in both kernels makes every reduction happen in the same order, so the specialized
 //     and the generic kernel return bitwise the same result (the tests check this).
-//   * route_warp_kernel<DT, SCORING, E, G, KG, K> (the dispatch table's specializations, E % 32 == 0):
+//   * route_warp_kernel<DT, SCORING, E, G, KG, K, PLAN> (the dispatch table's rows, E % 32 == 0):
 //     the row's C = E / 32 values live in registers; the logits come in with 16-, 8- or 4-byte vector
 //     loads when the row pointer and the row stride allow it (checked in the kernel), else with scalar
 //     loads; in the latency plan a warp requests its row's logits before its bias, so that the two
@@ -35,9 +35,9 @@
 //     they are staged in shared memory in ascending expert order, one per lane, and each of the K
 //     rounds is one redux, one ballot and two shuffles instead of a scan of C keys per lane. Rows with
 //     many exact ties fall back to the full rounds. Both paths select exactly the same experts.
-//   * Two plans for those steps, a launch argument (`plan`) the dispatch chooses from T
-//     (optimized/dispatch.py: selection_plan). kPlanThroughput, for batches with enough warps per
-//     scheduler to hide latency, spends the fewest instructions: tau by K rounds of two redux, the
+//   * Two plans for those steps, each with its own kernel (template parameter PLAN), which the dispatch
+//     chooses from T (optimized/dispatch.py: selection_plan). kPlanThroughput, for batches with enough
+//     warps per scheduler to hide latency, spends the fewest instructions: tau by K rounds of two redux, the
 //     staging offsets by a shuffle scan, the K winners by K redux rounds. kPlanLatency, for batches of
 //     at most one block per SM, where the time is the row's dependency chain, replaces those chains by
 //     independent work: tau and each staged candidate's slot by a rank count over the staged keys
@@ -52,9 +52,11 @@
 //
 // Numerics: all float32, no fast math (the launcher compiles with --fmad=false and never with
 // -use_fast_math). sigmoid is 1 / (1 + expf(-x)) like torch's CUDA sigmoid, the reciprocal correctly
-// rounded (the specialized kernel writes rcp.rn's fast path out branch-free: reciprocal_in_range); softmax is
-// expf(x - rowmax) / sum; divisions are IEEE divisions like torch's. bf16 is widened by a shift, fp16
-// with cvt.f32.f16, so this file needs no header and compiles under NVRTC and nvcc alike.
+// rounded; softmax is expf(x - rowmax) / sum; divisions are IEEE divisions like torch's. The specialized
+// kernels write the fast paths of rcp.rn and div.rn out branch-free (reciprocal_in_range,
+// quotient_in_range: the same bits, checked on the GPU) and take the exact instruction for a row whose
+// operands fall outside their range. bf16 is widened by a shift, fp16 with cvt.f32.f16, so this file needs
+// no header and compiles under NVRTC and nvcc alike.
 //
 // MOEGATE_PLANT_REVIEW_BUG (compile-time, for the property suite only): reintroduces the public review
 // bug: shared weight = sum(routed) / r, then every weight divided by the routed sum, and no output
@@ -87,7 +89,8 @@ constexpr u32 kNotCandidate = 0u;  // below ord(-inf) = 0x007fffff: dropped or a
 constexpr u32 kNoIndex = 0xffffffffu;
 constexpr float kRenormalizeEpsilon = 1e-20f;  // SPEC step 6
 constexpr int kWarpSize = 32;
-// Step 5's plan (launch argument `plan`, chosen by optimized/dispatch.py from T; header comment).
+// Step 5's plan (chosen by optimized/dispatch.py from T; header comment): the specialized kernel's template
+// parameter PLAN, and the kernels' runtime argument `plan` (which the latency kernel follows).
 enum SelectionPlan { kPlanThroughput = 0, kPlanLatency = 1 };
 
 // ---- scalar helpers ----------------------------------------------------------------------------------
@@ -237,6 +240,32 @@ __device__ __forceinline__ void sigmoid_lane(float (&x)[C]) {
   }
 }
 
+// Numerators below this (and above 0) take the exact path: quotient_in_range needs every intermediate
+// of its Newton steps to stay a normal float (the quotient at least 2^-74 for a denominator below 2^10).
+constexpr float kFastQuotientMin = 0x1p-64f;
+
+// a / b correctly rounded (the IEEE division's bits) for a = 0 or a in [2^-64, 1] and b in [1, 2^10],
+// without a branch: b's correctly rounded reciprocal y (reciprocal_in_range), q = a * y, then two
+// corrections q += (a - b * q) * y with fused multiply-adds. The first brings q within one ulp of a / b;
+// from there the exact remainder and y = RN(1 / b) make the second correction round to RN(a / b)
+// (Markstein's theorem). This is div.rn's own fast path, without the operand check that branches to
+// its slow subroutine; tests/test_optimized_gpu.py checks it against div.rn on every numerator
+// mantissa for thousands of denominators and on random pairs over the whole range, on the GPU at hand.
+// Why it exists: like rcp.rn, each division's slow-path branch kept a lane's C softmax divisions from
+// overlapping (Qwen3-Next, C = 16, was 1.9x DeepSeek-V3's time at T <= 256).
+__device__ __forceinline__ float quotient_in_range(float a, float b) {
+  const float y = reciprocal_in_range(b);
+  const float q0 = __fmul_rn(a, y);
+  const float r0 = __fmaf_rn(-b, q0, a);
+  const float q1 = __fmaf_rn(r0, y, q0);
+  const float r1 = __fmaf_rn(-b, q1, a);
+  return __fmaf_rn(r1, y, q1);
+}
+
+// Whether quotient_in_range(a, b) is a / b for this numerator (the denominators here are softmax sums:
+// at least 1, the row maximum's own term, and at most E <= 1024 < 2^10).
+__device__ __forceinline__ bool quotient_in_range_ok(float a) { return a == 0.0f || a >= kFastQuotientMin; }
+
 // p of one logit for a compile-time scoring function (branch-free: the row's cases are selects).
 template <int SCORING>
 __device__ __forceinline__ float probability_of(float x, const SoftmaxRow& row) {
@@ -269,6 +298,47 @@ __device__ __forceinline__ SoftmaxRow softmax_row(u32 local_max, u32 local_inf, 
     row.sum = warp_sum(sum_fn(row.max));
   }
   return row;
+}
+
+// Step 1 for softmax, a lane's C logits in place (specialized kernel): bitwise probability_of<kSoftmax>
+// with softmax_row's statistics, each exp computed once, and the C divisions branch-free
+// (quotient_in_range) unless some lane holds a numerator in (0, 2^-64) (a logit more than about 44
+// below the row maximum), in which case the whole warp divides with div.rn (one warp vote).
+template <int C>
+__device__ __forceinline__ void softmax_lane(float (&x)[C]) {
+  u32 local_max = 0, local_inf = 0;
+#pragma unroll
+  for (int j = 0; j < C; ++j) {
+    local_max = max(local_max, orderable(x[j]));
+    local_inf += x[j] == pos_inf() ? 1u : 0u;
+  }
+  const float row_max = from_orderable(__reduce_max_sync(kFullMask, local_max));  // warp-uniform
+  if (row_max == pos_inf()) {  // the +inf entries share 1
+    const float share = 1.0f / static_cast<float>(__reduce_add_sync(kFullMask, local_inf));
+#pragma unroll
+    for (int j = 0; j < C; ++j) x[j] = x[j] == pos_inf() ? share : 0.0f;
+  } else if (row_max == neg_inf()) {  // a row of all -inf
+#pragma unroll
+    for (int j = 0; j < C; ++j) x[j] = 0.0f;
+  } else {
+    float numerator[C];
+    float local_sum = 0.0f;  // lane-sequential, as softmax_row's
+    bool far = false;
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      numerator[j] = expf(x[j] - row_max);
+      local_sum += numerator[j];
+      far |= !quotient_in_range_ok(numerator[j]);
+    }
+    const float sum = warp_sum(local_sum);
+    if (__any_sync(kFullMask, far)) {
+#pragma unroll
+      for (int j = 0; j < C; ++j) x[j] = numerator[j] / sum;
+    } else {
+#pragma unroll
+      for (int j = 0; j < C; ++j) x[j] = quotient_in_range(numerator[j], sum);
+    }
+  }
 }
 
 // ---- step 2: biased_scores --------------------------------------------------------------------------------
@@ -351,9 +421,10 @@ __device__ __forceinline__ float output_scaling(float w, const OutputArgs& a) {
 #endif
 }
 
-// Step 7 (and 8 on the shared weights): the shared slots after the K routed ones, lanes striding.
-__device__ __forceinline__ void shared_slots(int* ids, float* weights, i64 row, float routed_sum, int lane,
-                                             const OutputArgs& a) {
+// Step 7 (and 8 on the shared weights): the shared slots after the K routed ones, slots first, first +
+// step, ... (a warp's lanes stride by 32; a thread that routes a whole row writes them all, step 1).
+__device__ __forceinline__ void shared_slots(int* ids, float* weights, i64 row, float routed_sum, int first,
+                                             int step, const OutputArgs& a) {
   const int num_slots = a.num_shared == 0 ? 0 : (a.replica ? 1 : a.num_shared);
 #ifdef MOEGATE_PLANT_REVIEW_BUG
   const float shared_weight = (routed_sum / a.r) / (routed_sum + kRenormalizeEpsilon);
@@ -361,7 +432,7 @@ __device__ __forceinline__ void shared_slots(int* ids, float* weights, i64 row, 
   const float shared_weight = a.shared_weight;  // 1 / r
   (void)routed_sum;
 #endif
-  for (int s = lane; s < num_slots; s += kWarpSize) {
+  for (int s = first; s < num_slots; s += step) {
     const int id = a.replica ? a.num_experts + static_cast<int>(row % static_cast<i64>(a.num_shared))
                              : a.num_experts + s;
     ids[a.topk + s] = id;
@@ -378,7 +449,7 @@ __device__ __forceinline__ void write_row_from_lanes(int* ids, float* weights, i
     ids[lane] = slot_id;
     weights[lane] = output_scaling(routed_weight(slot_p, routed_sum, a), a);
   }
-  shared_slots(ids, weights, row, routed_sum, lane, a);
+  shared_slots(ids, weights, row, routed_sum, lane, kWarpSize, a);
 }
 
 // ---- step 5: expert_selection (latency plan helper) ------------------------------------------------
@@ -529,7 +600,7 @@ __device__ __forceinline__ void load_bias_lane(const void* bias, int bias_dtype,
 // ======================================================================================================
 constexpr int kMaxWarpsPerBlock = 8;  // the specialized kernel's block: 256 threads at most
 
-template <int DT, int SCORING, int E, int G, int KG, int K>
+template <int DT, int SCORING, int E, int G, int KG, int K, int PLAN>
 __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
@@ -544,6 +615,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   static_assert(G == 1 || (N % C == 0 && (LPG & (LPG - 1)) == 0 && LPG <= kWarpSize),
                 "a group must span a power-of-two number of whole lanes");
   static_assert(1 <= K && K <= kWarpSize && K <= KG * N, "the specialized kernel needs K <= 32");
+  static_assert(PLAN == kPlanThroughput || PLAN == kPlanLatency, "unknown plan");
   (void)num_experts;  // the compile-time SCORING, E, G, Kg, K stand for these
   (void)scoring;
   (void)num_groups;
@@ -561,7 +633,12 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   const i64 num_warps = static_cast<i64>(gridDim.x) * blockDim.x / kWarpSize;
   const bool vec = Loader::vector_ok(scores, row_stride);
   const bool has_bias = bias_dtype != kNoBias;
-  const bool latency = plan == kPlanLatency;  // warp-uniform (a launch argument)
+  // The throughput kernel (PLAN = kPlanThroughput) holds the throughput path alone. The latency kernel
+  // holds both paths and follows the launch argument `plan` (the launcher passes kPlanLatency): measured
+  // on the H200 (docs/perf.md), the same kernel with the check folded at compile time was slower at
+  // T = 1 (DeepSeek-V3 2.65 against 2.22 us; ptxas schedules the row's chain differently), while the
+  // throughput path gains from having no latency code at all (DeepSeek-V3 T = 262144: 274 -> 250 us).
+  const bool latency = PLAN == kPlanLatency ? plan == kPlanLatency : false;  // warp-uniform
   u32* stage_key = stage_keys[threadIdx.x / kWarpSize];
   u32* stage_id = stage_ids[threadIdx.x / kWarpSize];
   float* stage_p = stage_ps[threadIdx.x / kWarpSize];
@@ -571,10 +648,9 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
 
   // The bias in registers, once per warp: before the loop in the throughput plan; in the latency plan
   // (one row per warp) after the row's logits are requested, so that the two loads overlap (T = 1 on an
-  // H200: 3.00 -> 2.16 us). Measured on the H200 and not kept (docs/perf.md): requesting the next row
-  // before routing this one (raw words live across the loop cost registers and occupancy). Known cost:
-  // the latency plan's bias load inside the loop makes the throughput plan's loop about 8% slower than
-  // with no bias load in it at all; winning that back is the next step there.
+  // H200: 3.00 -> 2.16 us). Each plan is its own kernel: any bias load inside the loop, even one that
+  // never runs, made the throughput loop about 8% slower (docs/perf.md). Measured and not kept:
+  // requesting the next row before routing this one (raw words live across the loop cost registers).
   float bias_f[C];
   if (!latency) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
 
@@ -585,26 +661,10 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
     if (latency && row == first_warp) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
     float p[C];
     Loader::decode(in_flight, p);
-    SoftmaxRow stats{0.0f, 1.0f, 0.0f};
-    if constexpr (SCORING == kSoftmax) {
-      u32 local_max = 0, local_inf = 0;
-#pragma unroll
-      for (int j = 0; j < C; ++j) {
-        local_max = max(local_max, orderable(p[j]));
-        local_inf += p[j] == pos_inf() ? 1u : 0u;
-      }
-      stats = softmax_row(local_max, local_inf, [&](float m) {
-        float s = 0.0f;
-#pragma unroll
-        for (int j = 0; j < C; ++j) s += expf(p[j] - m);
-        return s;
-      });
-    }
     if constexpr (SCORING == kSigmoid) {
       sigmoid_lane<C>(p);
     } else {
-#pragma unroll
-      for (int j = 0; j < C; ++j) p[j] = probability_of<SCORING>(p[j], stats);
+      softmax_lane<C>(p);
     }
 
     // ---- step 2: biased_scores ----
@@ -773,6 +833,176 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
 }
 
 // ======================================================================================================
+// Row-per-thread kernel: E <= 32 experts, no groups (G = Kg = 1), a whole row in one thread's registers.
+// For small E a warp per row leaves most lanes idle (Mixtral, E = 8: 24 of 32 lanes own no expert, and
+// every step is a warp collective); here a warp routes 32 rows, each thread loads its row's E logits
+// with one or two vector loads (a warp reads 32 consecutive rows: contiguous), and nothing is shared.
+// Bitwise the same result as the warp kernels: the selection's order is SPEC's, and the two float sums
+// replay the warp kernels' xor butterfly over the lanes that would hold the values (butterfly_sum).
+// ======================================================================================================
+constexpr int kThreadKernelBlock = 128;  // threads per block (optimized/dispatch.py: THREAD_WARPS_PER_BLOCK)
+
+// The bits warp_sum gives when lane l < N holds v[l] and the other lanes hold 0 (the warp kernels' sums
+// for E <= 32, one expert per lane, and for the K routed slots, slot k in lane k): at offset d, lane l
+// adds lane l ^ d's value, which for l < d is lane l + d's; lane 0's final value is every lane's. The
+// lanes from N on hold +0 throughout, and adding +0 to a value that is not -0 returns it, so those adds
+// are skipped (the values summed here are exps and probabilities: never -0).
+template <int N>
+__device__ __forceinline__ float butterfly_sum(const float (&v)[N]) {
+  static_assert(1 <= N && N <= kWarpSize, "one value per lane");
+  float a[kWarpSize];
+#pragma unroll
+  for (int l = 0; l < kWarpSize; ++l) a[l] = l < N ? v[l] : 0.0f;
+#pragma unroll
+  for (int d = kWarpSize / 2; d > 0; d >>= 1) {
+#pragma unroll
+    for (int l = 0; l < d; ++l) {
+      if (l + d < N) a[l] = a[l] + a[l + d];
+    }
+  }
+  return a[0];
+}
+
+// Step 1 for one thread's whole row, sigmoid: bitwise `sigmoid` of each logit; the branch-free
+// reciprocal unless a denominator is >= 2^126 (a thread-local branch: the threads of a warp route
+// different rows and never exchange values).
+template <int N>
+__device__ __forceinline__ void sigmoid_thread(float (&x)[N]) {
+  float y[N];
+  bool far = false;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    y[j] = sigmoid_denominator(x[j]);
+    far |= !(y[j] < kFastReciprocalLimit);
+  }
+  if (far) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) x[j] = __frcp_rn(y[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) x[j] = reciprocal_in_range(y[j]);
+  }
+}
+
+// Step 1 for one thread's whole row, softmax: bitwise softmax_lane's result for the same row (the row
+// statistics the warp kernels reduce over lanes, and the sum in their butterfly order).
+template <int N>
+__device__ __forceinline__ void softmax_thread(float (&x)[N]) {
+  u32 max_key = 0, num_inf = 0;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    max_key = max(max_key, orderable(x[j]));
+    num_inf += x[j] == pos_inf() ? 1u : 0u;
+  }
+  const float row_max = from_orderable(max_key);
+  if (row_max == pos_inf()) {
+    const float share = 1.0f / static_cast<float>(num_inf);
+#pragma unroll
+    for (int j = 0; j < N; ++j) x[j] = x[j] == pos_inf() ? share : 0.0f;
+  } else if (row_max == neg_inf()) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) x[j] = 0.0f;
+  } else {
+    float numerator[N];
+    bool far = false;
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      numerator[j] = expf(x[j] - row_max);
+      far |= !quotient_in_range_ok(numerator[j]);
+    }
+    const float sum = butterfly_sum<N>(numerator);
+    if (far) {
+#pragma unroll
+      for (int j = 0; j < N; ++j) x[j] = numerator[j] / sum;
+    } else {
+#pragma unroll
+      for (int j = 0; j < N; ++j) x[j] = quotient_in_range(numerator[j], sum);
+    }
+  }
+}
+
+template <int DT, int SCORING, int E, int K>
+__global__ void __launch_bounds__(kThreadKernelBlock) route_thread_kernel(
+    const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
+    int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
+    int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
+    float* __restrict__ out_weights) {
+  static_assert(1 <= E && E <= kWarpSize, "the row-per-thread kernel takes E <= 32");
+  static_assert(1 <= K && K <= E, "need 1 <= K <= E");
+  (void)num_experts;  // the compile-time SCORING, E and K stand for these; G = Kg = 1
+  (void)num_groups;
+  (void)topk_group;
+  (void)topk;
+  (void)scoring;
+  (void)plan;  // one plan
+
+  typedef RowLoader<DT, E> Loader;  // "lane" 0 of a row: the row's E logits
+  typedef typename Loader::Raw Raw;
+  const i64 first_row = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const i64 num_threads = static_cast<i64>(gridDim.x) * blockDim.x;
+  const bool vec = Loader::vector_ok(scores, row_stride);
+  const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
+  wait_for_predecessors_and_release_successor();
+
+  float bias_f[E];  // the whole bias, once per thread (every thread of a warp reads the same addresses)
+  load_bias_lane<E>(bias, bias_dtype, 0, bias_f);
+
+  for (i64 row = first_row; row < num_rows; row += num_threads) {
+    // ---- step 1: probabilities (x is overwritten by p) ----
+    typename Loader::InFlight in_flight;
+    Loader::issue(row_start<Raw>(scores, row, row_stride), 0, vec, in_flight);
+    float p[E];
+    Loader::decode(in_flight, p);
+    if constexpr (SCORING == kSigmoid) {
+      sigmoid_thread<E>(p);
+    } else {
+      softmax_thread<E>(p);
+    }
+
+    // ---- step 2: biased_scores ----
+    u32 key[E];
+#pragma unroll
+    for (int e = 0; e < E; ++e) key[e] = biased_score_key(p[e], bias_f[e]);
+
+    // ---- steps 3-4: group_scores, group_selection: one group, always kept ----
+    // ---- step 5: expert_selection: K argmax rounds, strict '>' in ascending expert order ----
+    int slot_id[K];
+    float slot_p[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      u32 best = kNotCandidate;
+      int best_e = 0;
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const bool greater = key[e] > best;  // every real key is > 0: each round finds one
+        best = greater ? key[e] : best;
+        best_e = greater ? e : best_e;
+      }
+      float won_p = 0.0f;
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const bool taken = e == best_e;
+        won_p = taken ? p[e] : won_p;
+        key[e] = taken ? kNotCandidate : key[e];
+      }
+      slot_id[k] = best_e;
+      slot_p[k] = won_p;
+    }
+
+    // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
+    int* ids = out_ids + row * out.width;
+    float* weights = out_weights + row * out.width;
+    const float routed_sum = butterfly_sum<K>(slot_p);  // the warp kernels' order, slot k in lane k
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      ids[k] = slot_id[k];
+      weights[k] = output_scaling(routed_weight(slot_p[k], routed_sum, out), out);
+    }
+    shared_slots(ids, weights, row, routed_sum, 0, 1, out);
+  }
+}
+
+// ======================================================================================================
 // Generic kernel: any E <= MAX_EXPERTS (optimized/dispatch.py), any G dividing E, any valid Kg and K;
 // keys in shared memory, (E + G) words per warp (the launcher sizes the dynamic shared memory).
 // ======================================================================================================
@@ -905,7 +1135,7 @@ __global__ void __launch_bounds__(128) route_generic_kernel(
       for (int k = lane; k < topk; k += kWarpSize) {
         weights[k] = output_scaling(routed_weight(weights[k], routed_sum, out), out);
       }
-      shared_slots(ids, weights, row, routed_sum, lane, out);
+      shared_slots(ids, weights, row, routed_sum, lane, kWarpSize, out);
     }
     __syncwarp();  // the keys are rewritten by the next row
   }
