@@ -66,6 +66,10 @@ class Specialization:
     topk: int
     kernel: str = "warp"
 
+    def __post_init__(self) -> None:
+        if self.kernel not in KERNEL_KINDS:
+            raise ValueError(f"kernel={self.kernel!r}, but a table row's kernel is one of {KERNEL_KINDS}")
+
     @property
     def key(self) -> tuple[str, int, int, int, int]:
         """What dispatch matches: (scoring_func, E, G, Kg, K)."""
@@ -82,6 +86,9 @@ class Specialization:
             **fields,
         )
 
+
+# The kernel kinds a table row can name (Specialization.kernel).
+KERNEL_KINDS: tuple[str, ...] = ("warp", "thread")
 
 # The dispatch table. Each row is compiled for each scores dtype.
 SPECIALIZATIONS: tuple[Specialization, ...] = (
@@ -102,7 +109,6 @@ SPECIALIZATIONS: tuple[Specialization, ...] = (
         "mixtral-8x7b", "softmax", num_experts=8, num_expert_group=1, topk_group=1, topk=2, kernel="thread"
     ),
 )
-KERNEL_KINDS: tuple[str, ...] = ("warp", "thread")
 _BY_KEY: dict[tuple[str, int, int, int, int], Specialization] = {s.key: s for s in SPECIALIZATIONS}
 
 # Launch geometry of each kernel kind (block size matches the kernels' __launch_bounds__).
@@ -113,7 +119,7 @@ GENERIC_WARPS_PER_BLOCK = 4
 MAX_THREADS_PER_SM = 2048
 
 # Step 5's plans in the warp-per-row specialized kernel (route.cu: enum SelectionPlan, template parameter
-# PLAN); launches pass the chosen plan in the kernels' argument `plan` too, for the record.
+# PLAN); launches pass the chosen plan in the kernels' argument `plan` too (the latency kernel follows it).
 PLAN_THROUGHPUT = 0
 PLAN_LATENCY = 1
 

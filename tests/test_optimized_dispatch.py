@@ -91,6 +91,13 @@ def test_specializations_satisfy_the_kernel_constraints() -> None:
     assert len({s.key for s in SPECIALIZATIONS}) == len(SPECIALIZATIONS)
 
 
+def test_a_table_row_names_a_known_kernel_kind() -> None:
+    from moegate.optimized import Specialization
+
+    with pytest.raises(ValueError, match=r"kernel='lane'.*'warp', 'thread'"):
+        Specialization("x", "softmax", num_experts=8, num_expert_group=1, topk_group=1, topk=2, kernel="lane")
+
+
 def test_small_e_rows_route_a_row_per_thread() -> None:
     # Mixtral (E = 8): one thread per row, 128 rows a block, one kernel for every T.
     plan = dispatch_plan(PRESETS["mixtral-8x7b"], torch.bfloat16)
