@@ -219,24 +219,49 @@ __device__ __forceinline__ float reciprocal_in_range(float y) {
   return __fmaf_rn(r, e, r);
 }
 
-// Step 1 for a lane's C logits in place, bitwise `sigmoid` of each: branch-free reciprocals unless some
-// lane of the warp holds a denominator >= 2^126 (a logit below about -87.3, or -inf), in which case the
-// whole warp takes rcp.rn for this row (warp-uniform, so the fast path keeps the warp converged).
-template <int C>
-__device__ __forceinline__ void sigmoid_lane(float (&x)[C]) {
-  float y[C];
+// The bits warp_sum gives when lane l < N holds v[l] and the other lanes hold 0 (the warp kernels' sums
+// for E <= 32, one expert per lane, and for the K routed slots, slot k in lane k), computed by one thread:
+// at offset d, lane l adds lane l ^ d's value, which for l < d is lane l + d's; lane 0's final value is
+// every lane's. The lanes from N on hold +0 throughout, and adding +0 to a value that is not -0 returns
+// it, so those adds are skipped (the values summed here are exps and probabilities: never -0).
+template <int N>
+__device__ __forceinline__ float butterfly_sum(const float (&v)[N]) {
+  static_assert(1 <= N && N <= kWarpSize, "one value per lane");
+  float a[kWarpSize];
+#pragma unroll
+  for (int l = 0; l < kWarpSize; ++l) a[l] = l < N ? v[l] : 0.0f;
+#pragma unroll
+  for (int d = kWarpSize / 2; d > 0; d >>= 1) {
+#pragma unroll
+    for (int l = 0; l < d; ++l) {
+      if (l + d < N) a[l] = a[l] + a[l + d];
+    }
+  }
+  return a[0];
+}
+
+// Step 1, sigmoid, for N logits in place (specialized kernels), bitwise `sigmoid` of each: branch-free
+// reciprocals unless a denominator is >= 2^126 (a logit below about -87.3, or -inf), in which case all N
+// take rcp.rn. kWholeWarp: the N logits are a lane's share of a row the warp routes together, and one warp
+// vote decides for the whole row (warp-uniform, so the fast path keeps the warp converged). Otherwise
+// they are one thread's whole row and the decision is the thread's own (the threads of a warp route
+// different rows and never exchange values).
+template <int N, bool kWholeWarp>
+__device__ __forceinline__ void sigmoid_in_place(float (&x)[N]) {
+  float y[N];
   bool far = false;
 #pragma unroll
-  for (int j = 0; j < C; ++j) {
+  for (int j = 0; j < N; ++j) {
     y[j] = sigmoid_denominator(x[j]);
     far |= !(y[j] < kFastReciprocalLimit);
   }
-  if (__any_sync(kFullMask, far)) {
+  if constexpr (kWholeWarp) far = __any_sync(kFullMask, far);
+  if (far) {
 #pragma unroll
-    for (int j = 0; j < C; ++j) x[j] = __frcp_rn(y[j]);
+    for (int j = 0; j < N; ++j) x[j] = __frcp_rn(y[j]);
   } else {
 #pragma unroll
-    for (int j = 0; j < C; ++j) x[j] = reciprocal_in_range(y[j]);
+    for (int j = 0; j < N; ++j) x[j] = reciprocal_in_range(y[j]);
   }
 }
 
@@ -300,45 +325,88 @@ __device__ __forceinline__ SoftmaxRow softmax_row(u32 local_max, u32 local_inf, 
   return row;
 }
 
-// Step 1 for softmax, a lane's C logits in place (specialized kernel): bitwise probability_of<kSoftmax>
-// with softmax_row's statistics, each exp computed once, and the C divisions branch-free
-// (quotient_in_range) unless some lane holds a numerator in (0, 2^-64) (a logit more than about 44
-// below the row maximum), in which case the whole warp divides with div.rn (one warp vote).
-template <int C>
-__device__ __forceinline__ void softmax_lane(float (&x)[C]) {
-  u32 local_max = 0, local_inf = 0;
+// Step 1, softmax, for N logits in place (specialized kernels): bitwise probability_of<kSoftmax> with
+// softmax_row's statistics (the generic kernel's), each exp computed once, and the N divisions
+// branch-free (quotient_in_range) unless a numerator is in (0, 2^-64) (a logit more than about 44 below the
+// row maximum), in which case all N divide with div.rn. kWholeWarp: the N logits are a lane's share of a
+// row the warp routes together; the row statistics are warp reductions, the sum lane-sequential then the
+// xor butterfly, and one warp vote picks the division for the whole row. Otherwise they are one thread's
+// whole row (E <= 32, one expert per lane in the warp kernels' layout); the sum replays that butterfly
+// (butterfly_sum), and the thread decides alone.
+template <int N, bool kWholeWarp>
+__device__ __forceinline__ void softmax_in_place(float (&x)[N]) {
+  u32 max_key = 0, num_inf = 0;
 #pragma unroll
-  for (int j = 0; j < C; ++j) {
-    local_max = max(local_max, orderable(x[j]));
-    local_inf += x[j] == pos_inf() ? 1u : 0u;
+  for (int j = 0; j < N; ++j) {
+    max_key = max(max_key, orderable(x[j]));
+    num_inf += x[j] == pos_inf() ? 1u : 0u;
   }
-  const float row_max = from_orderable(__reduce_max_sync(kFullMask, local_max));  // warp-uniform
+  if constexpr (kWholeWarp) max_key = __reduce_max_sync(kFullMask, max_key);
+  const float row_max = from_orderable(max_key);  // warp-uniform with kWholeWarp
   if (row_max == pos_inf()) {  // the +inf entries share 1
-    const float share = 1.0f / static_cast<float>(__reduce_add_sync(kFullMask, local_inf));
+    if constexpr (kWholeWarp) num_inf = __reduce_add_sync(kFullMask, num_inf);
+    const float share = 1.0f / static_cast<float>(num_inf);
 #pragma unroll
-    for (int j = 0; j < C; ++j) x[j] = x[j] == pos_inf() ? share : 0.0f;
+    for (int j = 0; j < N; ++j) x[j] = x[j] == pos_inf() ? share : 0.0f;
   } else if (row_max == neg_inf()) {  // a row of all -inf
 #pragma unroll
-    for (int j = 0; j < C; ++j) x[j] = 0.0f;
+    for (int j = 0; j < N; ++j) x[j] = 0.0f;
   } else {
-    float numerator[C];
+    float numerator[N];
     float local_sum = 0.0f;  // lane-sequential, as softmax_row's
     bool far = false;
 #pragma unroll
-    for (int j = 0; j < C; ++j) {
+    for (int j = 0; j < N; ++j) {
       numerator[j] = expf(x[j] - row_max);
       local_sum += numerator[j];
       far |= !quotient_in_range_ok(numerator[j]);
     }
-    const float sum = warp_sum(local_sum);
-    if (__any_sync(kFullMask, far)) {
+    float sum;
+    if constexpr (kWholeWarp) {
+      sum = warp_sum(local_sum);
+      far = __any_sync(kFullMask, far);
+    } else {
+      (void)local_sum;
+      sum = butterfly_sum<N>(numerator);
+    }
+    if (far) {
 #pragma unroll
-      for (int j = 0; j < C; ++j) x[j] = numerator[j] / sum;
+      for (int j = 0; j < N; ++j) x[j] = numerator[j] / sum;
     } else {
 #pragma unroll
-      for (int j = 0; j < C; ++j) x[j] = quotient_in_range(numerator[j], sum);
+      for (int j = 0; j < N; ++j) x[j] = quotient_in_range(numerator[j], sum);
     }
   }
+}
+
+// ---- step 5: expert_selection (in-register helpers) -------------------------------------------------
+// The largest of N keys and its position: a scan in ascending position with a strict '>', so the lowest
+// position wins among equal keys (SPEC's tie rule when positions ascend with expert index); best stays
+// kNotCandidate and at 0 when no key is above it.
+template <int N>
+__device__ __forceinline__ void best_in_order(const u32 (&key)[N], u32& best, int& at) {
+  best = kNotCandidate;
+  at = 0;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    const bool greater = key[j] > best;
+    best = greater ? key[j] : best;
+    at = greater ? j : at;
+  }
+}
+
+// Takes position `at` when `mine`: its key becomes kNotCandidate and its p is returned (0 otherwise).
+// Written as selects, not branches, so a warp stays converged around the collectives that follow.
+template <int N>
+__device__ __forceinline__ float take_at(u32 (&key)[N], const float (&p)[N], int at, bool mine) {
+  float taken_p = 0.0f;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    const bool taken = mine && j == at;
+    taken_p = taken ? p[j] : taken_p;
+    key[j] = taken ? kNotCandidate : key[j];
+  }
+  return taken_p;
 }
 
 // ---- step 2: biased_scores --------------------------------------------------------------------------------
@@ -662,9 +730,9 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
     float p[C];
     Loader::decode(in_flight, p);
     if constexpr (SCORING == kSigmoid) {
-      sigmoid_lane<C>(p);
+      sigmoid_in_place<C, true>(p);
     } else {
-      softmax_lane<C>(p);
+      softmax_in_place<C, true>(p);
     }
 
     // ---- step 2: biased_scores ----
@@ -803,23 +871,12 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
       // Written as selects, not branches: the warp stays converged around the redux and shuffle.
 #pragma unroll
       for (int k = 0; k < K; ++k) {
-        u32 best = kNotCandidate;
-        int best_j = 0;
-#pragma unroll
-        for (int j = 0; j < C; ++j) {
-          const bool greater = key[j] > best;  // strict: the lowest j wins inside the lane
-          best = greater ? key[j] : best;
-          best_j = greater ? j : best_j;
-        }
+        u32 best;
+        int best_j;
+        best_in_order<C>(key, best, best_j);  // the lowest j wins inside the lane
         const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
         const int owner = static_cast<int>(winner / C);
-        float won_p = 0.0f;
-#pragma unroll
-        for (int j = 0; j < C; ++j) {
-          const bool taken = owner == lane && j == best_j;
-          won_p = taken ? p[j] : won_p;
-          key[j] = taken ? kNotCandidate : key[j];
-        }
+        float won_p = take_at<C>(key, p, best_j, owner == lane);
         won_p = __shfl_sync(kFullMask, won_p, owner);
         slot_id = lane == k ? static_cast<int>(winner) : slot_id;
         slot_p = lane == k ? won_p : slot_p;
@@ -841,85 +898,6 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
 // replay the warp kernels' xor butterfly over the lanes that would hold the values (butterfly_sum).
 // ======================================================================================================
 constexpr int kThreadKernelBlock = 128;  // threads per block (optimized/dispatch.py: THREAD_WARPS_PER_BLOCK)
-
-// The bits warp_sum gives when lane l < N holds v[l] and the other lanes hold 0 (the warp kernels' sums
-// for E <= 32, one expert per lane, and for the K routed slots, slot k in lane k): at offset d, lane l
-// adds lane l ^ d's value, which for l < d is lane l + d's; lane 0's final value is every lane's. The
-// lanes from N on hold +0 throughout, and adding +0 to a value that is not -0 returns it, so those adds
-// are skipped (the values summed here are exps and probabilities: never -0).
-template <int N>
-__device__ __forceinline__ float butterfly_sum(const float (&v)[N]) {
-  static_assert(1 <= N && N <= kWarpSize, "one value per lane");
-  float a[kWarpSize];
-#pragma unroll
-  for (int l = 0; l < kWarpSize; ++l) a[l] = l < N ? v[l] : 0.0f;
-#pragma unroll
-  for (int d = kWarpSize / 2; d > 0; d >>= 1) {
-#pragma unroll
-    for (int l = 0; l < d; ++l) {
-      if (l + d < N) a[l] = a[l] + a[l + d];
-    }
-  }
-  return a[0];
-}
-
-// Step 1 for one thread's whole row, sigmoid: bitwise `sigmoid` of each logit; the branch-free
-// reciprocal unless a denominator is >= 2^126 (a thread-local branch: the threads of a warp route
-// different rows and never exchange values).
-template <int N>
-__device__ __forceinline__ void sigmoid_thread(float (&x)[N]) {
-  float y[N];
-  bool far = false;
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    y[j] = sigmoid_denominator(x[j]);
-    far |= !(y[j] < kFastReciprocalLimit);
-  }
-  if (far) {
-#pragma unroll
-    for (int j = 0; j < N; ++j) x[j] = __frcp_rn(y[j]);
-  } else {
-#pragma unroll
-    for (int j = 0; j < N; ++j) x[j] = reciprocal_in_range(y[j]);
-  }
-}
-
-// Step 1 for one thread's whole row, softmax: bitwise softmax_lane's result for the same row (the row
-// statistics the warp kernels reduce over lanes, and the sum in their butterfly order).
-template <int N>
-__device__ __forceinline__ void softmax_thread(float (&x)[N]) {
-  u32 max_key = 0, num_inf = 0;
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    max_key = max(max_key, orderable(x[j]));
-    num_inf += x[j] == pos_inf() ? 1u : 0u;
-  }
-  const float row_max = from_orderable(max_key);
-  if (row_max == pos_inf()) {
-    const float share = 1.0f / static_cast<float>(num_inf);
-#pragma unroll
-    for (int j = 0; j < N; ++j) x[j] = x[j] == pos_inf() ? share : 0.0f;
-  } else if (row_max == neg_inf()) {
-#pragma unroll
-    for (int j = 0; j < N; ++j) x[j] = 0.0f;
-  } else {
-    float numerator[N];
-    bool far = false;
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      numerator[j] = expf(x[j] - row_max);
-      far |= !quotient_in_range_ok(numerator[j]);
-    }
-    const float sum = butterfly_sum<N>(numerator);
-    if (far) {
-#pragma unroll
-      for (int j = 0; j < N; ++j) x[j] = numerator[j] / sum;
-    } else {
-#pragma unroll
-      for (int j = 0; j < N; ++j) x[j] = quotient_in_range(numerator[j], sum);
-    }
-  }
-}
 
 template <int DT, int SCORING, int E, int K>
 __global__ void __launch_bounds__(kThreadKernelBlock) route_thread_kernel(
@@ -954,9 +932,9 @@ __global__ void __launch_bounds__(kThreadKernelBlock) route_thread_kernel(
     float p[E];
     Loader::decode(in_flight, p);
     if constexpr (SCORING == kSigmoid) {
-      sigmoid_thread<E>(p);
+      sigmoid_in_place<E, false>(p);
     } else {
-      softmax_thread<E>(p);
+      softmax_in_place<E, false>(p);
     }
 
     // ---- step 2: biased_scores ----
@@ -970,23 +948,11 @@ __global__ void __launch_bounds__(kThreadKernelBlock) route_thread_kernel(
     float slot_p[K];
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      u32 best = kNotCandidate;
-      int best_e = 0;
-#pragma unroll
-      for (int e = 0; e < E; ++e) {
-        const bool greater = key[e] > best;  // every real key is > 0: each round finds one
-        best = greater ? key[e] : best;
-        best_e = greater ? e : best_e;
-      }
-      float won_p = 0.0f;
-#pragma unroll
-      for (int e = 0; e < E; ++e) {
-        const bool taken = e == best_e;
-        won_p = taken ? p[e] : won_p;
-        key[e] = taken ? kNotCandidate : key[e];
-      }
+      u32 best;
+      int best_e;
+      best_in_order<E>(key, best, best_e);  // every real key is > 0: each round finds one
       slot_id[k] = best_e;
-      slot_p[k] = won_p;
+      slot_p[k] = take_at<E>(key, p, best_e, true);
     }
 
     // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
