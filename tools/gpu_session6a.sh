@@ -4,12 +4,7 @@
 # kernel (a copy of the last commit under .probe/old, put first on PYTHONPATH) against this one, then
 # compute-sanitizer. Every log under $OUT.
 # Usage (GPU machine, repo root, `.probe/old` carried): OUT=dir bash tools/gpu_session6a.sh
-set -o pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -1
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-  python3 -c "import torch, cupy; print('torch', torch.__version__, 'cupy', cupy.__version__)"; } | tee "$OUT/env.log"
+source tools/gpu_env.sh
 SECONDS=0
 timeout 280 python3 -m pytest -m gpu -q -p no:cacheprovider -x tests/test_optimized_gpu.py > "$OUT/pytest_opt.log" 2>&1
 echo "pytest optimized exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_opt.log")"; grep -E "^FAILED|^ERROR|Error" "$OUT/pytest_opt.log" | head -20

@@ -2,12 +2,8 @@
 # Device session 6, part 3: `moegate bench` against the peers on every preset (with the host path), and
 # the two plans side by side (tools/plan_probe.py). Every log under $OUT.
 # Usage (GPU machine, repo root, `.peers` carried): OUT=dir bash tools/gpu_session6c.sh
-set -o pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache
-python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -1
-{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-  python3 -c "import torch, cupy; print('torch', torch.__version__, 'cupy', cupy.__version__)"; } | tee "$OUT/env.log"
+source tools/gpu_env.sh
+export MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache
 SECONDS=0
 timeout 330 python3 -m moegate.properties bench --impl optimized --impl flashinfer-default --impl flashinfer-cake \
   --impl vllm --preset all --dtype bfloat16 --host --out "$OUT/bench" > "$OUT/bench.log" 2>&1; echo "bench exit $? in ${SECONDS}s"
