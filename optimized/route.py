@@ -8,6 +8,7 @@ arguments, the same errors (raised before any GPU work), the same outputs. `buil
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -15,8 +16,16 @@ import torch
 
 from moegate.reference import RoutingConfig, check_inputs
 
+from . import native
 from .build import check_defines, get_kernel
-from .dispatch import BIAS_DTYPE_CODES, SCORING_CODES, KernelPlan, dispatch_plan
+from .dispatch import (
+    BIAS_DTYPE_CODES,
+    PLAN_LATENCY,
+    PLAN_THROUGHPUT,
+    SCORING_CODES,
+    KernelPlan,
+    dispatch_plan,
+)
 from .launch import ROUTE_PARAMS, driver_launch_available, launch_route_kernel
 
 RouteFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
@@ -161,6 +170,55 @@ def _cupy_stream(stream_ptr: int, device_index: int) -> object:
         return cupy.cuda.ExternalStream(stream_ptr, device_index)
 
 
+# The compiled launcher (optimized/native.py): its `route` once built and configured, and the records of the
+# (config, device, scores dtype) triples the Python path has registered with it.
+_records = native.Records()
+_native_route: Callable[..., tuple[torch.Tensor, torch.Tensor] | None] | None = None
+_native_mod: Any = None
+_native_lock = threading.Lock()
+_native_tried = False
+
+
+def _native_module() -> Any:
+    """The compiled launcher, built and configured once per process; None with $MOEGATE_LAUNCH=python or
+    cupy, or where it cannot be built (native.load_extension warns why)."""
+    global _native_mod, _native_route, _native_tried
+    if not _native_tried:
+        with _native_lock:
+            if not _native_tried:
+                if native.launcher_choice() == "native" and driver_launch_available():
+                    module = native.load_extension()
+                    if module is not None:
+                        native.configure(module)
+                        _native_mod = module
+                        _native_route = module.route
+                _native_tried = True
+    return _native_mod
+
+
+def _register_native(config: RoutingConfig, plan: KernelPlan, scores: torch.Tensor) -> None:
+    """After a Python-path call of `route`: hand (config, device, scores dtype)'s kernels to the compiled
+    launcher, so that the next such call takes it."""
+    device_index = scores.device.index if scores.device.index is not None else torch.cuda.current_device()
+    if _records.registered(config, scores.dtype, device_index):
+        return
+    module = _native_module()
+    if module is None:
+        return
+    sm_count, programmatic = _device_info(device_index)
+    _records.register(
+        module,
+        config,
+        plan,
+        scores.dtype,
+        device_index,
+        sm_count,
+        programmatic,
+        get_kernel(plan.kernel_name(PLAN_THROUGHPUT), (), device_index).ptr,
+        get_kernel(plan.kernel_name(PLAN_LATENCY), (), device_index).ptr,
+    )
+
+
 def _route(
     scores: torch.Tensor,
     bias: torch.Tensor | None,
@@ -182,6 +240,8 @@ def _route(
         ids, weights = given
     # launch (none for T = 0)
     launch(plan, scores, bias, config, ids, weights, defines)
+    if not defines:  # the next such call takes the compiled launcher
+        _register_native(config, plan, scores)
     # return
     return ids, weights
 
@@ -224,10 +284,22 @@ def route(
     is compiled on the first call per architecture (CuPy's NVRTC compile, a few seconds) and loaded once
     per device; concurrent first calls from several threads compile once.
 
+    Host path: the first call of a (config object, device, scores dtype) takes the Python launcher, which
+    registers the kernels with the compiled launcher (optimized/native.py, built once per source and torch
+    version); later calls with the same config object check, allocate and launch in one C++ call. Input
+    the C++ checks do not accept goes back to the Python path, so errors are check_inputs' own.
+
     Raises:
         TypeError, ValueError: as `moegate.reference.check_inputs` for invalid arguments; TypeError for
             CPU tensors; ValueError for E > MAX_EXPERTS; all before any GPU work.
     """
+    fast = _native_route
+    if fast is not None:
+        entry = _records.by_id.get(id(config))
+        if entry is not None and entry[0] is config:
+            result = fast(scores, bias, entry[1], out)  # None: anything unusual, which the Python path takes
+            if result is not None:
+                return result
     return _route(scores, bias, config, out, ())
 
 

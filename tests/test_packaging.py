@@ -39,7 +39,9 @@ def test_wheel_holds_only_the_moegate_namespace_and_the_kernel_sources(wheel: Pa
     assert {t for t in top_levels if not t.endswith(".dist-info")} == {"moegate"}, top_levels
     for package in ("reference", "optimized", "properties"):
         assert f"moegate/{package}/__init__.py" in names
-    kernel_sources = sorted((REPO / "optimized" / "kernels").glob("*.cu"))
+    kernels = REPO / "optimized" / "kernels"
+    kernel_sources = sorted([*kernels.glob("*.cu"), *kernels.glob("*.cpp")])  # route.cu, launcher.cpp
+    assert {s.name for s in kernel_sources} >= {"route.cu", "launcher.cpp"}
     for source in kernel_sources:
         assert f"moegate/optimized/kernels/{source.name}" in names
     assert not any(name.startswith(("reference/", "properties/", "optimized/")) for name in names)

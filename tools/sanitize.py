@@ -33,6 +33,7 @@ def worker() -> int:
         dispatch_plan,
         generic_plan,
         launch,
+        route,
     )
     from moegate.reference import RoutingConfig
 
@@ -81,10 +82,14 @@ def worker() -> int:
                     weights = torch.empty(T, config.output_width, dtype=torch.float32, device="cuda")
                     launch(plan, scores, bias, config, ids, weights, selection=selection)
                     count += 1
+                if specialized:  # through route(): the first call registers, the second is the C++ launcher's
+                    for _ in range(2):
+                        route(scores, bias, config)
+                        count += 1
     torch.cuda.synchronize()
     print(
         f"worker: {count} launches ({len(cases)} cases x {len(dtypes)} dtypes x 2 layouts, both plans "
-        f"for the specialized kernels) done"
+        f"for the specialized kernels, and route() twice for them: the Python and the compiled launcher) done"
     )
     return 0
 
