@@ -11,6 +11,9 @@ Kernels (optimized/kernels/route.cu):
         (`KernelPlan.selection_plan`).
     route_thread_kernel<DT, SCORING, E, K>: one thread per row, the whole row in its registers, for the
         table rows with E <= 32 and no groups (kernel="thread"); one plan.
+    route_pair_kernel<DT, SCORING, E, K>: one row per half-warp (two rows per warp), for table rows with
+        E = 64 or 128 and no groups (kernel="pair"; Llama-4, where it measured faster): their throughput
+        plan; their latency plan is route_warp_kernel's.
     route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
 DT is the scores' dtype code (`SCORE_DTYPE_CODES`), SCORING the scoring function's (`SCORING_CODES`).
 Everything else (renormalize, S, shared mode, output scaling, r, bias dtype; and for the generic kernel
@@ -56,6 +59,8 @@ class Specialization:
     ((E / G) % (E / 32) == 0); K <= 32.
     kernel "thread" (`route_thread_kernel`, one thread per row, for small E): E <= 32, G == Kg == 1,
     K <= E.
+    kernel "pair" (`route_pair_kernel`, two rows per warp, in the throughput plan; the latency plan is the
+    warp kernel's): E in (64, 128), G == Kg == 1, K <= 16.
     """
 
     name: str  # the presets it serves, for humans
@@ -69,6 +74,12 @@ class Specialization:
     def __post_init__(self) -> None:
         if self.kernel not in KERNEL_KINDS:
             raise ValueError(f"kernel={self.kernel!r}, but a table row's kernel is one of {KERNEL_KINDS}")
+        one_group = self.num_expert_group == self.topk_group == 1
+        if self.kernel == "pair" and not (self.num_experts in (64, 128) and one_group and self.topk <= 16):
+            raise ValueError(
+                f"kernel='pair' with (E, G, Kg, K) = {self.key[1:]}, but the row-per-half-warp kernel takes "
+                f"E = 64 or 128, G = Kg = 1 and K <= 16"
+            )
 
     @property
     def key(self) -> tuple[str, int, int, int, int]:
@@ -88,7 +99,7 @@ class Specialization:
 
 
 # The kernel kinds a table row can name (Specialization.kernel).
-KERNEL_KINDS: tuple[str, ...] = ("warp", "thread")
+KERNEL_KINDS: tuple[str, ...] = ("warp", "thread", "pair")
 
 # The dispatch table. Each row is compiled for each scores dtype.
 SPECIALIZATIONS: tuple[Specialization, ...] = (
@@ -104,7 +115,13 @@ SPECIALIZATIONS: tuple[Specialization, ...] = (
     Specialization("moonlight-16b-a3b", "sigmoid", num_experts=64, num_expert_group=1, topk_group=1, topk=6),
     Specialization("glm-4.5-air", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=8),
     Specialization("gpt-oss-120b", "softmax", num_experts=128, num_expert_group=1, topk_group=1, topk=4),
-    Specialization("llama-4-maverick", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=1),
+    # Two rows per warp in the throughput plan: measured on an H200, 0.88x the warp kernel's time at
+    # T = 262144 for Llama-4 (K = 1), but 1.2 to 1.34x for the K = 6 to 8 rows of E = 64 and 128, and even
+    # for gpt-oss (K = 4): docs/perf.md, session 7.
+    Specialization(
+        "llama-4-maverick", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=1,
+        kernel="pair",
+    ),
     Specialization(
         "mixtral-8x7b", "softmax", num_experts=8, num_expert_group=1, topk_group=1, topk=2, kernel="thread"
     ),
@@ -134,7 +151,8 @@ class KernelPlan:
     warps_per_block: block = 32 * warps_per_block threads.
     shared_mem_bytes: dynamic shared memory per block (0 for the specialized kernels).
     latency_name_expression: the latency plan's kernel, or None where one kernel serves every T.
-    rows_per_warp: rows a warp routes at a time (1; 32 for the row-per-thread kernel).
+    rows_per_warp: rows a warp routes at a time in the throughput plan (1; 2 for the row-per-half-warp
+        kernel; 32 for the row-per-thread kernel).
     """
 
     name_expression: str
@@ -207,6 +225,8 @@ def specialized_name(spec: Specialization, dtype: torch.dtype, selection: int = 
     scoring, e, g, kg, k = spec.key
     if spec.kernel == "thread":
         return f"moegate::route_thread_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {k}>"
+    if spec.kernel == "pair" and selection == PLAN_THROUGHPUT:
+        return f"moegate::route_pair_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {k}>"
     return (
         f"moegate::route_warp_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}, "
         f"{selection}>"
@@ -214,7 +234,7 @@ def specialized_name(spec: Specialization, dtype: torch.dtype, selection: int = 
 
 
 def _plans_of(spec: Specialization) -> tuple[int, ...]:
-    return (PLAN_THROUGHPUT, PLAN_LATENCY) if spec.kernel == "warp" else (PLAN_THROUGHPUT,)
+    return (PLAN_THROUGHPUT,) if spec.kernel == "thread" else (PLAN_THROUGHPUT, PLAN_LATENCY)
 
 
 def generic_name(dtype: torch.dtype) -> str:
@@ -284,4 +304,5 @@ def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
         warps_per_block=SPECIALIZED_WARPS_PER_BLOCK,
         shared_mem_bytes=0,
         latency_name_expression=specialized_name(spec, dtype, PLAN_LATENCY),
+        rows_per_warp=2 if spec.kernel == "pair" else 1,
     )

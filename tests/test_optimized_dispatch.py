@@ -46,7 +46,7 @@ def test_hot_presets_are_specialized() -> None:
 
 def test_every_plan_names_a_compiled_kernel() -> None:
     compiled = name_expressions()
-    kernels_per_dtype = sum(2 if s.kernel == "warp" else 1 for s in SPECIALIZATIONS) + 1  # + generic
+    kernels_per_dtype = sum(1 if s.kernel == "thread" else 2 for s in SPECIALIZATIONS) + 1  # + generic
     assert len(compiled) == len(set(compiled)) == kernels_per_dtype * len(SCORE_DTYPE_CODES)
     configs = [*PRESETS.values(), RoutingConfig(num_experts=72, topk=5, num_expert_group=3, topk_group=2)]
     for config in configs:
@@ -78,10 +78,12 @@ def test_specializations_satisfy_the_kernel_constraints() -> None:
     for spec in SPECIALIZATIONS:
         scoring, e, g, kg, k = spec.key
         assert scoring in ("sigmoid", "softmax")
-        assert spec.kernel in ("warp", "thread")
+        assert spec.kernel in ("warp", "thread", "pair")
         if spec.kernel == "thread":
             assert 1 <= e <= 32 and g == 1 and kg == 1 and 1 <= k <= e
             continue
+        if spec.kernel == "pair":  # and its latency plan is a warp kernel's: the constraints below too
+            assert e in (64, 128) and g == 1 and kg == 1 and 1 <= k <= 16
         per_lane, per_group = e // 32, e // g
         assert e % 32 == 0 and e % g == 0 and 1 <= kg <= g
         if g > 1:
@@ -94,8 +96,24 @@ def test_specializations_satisfy_the_kernel_constraints() -> None:
 def test_a_table_row_names_a_known_kernel_kind() -> None:
     from moegate.optimized import Specialization
 
-    with pytest.raises(ValueError, match=r"kernel='lane'.*'warp', 'thread'"):
+    with pytest.raises(ValueError, match=r"kernel='lane'.*'warp', 'thread', 'pair'"):
         Specialization("x", "softmax", num_experts=8, num_expert_group=1, topk_group=1, topk=2, kernel="lane")
+    with pytest.raises(ValueError, match=r"kernel='pair' with \(E, G, Kg, K\) = \(256, 8, 4, 8\)"):
+        Specialization("x", "sigmoid", num_experts=256, num_expert_group=8, topk_group=4, topk=8,
+                       kernel="pair")  # fmt: skip
+
+
+def test_pair_rows_route_two_rows_per_warp_in_the_throughput_plan() -> None:
+    # Llama-4 (E = 128, K = 1): two rows per warp at large T (route_pair_kernel), a warp per row at small T.
+    plan = dispatch_plan(PRESETS["llama-4-maverick"], torch.bfloat16)
+    assert "route_pair_kernel" in plan.kernel_name(PLAN_THROUGHPUT) and plan.rows_per_warp == 2
+    assert "route_warp_kernel" in plan.kernel_name(PLAN_LATENCY)
+    sm = 132
+    assert plan.selection_plan(8 * sm, sm) == PLAN_LATENCY
+    assert plan.selection_plan(8 * sm + 1, sm) == PLAN_THROUGHPUT
+    assert plan.geometry(8 * sm, sm, PLAN_LATENCY) == (sm, 256)
+    assert plan.geometry(8 * sm + 1, sm, PLAN_THROUGHPUT) == (-(-(8 * sm + 1) // 16), 256)
+    assert plan.geometry(10**9, sm, PLAN_THROUGHPUT) == (sm * 8, 256)  # capped; the kernel loops
 
 
 def test_small_e_rows_route_a_row_per_thread() -> None:

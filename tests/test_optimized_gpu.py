@@ -418,6 +418,39 @@ def test_latency_and_throughput_plans_agree_bitwise(spec, dtype) -> None:
         assert_matches_reference(config, scores, bias, latency, f"latency plan {spec.name}")
 
 
+PAIR_SPECS = [s for s in SPECIALIZATIONS if s.kernel == "pair"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("spec", PAIR_SPECS, ids=lambda s: s.name)
+def test_two_rows_per_warp_equal_the_generic_kernel_on_odd_strided_batches(spec, dtype) -> None:
+    # route_pair_kernel (the throughput plan of E = 64 and 128 rows): a warp's halves route two rows; an
+    # odd T leaves the last half without one. Random, tie-heavy, non-finite and wide-spread rows, in
+    # contiguous, padded and misaligned layouts, bitwise against the generic kernel.
+    config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
+    plan = dispatch_plan(config, dtype)
+    assert "route_pair_kernel" in plan.kernel_name(PLAN_THROUGHPUT)
+    for num_rows, layout in ((2115, "contiguous"), (3001, "padded"), (1999, "misaligned")):
+        seed = seed_of("pair", spec.name, dtype, num_rows)
+        rows, bias = random_inputs(config, num_rows, dtype, torch.float32, seed)
+        rows = torch.cat([tie_heavy_scores(config, dtype, seed), spread_scores(config, dtype, seed), rows])
+        rows = rows[:num_rows]
+        E = config.num_experts
+        if layout == "contiguous":
+            scores = rows.contiguous()
+        else:
+            pad = 5 if layout == "padded" else 1
+            buffer = torch.zeros(num_rows, E + pad, dtype=dtype, device=CUDA)
+            start = 0 if layout == "padded" else 1
+            buffer[:, start : start + E] = rows
+            scores = buffer[:, start : start + E]
+        slow = run_plan(generic_plan(config, dtype), scores, bias, config)
+        fast = run_plan(plan, scores, bias, config, PLAN_THROUGHPUT)
+        assert_valid(config, *fast)
+        assert torch.equal(fast[0], slow[0]), f"{spec.name} {layout} T={num_rows}: ids differ"
+        assert torch.equal(fast[1], slow[1]), f"{spec.name} {layout} T={num_rows}: weights differ bitwise"
+
+
 def test_dispatch_switches_plans_past_one_block_per_sm() -> None:
     config = PRESETS["deepseek-v3"]
     plan = dispatch_plan(config, torch.bfloat16)

@@ -2,8 +2,9 @@
 
     python tools/plan_probe.py [--preset deepseek-v3 ...] [--rows 1,256,4096,...] [--dtype bfloat16]
 
-For each preset and T: the kernel forced into the latency plan, into the throughput plan, and as the
-dispatch picks (`KernelPlan.selection_plan`), each timed by `moegate bench`'s own timer
+For each preset and T: the kernel forced into the latency plan, into the throughput plan, the latency
+kernel run through its throughput path with the throughput geometry ("crossed": stop 14's single kernel),
+and as the dispatch picks (`KernelPlan.selection_plan`), each timed by `moegate bench`'s own timer
 (`benchmark_timers.CudaTimer`: calls captured in one CUDA graph over input sets rotated past L2,
 replayed, median of 5 replays, per call). The outputs of the two plans are compared bitwise on one
 set. Prints one line per (preset, T).
@@ -12,6 +13,7 @@ set. Prints one line per (preset, T).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import torch
 
@@ -41,20 +43,33 @@ def probe(preset: str, num_rows: int, dtype: torch.dtype) -> str:
     timer = CudaTimer(device)
     scores0, _ = make_set(0)
     times, outs = {}, {}
-    for name, selection in (("latency", PLAN_LATENCY), ("throughput", PLAN_THROUGHPUT), ("dispatch", None)):
+    crossed = plan
+    if plan.latency_name_expression is not None:
+        crossed = dataclasses.replace(plan, name_expression=plan.latency_name_expression, rows_per_warp=1)
+    variants = (
+        ("latency", plan, PLAN_LATENCY),
+        ("throughput", plan, PLAN_THROUGHPUT),
+        ("crossed", crossed, PLAN_THROUGHPUT),
+        ("dispatch", plan, None),
+    )
+    for name, variant, selection in variants:
 
-        def call(scores: torch.Tensor, bias: torch.Tensor | None, selection: int | None = selection) -> None:
-            launch(plan, scores, bias, config, *outputs(), selection=selection)
+        def call(scores, bias, selection: int | None = selection, variant=variant) -> None:
+            launch(variant, scores, bias, config, *outputs(), selection=selection)
 
         times[name] = timer.time(call, make_set, num_rows * E * dtype.itemsize).seconds * 1e6
         outs[name] = outputs()
-        launch(plan, scores0, bias, config, *outs[name], selection=selection)
-    same = all(torch.equal(a, b) for a, b in zip(outs["latency"], outs["throughput"], strict=True))
+        launch(variant, scores0, bias, config, *outs[name], selection=selection)
+    same = all(
+        torch.equal(a, b) and torch.equal(a, c)
+        for a, b, c in zip(outs["latency"], outs["throughput"], outs["crossed"], strict=True)
+    )
     sm_count = torch.cuda.get_device_properties(device).multi_processor_count
     picked = "latency" if plan.selection_plan(num_rows, sm_count) == PLAN_LATENCY else "throughput"
     return (
         f"{preset:20s} T={num_rows:>7d} latency {times['latency']:8.2f} us  throughput "
-        f"{times['throughput']:8.2f} us  dispatch ({picked}) {times['dispatch']:8.2f} us  "
+        f"{times['throughput']:8.2f} us  crossed {times['crossed']:8.2f} us  "
+        f"dispatch ({picked}) {times['dispatch']:8.2f} us  "
         f"latency/throughput {times['latency'] / times['throughput']:.3f}  bitwise same: {same}"
     )
 

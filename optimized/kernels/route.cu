@@ -1,4 +1,4 @@
-// moegate fused routing kernel: SPEC.md steps 1 to 8 in one launch, one warp per row.
+// moegate fused routing kernel: SPEC.md steps 1 to 8 in one launch, a warp (or half, or a thread) per row.
 //
 // What a call moves (DeepSeek-V3, bf16 scores, T rows): T * 256 * 2 bytes of logits read once, T * 9 *
 // (4 + 4) bytes of ids and weights written once, the bias (1 KB) read once per warp. Nothing else
@@ -17,6 +17,9 @@
 //     loads; in the latency plan a warp requests its row's logits before its bias, so that the two
 //     loads overlap (a single-row call waits for both). A group spans LPG = (E / G) / C lanes (a power
 //     of two), so group reductions are shuffles inside aligned lane segments.
+//   * route_pair_kernel<DT, SCORING, E, K> (the table rows with E = 64 or 128 and no groups, throughput
+//     plan; described above it): a warp routes two rows, one per 16-lane half, lane m of a half owning
+//     the experts of lanes 2m and 2m + 1 above, so every order, and every bit, is theirs.
 //   * route_generic_kernel<DT> (everything else, E <= MAX_EXPERTS of optimized/dispatch.py): the row's
 //     keys live in shared memory, (E + G) words per warp, written and read only by the warp that owns them
 //     (__syncwarp between phases, no block barrier).
@@ -242,12 +245,12 @@ __device__ __forceinline__ float butterfly_sum(const float (&v)[N]) {
 
 // Step 1, sigmoid, for N logits in place (specialized kernels), bitwise `sigmoid` of each: branch-free
 // reciprocals unless a denominator is >= 2^126 (a logit below about -87.3, or -inf), in which case all N
-// take rcp.rn. kWholeWarp: the N logits are a lane's share of a row the warp routes together, and one warp
-// vote decides for the whole row (warp-uniform, so the fast path keeps the warp converged). Otherwise
+// take rcp.rn. kWholeWarp: the N logits are a lane's share of a row the warp (or, vote_mask, the half-warp)
+// routes together, and one vote of those lanes decides for the whole row (warp-uniform, so the fast path keeps the warp converged). Otherwise
 // they are one thread's whole row and the decision is the thread's own (the threads of a warp route
 // different rows and never exchange values).
 template <int N, bool kWholeWarp>
-__device__ __forceinline__ void sigmoid_in_place(float (&x)[N]) {
+__device__ __forceinline__ void sigmoid_in_place(float (&x)[N], u32 vote_mask = kFullMask) {
   float y[N];
   bool far = false;
 #pragma unroll
@@ -255,7 +258,7 @@ __device__ __forceinline__ void sigmoid_in_place(float (&x)[N]) {
     y[j] = sigmoid_denominator(x[j]);
     far |= !(y[j] < kFastReciprocalLimit);
   }
-  if constexpr (kWholeWarp) far = __any_sync(kFullMask, far);
+  if constexpr (kWholeWarp) far = __any_sync(vote_mask, far);
   if (far) {
 #pragma unroll
     for (int j = 0; j < N; ++j) x[j] = __frcp_rn(y[j]);
@@ -707,6 +710,10 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   // T = 1 (DeepSeek-V3 2.65 against 2.22 us; ptxas schedules the row's chain differently), while the
   // throughput path gains from having no latency code at all (DeepSeek-V3 T = 262144: 274 -> 250 us).
   const bool latency = PLAN == kPlanLatency ? plan == kPlanLatency : false;  // warp-uniform
+  // Step 5's rank counts pay off when K rounds of warp collectives are a long chain; for K = 1 the one
+  // round is shorter than a rank count (Llama-4 on the H200, docs/perf.md: T = 1 1.82 -> 1.5 us), so the
+  // latency kernel of a K = 1 row selects as the throughput plan does (and keeps its early bias load).
+  const bool rank_select = K > 1 && latency;
   u32* stage_key = stage_keys[threadIdx.x / kWarpSize];
   u32* stage_id = stage_ids[threadIdx.x / kWarpSize];
   float* stage_p = stage_ps[threadIdx.x / kWarpSize];
@@ -781,7 +788,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
     for (int j = 0; j < C; ++j) lane_max = max(lane_max, key[j]);
     u32 tau = kNotCandidate;
     __syncwarp();  // the previous row's reads of this warp's staging area are done
-    if (latency) {
+    if (rank_select) {
       // The lane whose rank among the 32 lane maxima is K - 1 holds tau.
       stage_key[lane] = lane_max;
       __syncwarp();
@@ -803,7 +810,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
     for (int j = 0; j < C; ++j) count += key[j] >= floor_key ? 1 : 0;
     int below = 0;  // candidates in the lanes below this one
     int staged = 0;
-    if (latency) {
+    if (rank_select) {
       // One ballot per register position, independent of each other.
       const u32 lanes_below = (1u << lane) - 1u;
 #pragma unroll
@@ -840,7 +847,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
       u32 cand_key = has ? stage_key[lane] : kNotCandidate;
       const u32 cand_id = has ? stage_id[lane] : 0u;
       const float cand_p = has ? stage_p[lane] : 0.0f;
-      if (latency) {
+      if (rank_select) {
         // Each candidate's rank among the staged ones is its slot; the winners park (id, p) at their
         // slot, and lane k collects slot k.
         const int rank = rank_among_staged(stage_key, staged, cand_key, lane);
@@ -886,6 +893,227 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
     // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
     write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p, lane,
                          out);
+  }
+}
+
+// ======================================================================================================
+// Row-per-half-warp kernel: E = 64 or 128 without groups (G = Kg = 1), step 5's throughput plan. A warp
+// routes two rows at once, one per 16-lane half, so the steps whose cost does not grow with E (the row
+// statistics, tau, the prefix sum, the K winner rounds, the routed sum) are paid once per two rows: a
+// warp per row spent as many instructions per row on them for E = 64 as for E = 256.
+// Lane m of a half owns experts [m * 2C, (m + 1) * 2C), C = E / 32: exactly the experts of lanes 2m and
+// 2m + 1 of the warp kernels' layout, so every order is theirs: the selection's (ascending expert order,
+// the same tie rule), and the softmax sum's, which replays their xor butterfly (pair_row_sum), so the
+// result is bitwise the warp kernels' (and the generic kernel's; GPU test). Collectives run on the half's
+// 16 lanes (redux and vote with the half's mask, shuffles of width 16); the halves never exchange
+// values, so when T is odd the last half without a row simply leaves the loop.
+// ======================================================================================================
+constexpr int kHalfWarp = 16;
+
+// The warp kernels' softmax sum (a lane's C values summed in order, then warp_sum's xor butterfly over
+// the 32 lanes) from a half-warp lane that holds the values of lanes 2m (lo) and 2m + 1 (hi): butterfly
+// offsets 16, 8, 4, 2 pair lane 2m + b with 2(m ^ 8) + b, ..., 2(m ^ 1) + b (a shuffle of width 16 at
+// offset 8, 4, 2, 1 for each of the two), and offset 1 pairs lo with hi inside the lane.
+__device__ __forceinline__ float pair_row_sum(float lo, float hi, u32 mask) {
+#pragma unroll
+  for (int offset = kHalfWarp / 2; offset > 0; offset >>= 1) {
+    lo += __shfl_xor_sync(mask, lo, offset, kHalfWarp);
+    hi += __shfl_xor_sync(mask, hi, offset, kHalfWarp);
+  }
+  return lo + hi;
+}
+
+// Step 1, softmax, for a half-warp lane's 2C logits in place: bitwise softmax_in_place<C, true> of the
+// warp kernels on lanes 2m and 2m + 1 (the row statistics over the half, the sum by pair_row_sum, one vote
+// of the half for the division).
+template <int C2>
+__device__ __forceinline__ void softmax_pair_in_place(float (&x)[C2], u32 mask) {
+  constexpr int C = C2 / 2;
+  u32 max_key = 0, num_inf = 0;
+#pragma unroll
+  for (int j = 0; j < C2; ++j) {
+    max_key = max(max_key, orderable(x[j]));
+    num_inf += x[j] == pos_inf() ? 1u : 0u;
+  }
+  max_key = __reduce_max_sync(mask, max_key);
+  const float row_max = from_orderable(max_key);
+  if (row_max == pos_inf()) {
+    num_inf = __reduce_add_sync(mask, num_inf);
+    const float share = 1.0f / static_cast<float>(num_inf);
+#pragma unroll
+    for (int j = 0; j < C2; ++j) x[j] = x[j] == pos_inf() ? share : 0.0f;
+  } else if (row_max == neg_inf()) {
+#pragma unroll
+    for (int j = 0; j < C2; ++j) x[j] = 0.0f;
+  } else {
+    float numerator[C2];
+    float lo = 0.0f, hi = 0.0f;  // lane-sequential, as the warp kernels' lanes 2m and 2m + 1
+    bool far = false;
+#pragma unroll
+    for (int j = 0; j < C2; ++j) {
+      numerator[j] = expf(x[j] - row_max);
+      if (j < C) {
+        lo += numerator[j];
+      } else {
+        hi += numerator[j];
+      }
+      far |= !quotient_in_range_ok(numerator[j]);
+    }
+    const float sum = pair_row_sum(lo, hi, mask);
+    far = __any_sync(mask, far);
+    if (far) {
+#pragma unroll
+      for (int j = 0; j < C2; ++j) x[j] = numerator[j] / sum;
+    } else {
+#pragma unroll
+      for (int j = 0; j < C2; ++j) x[j] = quotient_in_range(numerator[j], sum);
+    }
+  }
+}
+
+template <int DT, int SCORING, int E, int K>
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_pair_kernel(
+    const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
+    int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
+    int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
+    float* __restrict__ out_weights) {
+  constexpr int C2 = E / kHalfWarp;  // experts per lane: lanes 2m and 2m + 1 of the warp kernels
+  static_assert(E == 64 || E == 128, "the row-per-half-warp kernel takes E = 64 or 128");
+  static_assert(1 <= K && K <= kHalfWarp, "the row-per-half-warp kernel needs K <= 16");
+  (void)num_experts;  // the compile-time SCORING, E and K stand for these; G = Kg = 1
+  (void)num_groups;
+  (void)topk_group;
+  (void)topk;
+  (void)scoring;
+  (void)plan;  // the throughput plan (the table row's latency plan is the warp kernel's)
+
+  typedef RowLoader<DT, C2> Loader;
+  typedef typename Loader::Raw Raw;
+  __shared__ __align__(16) u32 stage_keys[kMaxWarpsPerBlock][kWarpSize];
+  __shared__ u32 stage_ids[kMaxWarpsPerBlock][kWarpSize];
+  __shared__ float stage_ps[kMaxWarpsPerBlock][kWarpSize];
+  const int lane = static_cast<int>(threadIdx.x) & (kWarpSize - 1);
+  const int half = lane / kHalfWarp;
+  const int m = lane % kHalfWarp;  // the lane within its half
+  const u32 mask = half == 0 ? 0x0000ffffu : 0xffff0000u;
+  const i64 first_row = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / kHalfWarp;
+  const i64 num_halves = static_cast<i64>(gridDim.x) * blockDim.x / kHalfWarp;
+  const bool vec = Loader::vector_ok(scores, row_stride);
+  u32* stage_key = stage_keys[threadIdx.x / kWarpSize] + half * kHalfWarp;
+  u32* stage_id = stage_ids[threadIdx.x / kWarpSize] + half * kHalfWarp;
+  float* stage_p = stage_ps[threadIdx.x / kWarpSize] + half * kHalfWarp;
+
+  const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
+  wait_for_predecessors_and_release_successor();
+  float bias_f[C2];
+  load_bias_lane<C2>(bias, bias_dtype, m, bias_f);
+
+  for (i64 row = first_row; row < num_rows; row += num_halves) {
+    // ---- step 1: probabilities (x is overwritten by p) ----
+    typename Loader::InFlight in_flight;
+    Loader::issue(row_start<Raw>(scores, row, row_stride), m, vec, in_flight);
+    float p[C2];
+    Loader::decode(in_flight, p);
+    if constexpr (SCORING == kSigmoid) {
+      sigmoid_in_place<C2, true>(p, mask);
+    } else {
+      softmax_pair_in_place<C2>(p, mask);
+    }
+
+    // ---- step 2: biased_scores ----
+    u32 key[C2];
+#pragma unroll
+    for (int j = 0; j < C2; ++j) key[j] = biased_score_key(p[j], bias_f[j]);
+
+    // ---- steps 3-4: group_scores, group_selection: one group, always kept ----
+    // ---- step 5: expert_selection (the warp kernel's throughput plan on the half's 16 lanes) ----
+    int slot_id = 0;
+    float slot_p = 0.0f;
+    u32 lane_max = kNotCandidate;
+#pragma unroll
+    for (int j = 0; j < C2; ++j) lane_max = max(lane_max, key[j]);
+    u32 tau = kNotCandidate;
+    {
+      u32 v = lane_max;
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        tau = __reduce_max_sync(mask, v);
+        const u32 first = __reduce_min_sync(mask, v == tau ? static_cast<u32>(m) : kNoIndex);
+        v = static_cast<u32>(m) == first ? kNotCandidate : v;
+      }
+    }
+    const u32 floor_key = max(tau, 1u);
+    int count = 0;
+#pragma unroll
+    for (int j = 0; j < C2; ++j) count += key[j] >= floor_key ? 1 : 0;
+    int inclusive = count;
+#pragma unroll
+    for (int d = 1; d < kHalfWarp; d <<= 1) {
+      const int lower = __shfl_up_sync(mask, inclusive, d, kHalfWarp);
+      inclusive += m >= d ? lower : 0;
+    }
+    const int below = inclusive - count;
+    const int staged = __shfl_sync(mask, inclusive, kHalfWarp - 1, kHalfWarp);
+
+    __syncwarp(mask);  // the previous row's reads of this half's staging area are done
+    if (staged <= kHalfWarp) {
+      int slot = below;
+#pragma unroll
+      for (int j = 0; j < C2; ++j) {
+        if (key[j] >= floor_key) {
+          stage_key[slot] = key[j];
+          stage_id[slot] = static_cast<u32>(m * C2 + j);
+          stage_p[slot] = p[j];
+          ++slot;
+        }
+      }
+      __syncwarp(mask);
+      const bool has = m < staged;
+      u32 cand_key = has ? stage_key[m] : kNotCandidate;
+      const u32 cand_id = has ? stage_id[m] : 0u;
+      const float cand_p = has ? stage_p[m] : 0.0f;
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const u32 top = __reduce_max_sync(mask, cand_key);
+        const u32 holders = __ballot_sync(mask, cand_key == top) & mask;
+        const int w = __ffs(holders >> (half * kHalfWarp)) - 1;  // the lowest slot: the lowest index
+        const int id = static_cast<int>(__shfl_sync(mask, cand_id, w, kHalfWarp));
+        const float won_p = __shfl_sync(mask, cand_p, w, kHalfWarp);
+        cand_key = m == w ? kNotCandidate : cand_key;
+        slot_id = m == k ? id : slot_id;
+        slot_p = m == k ? won_p : slot_p;
+      }
+    } else {
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        u32 best;
+        int best_j;
+        best_in_order<C2>(key, best, best_j);
+        const u32 top = __reduce_max_sync(mask, best);
+        const u32 winner = __reduce_min_sync(mask, best == top ? static_cast<u32>(m * C2 + best_j) : kNoIndex);
+        const int owner = static_cast<int>(winner / C2);
+        float won_p = take_at<C2>(key, p, best_j, owner == m);
+        won_p = __shfl_sync(mask, won_p, owner, kHalfWarp);
+        slot_id = m == k ? static_cast<int>(winner) : slot_id;
+        slot_p = m == k ? won_p : slot_p;
+      }
+    }
+
+    // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
+    // The routed sum: warp_sum over slot k in lane k < K <= 16 (offset 16 adds +0 there), so the
+    // butterfly at offsets 8, 4, 2, 1 inside the half gives its bits.
+    float routed_sum = m < K ? slot_p : 0.0f;
+#pragma unroll
+    for (int offset = kHalfWarp / 2; offset > 0; offset >>= 1) {
+      routed_sum += __shfl_xor_sync(mask, routed_sum, offset, kHalfWarp);
+    }
+    int* ids = out_ids + row * out.width;
+    float* weights = out_weights + row * out.width;
+    if (m < K) {
+      ids[m] = slot_id;
+      weights[m] = output_scaling(routed_weight(slot_p, routed_sum, out), out);
+    }
+    shared_slots(ids, weights, row, routed_sum, m, kHalfWarp, out);
   }
 }
 
