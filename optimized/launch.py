@@ -10,7 +10,9 @@ the driver, for two reasons that CuPy's `Function.__call__` cannot serve:
   instead of one Python object per argument, which keeps an eager call within a few microseconds.
 
 With $MOEGATE_LAUNCH=cupy (or a driver without cuLaunchKernelEx) the launcher falls back to CuPy's own
-`Function.__call__`, without programmatic dependent launch.
+`Function.__call__`, without programmatic dependent launch. Calls after a config's first one normally go
+through the compiled launcher instead (optimized/native.py: the same driver call, made from C++);
+$MOEGATE_LAUNCH=python keeps them here.
 
 The parameter buffer follows the kernels' signature (route.cu), each field at its natural alignment:
 
