@@ -213,6 +213,24 @@ class KernelPlan:
         return PLAN_LATENCY if blocks <= sm_count else PLAN_THROUGHPUT
 
 
+def config_arguments(config: RoutingConfig) -> tuple[int | float, ...]:
+    """The kernels' per-config arguments, in their order (route.cu's signature, between bias_dtype and
+    plan): (num_experts, num_groups, topk_group, topk, scoring, renormalize, num_shared, replica,
+    apply_scaling, r). Both launchers pass exactly these."""
+    return (
+        config.num_experts,
+        config.num_expert_group,
+        config.topk_group,
+        config.topk,
+        SCORING_CODES[config.scoring_func],
+        int(config.renormalize),
+        config.num_fused_shared_experts,
+        int(config.shared_expert_mode == "replica"),
+        int(config.apply_routed_scaling_factor_on_output),
+        config.routed_scaling_factor,
+    )
+
+
 def _dtype_code(dtype: torch.dtype) -> int:
     if dtype not in SCORE_DTYPE_CODES:
         raise TypeError(f"dtype={dtype}, but the scores' dtype must be one of {tuple(SCORE_DTYPE_CODES)}")

@@ -33,7 +33,7 @@ import torch
 
 from moegate.reference import RoutingConfig
 
-from .dispatch import SCORE_DTYPE_CODES, SCORING_CODES, KernelPlan
+from .dispatch import SCORE_DTYPE_CODES, KernelPlan, config_arguments
 
 LAUNCHER_SOURCE = Path(__file__).resolve().parent / "kernels" / "launcher.cpp"
 CACHE_ENV = "MOEGATE_CACHE_DIR"
@@ -139,16 +139,7 @@ def configure(module: Any, allow_cpu: bool = False, launch_address: int | None =
 def make_record(module: Any, config: RoutingConfig, plan: KernelPlan) -> Any:
     """A record (capsule) of `config`'s kernel arguments and `plan`'s geometry; no kernels yet."""
     return module.make_record(
-        config.num_experts,
-        config.num_expert_group,
-        config.topk_group,
-        config.topk,
-        SCORING_CODES[config.scoring_func],
-        int(config.renormalize),
-        config.num_fused_shared_experts,
-        int(config.shared_expert_mode == "replica"),
-        int(config.apply_routed_scaling_factor_on_output),
-        config.routed_scaling_factor,
+        *config_arguments(config),
         config.output_width,
         plan.warps_per_block,
         plan.rows_per_warp,
