@@ -104,7 +104,8 @@ def load_extension() -> Any:
             try:
                 _module = build_extension()
             except Exception as error:  # no compiler, no ninja, headers missing: the Python launcher
-                _build_error = f"{type(error).__name__}: {str(error).strip().splitlines()[-1:]}"
+                lines = str(error).strip().splitlines()
+                _build_error = f"{type(error).__name__}: {lines[-1] if lines else ''}"
                 warnings.warn(
                     f"moegate: the compiled launcher could not be built ({_build_error}); eager route calls "
                     f"take the Python launcher (~20 us of host time instead of a few). "

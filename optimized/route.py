@@ -229,10 +229,12 @@ def _route(
         weights = torch.empty((num_rows, width), dtype=torch.float32, device=scores.device)
     else:
         ids, weights = given
+    # register: the next such call takes the compiled launcher (before the launch, so that anything
+    # raised here, such as a bad $MOEGATE_LAUNCH, is raised before any GPU work)
+    if not defines and num_rows > 0:
+        _register_native(config, plan, scores)
     # launch (none for T = 0)
     launch(plan, scores, bias, config, ids, weights, defines)
-    if not defines:  # the next such call takes the compiled launcher
-        _register_native(config, plan, scores)
     # return
     return ids, weights
 

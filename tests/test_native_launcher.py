@@ -452,3 +452,22 @@ def test_records_are_per_config_object_and_bounded(launcher, monkeypatch) -> Non
             module, other, dispatch_plan(other, torch.bfloat16), torch.bfloat16, 0, SM_COUNT, True, 1, 2
         )
     assert len(records.by_id) <= 2
+
+
+def test_a_bad_launcher_choice_raises_before_any_launch(monkeypatch) -> None:
+    """The Python path registers with the compiled launcher before it launches, so that what registering
+    raises (here a bad $MOEGATE_LAUNCH) comes before any GPU work."""
+    launched: list[object] = []
+    monkeypatch.setenv(native.LAUNCH_ENV, "fastest")
+    monkeypatch.setattr(route_module, "_native_tried", False)
+    monkeypatch.setattr(route_module, "_records", native.Records())
+    monkeypatch.setattr(route_module, "_check_cuda", lambda scores: None)  # CPU tensors stand in
+    monkeypatch.setattr(route_module, "driver_launch_available", lambda: True)
+    monkeypatch.setattr(route_module, "launch", lambda *args, **kwargs: launched.append(args))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    config = SPECIALIZATIONS[0].config()
+    with pytest.raises(ValueError, match="MOEGATE_LAUNCH='fastest'"):
+        route_module._route(torch.zeros(2, 256), None, config, None, ())
+    assert launched == []
+    route_module._route(torch.zeros(0, 256), None, config, None, ())  # T = 0: nothing to register or launch
+    assert len(launched) == 1  # launch() itself returns at once for T = 0
