@@ -18,7 +18,7 @@ import zlib
 import pytest
 import torch
 
-from moegate.optimized import dispatch_plan, route
+from moegate.optimized import route
 from moegate.reference import PRESET_HAS_BIAS, PRESETS, RoutingConfig, check_inputs
 
 pytestmark = pytest.mark.gpu
@@ -190,9 +190,3 @@ def test_a_side_stream_is_the_stream_launched_on(native_only) -> None:
     stream.synchronize()
     assert torch.equal(ids, expected[0]) and torch.equal(weights, expected[1])
 
-
-def test_the_dispatch_plan_of_the_record_is_the_python_one() -> None:
-    """A record fixes the plan geometry per config; every scores dtype must agree (native.Records checks)."""
-    for config in CONFIGS.values():
-        keys = {route_module.native.geometry_key(dispatch_plan(config, dtype)) for dtype in DTYPES}
-        assert len(keys) == 1

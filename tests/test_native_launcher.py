@@ -217,6 +217,14 @@ def test_every_launch_is_the_python_launchers_launch(launcher, monkeypatch, conf
                     }
 
 
+def test_a_config_has_one_plan_geometry_for_every_scores_dtype() -> None:
+    """A record fixes the plan geometry per config (native.Records refuses a second one): the dispatch gives
+    every scores dtype of a config the same, on the table's rows and off them."""
+    for config in CONFIGS:
+        keys = {native.geometry_key(dispatch_plan(config, dtype)) for dtype in SCORE_DTYPE_CODES}
+        assert len(keys) == 1, config
+
+
 def test_both_plans_and_the_grid_cap_are_reached(launcher) -> None:
     """The comparison above spans the latency plan (T <= 8 * SMs), the throughput plan and the capped
     grid: checked here so that a change of ROWS cannot quietly lose one."""
