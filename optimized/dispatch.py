@@ -11,8 +11,8 @@ Kernels (optimized/kernels/route.cu):
         (`KernelPlan.selection_plan`).
     route_thread_kernel<DT, SCORING, E, K>: one thread per row, the whole row in its registers, for the
         table rows with E <= 32 and no groups (kernel="thread"); one plan.
-    route_pair_kernel<DT, SCORING, E, K>: one row per half-warp (two rows per warp), for table rows with
-        E = 64 or 128 and no groups (kernel="pair"; Llama-4, where it measured faster): their throughput
+    route_segment_kernel<DT, SCORING, E, K, L>: one row per aligned segment of L lanes (32 / L rows per
+        warp), for table rows with E <= 128 and no groups (kernel="segment", lanes=L): their throughput
         plan; their latency plan is route_warp_kernel's.
     route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
 DT is the scores' dtype code (`SCORE_DTYPE_CODES`), SCORING the scoring function's (`SCORING_CODES`).
@@ -59,8 +59,9 @@ class Specialization:
     ((E / G) % (E / 32) == 0); K <= 32.
     kernel "thread" (`route_thread_kernel`, one thread per row, for small E): E <= 32, G == Kg == 1,
     K <= E.
-    kernel "pair" (`route_pair_kernel`, two rows per warp, in the throughput plan; the latency plan is the
-    warp kernel's): E in (64, 128), G == Kg == 1, K <= 16.
+    kernel "segment" (`route_segment_kernel`, one row per L = `lanes` lanes, in the throughput plan; the
+    latency plan is the warp kernel's, so the warp kernel's constraints hold too): G == Kg == 1,
+    L in SEGMENT_LANES, E / L <= 32. Other kinds take lanes = 0.
     """
 
     name: str  # the presets it serves, for humans
@@ -70,15 +71,25 @@ class Specialization:
     topk_group: int
     topk: int
     kernel: str = "warp"
+    lanes: int = 0  # L of a "segment" row: lanes per row
 
     def __post_init__(self) -> None:
         if self.kernel not in KERNEL_KINDS:
             raise ValueError(f"kernel={self.kernel!r}, but a table row's kernel is one of {KERNEL_KINDS}")
         one_group = self.num_expert_group == self.topk_group == 1
-        if self.kernel == "pair" and not (self.num_experts in (64, 128) and one_group and self.topk <= 16):
+        if self.kernel == "segment":
+            if self.lanes not in SEGMENT_LANES:
+                raise ValueError(
+                    f"lanes={self.lanes} for kernel='segment', but a segment is one of {SEGMENT_LANES} lanes"
+                )
+            if not (one_group and self.num_experts % WARP_SIZE == 0 and self.num_experts // self.lanes <= 32):
+                raise ValueError(
+                    f"kernel='segment' with (E, G, Kg, K) = {self.key[1:]} and lanes={self.lanes}, but the "
+                    f"row-per-segment kernel takes G == Kg == 1, E % 32 == 0 and E / lanes <= 32"
+                )
+        elif self.lanes != 0:
             raise ValueError(
-                f"kernel='pair' with (E, G, Kg, K) = {self.key[1:]}, but the row-per-half-warp kernel takes "
-                f"E = 64 or 128, G = Kg = 1 and K <= 16"
+                f"lanes={self.lanes} for kernel={self.kernel!r}, but only a 'segment' row has lanes"
             )
 
     @property
@@ -99,28 +110,82 @@ class Specialization:
 
 
 # The kernel kinds a table row can name (Specialization.kernel).
-KERNEL_KINDS: tuple[str, ...] = ("warp", "thread", "pair")
+KERNEL_KINDS: tuple[str, ...] = ("warp", "thread", "segment")
+# The segment sizes route_segment_kernel takes (route.cu's static_assert).
+SEGMENT_LANES: tuple[int, ...] = (2, 4, 8, 16)
 
 # The dispatch table. Each row is compiled for each scores dtype.
 SPECIALIZATIONS: tuple[Specialization, ...] = (
     Specialization("deepseek-v3", "sigmoid", num_experts=256, num_expert_group=8, topk_group=4, topk=8),
     Specialization("kimi-k2", "sigmoid", num_experts=384, num_expert_group=1, topk_group=1, topk=8),
-    Specialization("qwen3-moe", "softmax", num_experts=128, num_expert_group=1, topk_group=1, topk=8),
+    Specialization(
+        "qwen3-moe",
+        "softmax",
+        num_experts=128,
+        num_expert_group=1,
+        topk_group=1,
+        topk=8,
+        kernel="segment",
+        lanes=16,
+    ),
     Specialization("glm-4.5", "sigmoid", num_experts=160, num_expert_group=1, topk_group=1, topk=8),
     Specialization(
         "qwen3-next-80b-a3b", "softmax", num_experts=512, num_expert_group=1, topk_group=1, topk=10
     ),
     Specialization("deepseek-v2", "softmax", num_experts=160, num_expert_group=8, topk_group=3, topk=6),
-    Specialization("deepseek-v2-lite", "softmax", num_experts=64, num_expert_group=1, topk_group=1, topk=6),
-    Specialization("moonlight-16b-a3b", "sigmoid", num_experts=64, num_expert_group=1, topk_group=1, topk=6),
-    Specialization("glm-4.5-air", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=8),
-    Specialization("gpt-oss-120b", "softmax", num_experts=128, num_expert_group=1, topk_group=1, topk=4),
-    # Two rows per warp in the throughput plan: measured on an H200, 0.88x the warp kernel's time at
-    # T = 262144 for Llama-4 (K = 1), but 1.2 to 1.34x for the K = 6 to 8 rows of E = 64 and 128, and even
-    # for gpt-oss (K = 4): docs/perf.md, session 7.
+    # The rows with E <= 128 and no groups route a row per segment of `lanes` lanes in the throughput plan
+    # (tools/segment_probe.py on an H200, docs/perf.md session 8: at T = 262144, 0.52x the warp kernel's
+    # time at E = 64 with 8 lanes, 0.58x to 0.95x at E = 128 with 16; with 4 or 2 lanes, 16 or 32 experts
+    # per lane, local memory made it 3 to 8x slower).
     Specialization(
-        "llama-4-maverick", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=1,
-        kernel="pair",
+        "deepseek-v2-lite",
+        "softmax",
+        num_experts=64,
+        num_expert_group=1,
+        topk_group=1,
+        topk=6,
+        kernel="segment",
+        lanes=8,
+    ),
+    Specialization(
+        "moonlight-16b-a3b",
+        "sigmoid",
+        num_experts=64,
+        num_expert_group=1,
+        topk_group=1,
+        topk=6,
+        kernel="segment",
+        lanes=8,
+    ),
+    Specialization(
+        "glm-4.5-air",
+        "sigmoid",
+        num_experts=128,
+        num_expert_group=1,
+        topk_group=1,
+        topk=8,
+        kernel="segment",
+        lanes=16,
+    ),
+    Specialization(
+        "gpt-oss-120b",
+        "softmax",
+        num_experts=128,
+        num_expert_group=1,
+        topk_group=1,
+        topk=4,
+        kernel="segment",
+        lanes=16,
+    ),
+    Specialization(
+        "llama-4-maverick",
+        "sigmoid",
+        num_experts=128,
+        num_expert_group=1,
+        topk_group=1,
+        topk=1,
+        kernel="segment",
+        lanes=16,
     ),
     Specialization(
         "mixtral-8x7b", "softmax", num_experts=8, num_expert_group=1, topk_group=1, topk=2, kernel="thread"
@@ -151,7 +216,7 @@ class KernelPlan:
     warps_per_block: block = 32 * warps_per_block threads.
     shared_mem_bytes: dynamic shared memory per block (0 for the specialized kernels).
     latency_name_expression: the latency plan's kernel, or None where one kernel serves every T.
-    rows_per_warp: rows a warp routes at a time in the throughput plan (1; 2 for the row-per-half-warp
+    rows_per_warp: rows a warp routes at a time in the throughput plan (1; 32 / L for the row-per-segment
         kernel; 32 for the row-per-thread kernel).
     """
 
@@ -187,14 +252,21 @@ class KernelPlan:
     def geometry(self, num_rows: int, sm_count: int, selection: int) -> tuple[int, int]:
         """(blocks, threads per block) for `num_rows` rows in step 5's plan `selection`.
 
-        A table row's latency-plan kernel spreads the rows over the SMs first: warps per block =
-        ceil(T / SM count), at most `warps_per_block`, so that up to one row per SM each row has an SM
-        (and its four schedulers) to itself; a row's instructions then never wait for another row's
-        issue slots. Everything else: `grid(num_rows, sm_count)` blocks of `block` threads.
+        A table row with two plans spreads its warps over the SMs first: warps per block = ceil(warps
+        needed / SM count), at most `warps_per_block`, where a warp takes one row in the latency plan and
+        `rows_per_warp` rows in the throughput plan. In the latency plan (up to one row per SM) each row
+        then has an SM (and its four schedulers) to itself, so a row's instructions never wait for
+        another row's issue slots; in the throughput plan of a row-per-segment kernel (8 or 2 rows per
+        warp) a batch of a few thousand rows reaches every SM instead of a quarter of them (measured on an
+        H200, docs/perf.md session 8). Once a full block per SM is needed, and everywhere else:
+        `grid(num_rows, sm_count)` blocks of `block` threads.
         """
-        if self.latency_name_expression is not None and selection == PLAN_LATENCY:
-            warps = min(self.warps_per_block, max(1, -(-num_rows // max(1, sm_count))))
-            return max(1, -(-num_rows // warps)), WARP_SIZE * warps
+        if self.latency_name_expression is not None:
+            rows_per_warp = 1 if selection == PLAN_LATENCY else self.rows_per_warp
+            warps_needed = -(-num_rows // rows_per_warp)
+            warps = min(self.warps_per_block, max(1, -(-warps_needed // max(1, sm_count))))
+            if selection == PLAN_LATENCY or warps < self.warps_per_block:
+                return max(1, -(-warps_needed // warps)), WARP_SIZE * warps
         return self.grid(num_rows, sm_count), self.block
 
     def selection_plan(self, num_rows: int, sm_count: int) -> int:
@@ -243,8 +315,11 @@ def specialized_name(spec: Specialization, dtype: torch.dtype, selection: int = 
     scoring, e, g, kg, k = spec.key
     if spec.kernel == "thread":
         return f"moegate::route_thread_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {k}>"
-    if spec.kernel == "pair" and selection == PLAN_THROUGHPUT:
-        return f"moegate::route_pair_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {k}>"
+    if spec.kernel == "segment" and selection == PLAN_THROUGHPUT:
+        return (
+            f"moegate::route_segment_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {k}, "
+            f"{spec.lanes}>"
+        )
     return (
         f"moegate::route_warp_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}, "
         f"{selection}>"
@@ -322,5 +397,5 @@ def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
         warps_per_block=SPECIALIZED_WARPS_PER_BLOCK,
         shared_mem_bytes=0,
         latency_name_expression=specialized_name(spec, dtype, PLAN_LATENCY),
-        rows_per_warp=2 if spec.kernel == "pair" else 1,
+        rows_per_warp=WARP_SIZE // spec.lanes if spec.kernel == "segment" else 1,
     )

@@ -189,4 +189,3 @@ def test_a_side_stream_is_the_stream_launched_on(native_only) -> None:
     assert not done.query()  # the routing call is queued behind the sleep on the side stream
     stream.synchronize()
     assert torch.equal(ids, expected[0]) and torch.equal(weights, expected[1])
-

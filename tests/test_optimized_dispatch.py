@@ -78,12 +78,14 @@ def test_specializations_satisfy_the_kernel_constraints() -> None:
     for spec in SPECIALIZATIONS:
         scoring, e, g, kg, k = spec.key
         assert scoring in ("sigmoid", "softmax")
-        assert spec.kernel in ("warp", "thread", "pair")
+        assert spec.kernel in ("warp", "thread", "segment")
         if spec.kernel == "thread":
-            assert 1 <= e <= 32 and g == 1 and kg == 1 and 1 <= k <= e
+            assert 1 <= e <= 32 and g == 1 and kg == 1 and 1 <= k <= e and spec.lanes == 0
             continue
-        if spec.kernel == "pair":  # and its latency plan is a warp kernel's: the constraints below too
-            assert e in (64, 128) and g == 1 and kg == 1 and 1 <= k <= 16
+        if spec.kernel == "segment":  # and its latency plan is a warp kernel's: the constraints below too
+            assert spec.lanes in (2, 4, 8, 16) and g == 1 and kg == 1 and e // spec.lanes <= 32
+        else:
+            assert spec.lanes == 0
         per_lane, per_group = e // 32, e // g
         assert e % 32 == 0 and e % g == 0 and 1 <= kg <= g
         if g > 1:
@@ -96,23 +98,44 @@ def test_specializations_satisfy_the_kernel_constraints() -> None:
 def test_a_table_row_names_a_known_kernel_kind() -> None:
     from moegate.optimized import Specialization
 
-    with pytest.raises(ValueError, match=r"kernel='lane'.*'warp', 'thread', 'pair'"):
+    with pytest.raises(ValueError, match=r"kernel='lane'.*'warp', 'thread', 'segment'"):
         Specialization("x", "softmax", num_experts=8, num_expert_group=1, topk_group=1, topk=2, kernel="lane")
-    with pytest.raises(ValueError, match=r"kernel='pair' with \(E, G, Kg, K\) = \(256, 8, 4, 8\)"):
+    bad_shape = r"kernel='segment' with \(E, G, Kg, K\) = \(256, 8, 4, 8\) and lanes=8"
+    with pytest.raises(ValueError, match=bad_shape):
         Specialization("x", "sigmoid", num_experts=256, num_expert_group=8, topk_group=4, topk=8,
-                       kernel="pair")  # fmt: skip
+                       kernel="segment", lanes=8)  # fmt: skip
+    with pytest.raises(ValueError, match=r"E % 32 == 0 and E / lanes <= 32"):
+        Specialization("x", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=8,
+                       kernel="segment", lanes=2)  # fmt: skip
+    bad_lanes = r"lanes=3 for kernel='segment', but a segment is one of \(2, 4, 8, 16\)"
+    with pytest.raises(ValueError, match=bad_lanes):
+        Specialization("x", "sigmoid", num_experts=64, num_expert_group=1, topk_group=1, topk=6,
+                       kernel="segment", lanes=3)  # fmt: skip
+    with pytest.raises(ValueError, match=r"lanes=8 for kernel='warp', but only a 'segment' row has lanes"):
+        Specialization("x", "sigmoid", num_experts=64, num_expert_group=1, topk_group=1, topk=6, lanes=8)
 
 
-def test_pair_rows_route_two_rows_per_warp_in_the_throughput_plan() -> None:
-    # Llama-4 (E = 128, K = 1): two rows per warp at large T (route_pair_kernel), a warp per row at small T.
-    plan = dispatch_plan(PRESETS["llama-4-maverick"], torch.bfloat16)
-    assert "route_pair_kernel" in plan.kernel_name(PLAN_THROUGHPUT) and plan.rows_per_warp == 2
+@pytest.mark.parametrize(("preset", "lanes"), [("moonlight-16b-a3b", 8), ("llama-4-maverick", 16)])
+def test_segment_rows_route_32_over_l_rows_per_warp_in_the_throughput_plan(preset: str, lanes: int) -> None:
+    # A segment row: 32 / L rows per warp at large T (route_segment_kernel), a warp per row at small T; the
+    # grid covers every row with 8 warps a block until the cap (8 blocks of 256 threads per SM).
+    plan = dispatch_plan(PRESETS[preset], torch.bfloat16)
+    assert f"route_segment_kernel<1, 0, {PRESETS[preset].num_experts}," in plan.kernel_name(PLAN_THROUGHPUT)
+    assert plan.kernel_name(PLAN_THROUGHPUT).endswith(f", {lanes}>") and plan.rows_per_warp == 32 // lanes
     assert "route_warp_kernel" in plan.kernel_name(PLAN_LATENCY)
     sm = 132
     assert plan.selection_plan(8 * sm, sm) == PLAN_LATENCY
     assert plan.selection_plan(8 * sm + 1, sm) == PLAN_THROUGHPUT
     assert plan.geometry(8 * sm, sm, PLAN_LATENCY) == (sm, 256)
-    assert plan.geometry(8 * sm + 1, sm, PLAN_THROUGHPUT) == (-(-(8 * sm + 1) // 16), 256)
+    # Fewer warps than a full block per SM: spread over the SMs (ceil(warps / SM) warps a block).
+    rows_per_warp = 32 // lanes
+    warps = -(-(8 * sm + 1) // rows_per_warp)  # 133 (Moonlight), 529 (Llama-4)
+    per_block = -(-warps // sm)  # 2, 5
+    assert plan.geometry(8 * sm + 1, sm, PLAN_THROUGHPUT) == (-(-warps // per_block), 32 * per_block)
+    full = 8 * sm * rows_per_warp  # a full block per SM from here: 8 warps, 256 threads
+    assert plan.geometry(full - rows_per_warp * sm, sm, PLAN_THROUGHPUT) == (sm, 32 * 7)
+    assert plan.geometry(full, sm, PLAN_THROUGHPUT) == (sm, 256)
+    assert plan.geometry(10**6, sm, PLAN_THROUGHPUT) == (8 * sm, 256)
     assert plan.geometry(10**9, sm, PLAN_THROUGHPUT) == (sm * 8, 256)  # capped; the kernel loops
 
 

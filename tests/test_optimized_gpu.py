@@ -418,20 +418,21 @@ def test_latency_and_throughput_plans_agree_bitwise(spec, dtype) -> None:
         assert_matches_reference(config, scores, bias, latency, f"latency plan {spec.name}")
 
 
-PAIR_SPECS = [s for s in SPECIALIZATIONS if s.kernel == "pair"]
+SEGMENT_SPECS = [s for s in SPECIALIZATIONS if s.kernel == "segment"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("spec", PAIR_SPECS, ids=lambda s: s.name)
-def test_two_rows_per_warp_equal_the_generic_kernel_on_odd_strided_batches(spec, dtype) -> None:
-    # route_pair_kernel (the throughput plan of E = 64 and 128 rows): a warp's halves route two rows; an
-    # odd T leaves the last half without one. Random, tie-heavy, non-finite and wide-spread rows, in
+@pytest.mark.parametrize("spec", SEGMENT_SPECS, ids=lambda s: s.name)
+def test_rows_per_segment_equal_the_generic_kernel_on_odd_strided_batches(spec, dtype) -> None:
+    # route_segment_kernel (the throughput plan of the E <= 128 rows): a warp's segments of L lanes route
+    # 32 / L rows; a T that is not a multiple of that leaves the last segments without a row (they route
+    # a copy of the last row and store nothing). Random, tie-heavy, non-finite and wide-spread rows, in
     # contiguous, padded and misaligned layouts, bitwise against the generic kernel.
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
     plan = dispatch_plan(config, dtype)
-    assert "route_pair_kernel" in plan.kernel_name(PLAN_THROUGHPUT)
+    assert "route_segment_kernel" in plan.kernel_name(PLAN_THROUGHPUT)
     for num_rows, layout in ((2115, "contiguous"), (3001, "padded"), (1999, "misaligned")):
-        seed = seed_of("pair", spec.name, dtype, num_rows)
+        seed = seed_of("segment", spec.name, dtype, num_rows)
         rows, bias = random_inputs(config, num_rows, dtype, torch.float32, seed)
         rows = torch.cat([tie_heavy_scores(config, dtype, seed), spread_scores(config, dtype, seed), rows])
         rows = rows[:num_rows]

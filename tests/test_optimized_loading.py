@@ -122,7 +122,7 @@ def test_concurrent_first_calls_compile_once(fake_cupy: _FakeCupy) -> None:
 def test_the_launch_parameters_follow_the_kernels_signature() -> None:
     source = KERNEL_SOURCE.read_text()
     signatures = re.findall(r"__global__ void __launch_bounds__\([^)]*\) route_\w+_kernel\(([^)]*)\)", source)
-    assert len(signatures) == 4 and len(set(signatures)) == 1  # warp, pair, thread, generic
+    assert len(signatures) == 4 and len(set(signatures)) == 1  # warp, segment, thread, generic
     formats = {"const void*": "Q", "i64": "q", "int": "i", "float": "f", "int*": "Q", "float*": "Q"}
     expected = ""
     for parameter in signatures[0].replace("\n", " ").split(","):

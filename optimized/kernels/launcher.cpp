@@ -222,10 +222,13 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
   const uint64_t function = kernels.function[dtype_code][latency_kernel ? kPlanLatency : kPlanThroughput];
   if (function == 0) Py_RETURN_NONE;
   int64_t grid, block;
-  if (latency_kernel) {
-    const int64_t warps = std::min(warps_per_block, std::max<int64_t>(1, ceil_div(num_rows, sm_count)));
-    grid = std::max<int64_t>(1, ceil_div(num_rows, warps));
-    block = kWarpSize * warps;
+  // A row with two plans spreads its warps over the SMs until a full block per SM is needed (a warp takes
+  // one row in the latency plan, rows_per_warp in the throughput plan).
+  const int64_t warps_needed = ceil_div(num_rows, latency_kernel ? 1 : rec->rows_per_warp);
+  const int64_t spread = std::min(warps_per_block, std::max<int64_t>(1, ceil_div(warps_needed, sm_count)));
+  if (rec->has_latency_kernel && (latency_kernel || spread < warps_per_block)) {
+    grid = std::max<int64_t>(1, ceil_div(warps_needed, spread));
+    block = kWarpSize * spread;
   } else {
     block = kWarpSize * warps_per_block;
     const int64_t wanted = ceil_div(num_rows, warps_per_block * rec->rows_per_warp);

@@ -1,4 +1,5 @@
-// moegate fused routing kernel: SPEC.md steps 1 to 8 in one launch, a warp (or half, or a thread) per row.
+// moegate fused routing kernel: SPEC.md steps 1 to 8 in one launch, a warp (or a few lanes, or a thread)
+// per row.
 //
 // What a call moves (DeepSeek-V3, bf16 scores, T rows): T * 256 * 2 bytes of logits read once, T * 9 *
 // (4 + 4) bytes of ids and weights written once, the bias (1 KB) read once per warp. Nothing else
@@ -17,9 +18,10 @@
 //     loads; in the latency plan a warp requests its row's logits before its bias, so that the two
 //     loads overlap (a single-row call waits for both). A group spans LPG = (E / G) / C lanes (a power
 //     of two), so group reductions are shuffles inside aligned lane segments.
-//   * route_pair_kernel<DT, SCORING, E, K> (the table rows with E = 64 or 128 and no groups, throughput
-//     plan; described above it): a warp routes two rows, one per 16-lane half, lane m of a half owning
-//     the experts of lanes 2m and 2m + 1 above, so every order, and every bit, is theirs.
+//   * route_segment_kernel<DT, SCORING, E, K, L> (the table rows with E <= 128 and no groups, throughput
+//     plan; described above it): a warp routes 32 / L rows, one per aligned segment of L lanes, lane q of
+//     a segment owning the experts of lanes q * 32 / L .. (q + 1) * 32 / L - 1 above, so every order, and
+//     every bit, is theirs.
 //   * route_generic_kernel<DT> (everything else, E <= MAX_EXPERTS of optimized/dispatch.py): the row's
 //     keys live in shared memory, (E + G) words per warp, written and read only by the warp that owns them
 //     (__syncwarp between phases, no block barrier).
@@ -245,12 +247,12 @@ __device__ __forceinline__ float butterfly_sum(const float (&v)[N]) {
 
 // Step 1, sigmoid, for N logits in place (specialized kernels), bitwise `sigmoid` of each: branch-free
 // reciprocals unless a denominator is >= 2^126 (a logit below about -87.3, or -inf), in which case all N
-// take rcp.rn. kWholeWarp: the N logits are a lane's share of a row the warp (or, vote_mask, the half-warp)
-// routes together, and one vote of those lanes decides for the whole row (warp-uniform, so the fast path keeps the warp converged). Otherwise
-// they are one thread's whole row and the decision is the thread's own (the threads of a warp route
-// different rows and never exchange values).
+// take rcp.rn. kWholeWarp: the N logits are a lane's share of a row the warp routes together, and one
+// vote of the warp decides for the whole row (warp-uniform, so the fast path keeps the warp converged).
+// Otherwise the decision is the thread's own (its N logits are its whole row, or its share of a row a
+// segment routes: both paths give rcp.rn's bits, so who decides changes no result).
 template <int N, bool kWholeWarp>
-__device__ __forceinline__ void sigmoid_in_place(float (&x)[N], u32 vote_mask = kFullMask) {
+__device__ __forceinline__ void sigmoid_in_place(float (&x)[N]) {
   float y[N];
   bool far = false;
 #pragma unroll
@@ -258,7 +260,7 @@ __device__ __forceinline__ void sigmoid_in_place(float (&x)[N], u32 vote_mask = 
     y[j] = sigmoid_denominator(x[j]);
     far |= !(y[j] < kFastReciprocalLimit);
   }
-  if constexpr (kWholeWarp) far = __any_sync(vote_mask, far);
+  if constexpr (kWholeWarp) far = __any_sync(kFullMask, far);
   if (far) {
 #pragma unroll
     for (int j = 0; j < N; ++j) x[j] = __frcp_rn(y[j]);
@@ -897,89 +899,149 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
 }
 
 // ======================================================================================================
-// Row-per-half-warp kernel: E = 64 or 128 without groups (G = Kg = 1), step 5's throughput plan. A warp
-// routes two rows at once, one per 16-lane half, so the steps whose cost does not grow with E (the row
-// statistics, tau, the prefix sum, the K winner rounds, the routed sum) are paid once per two rows: a
-// warp per row spent as many instructions per row on them for E = 64 as for E = 256.
-// Lane m of a half owns experts [m * 2C, (m + 1) * 2C), C = E / 32: exactly the experts of lanes 2m and
-// 2m + 1 of the warp kernels' layout, so every order is theirs: the selection's (ascending expert order,
-// the same tie rule), and the softmax sum's, which replays their xor butterfly (pair_row_sum), so the
-// result is bitwise the warp kernels' (and the generic kernel's; GPU test). Collectives run on the half's
-// 16 lanes (redux and vote with the half's mask, shuffles of width 16); the halves never exchange
-// values, so when T is odd the last half without a row simply leaves the loop.
+// Row-per-segment kernel: E = 64 to 160 without groups (G = Kg = 1), step 5's throughput plan. A warp
+// routes 32 / L rows at once, one per aligned segment of L lanes; lane q of a segment owns the C = E / L
+// contiguous experts [q * C, (q + 1) * C), that is, the experts of lanes q * M .. q * M + M - 1 of the
+// warp kernels' layout (M = 32 / L). Why: at E <= 160 a warp per row pays its selection (K rounds of warp
+// collectives, a shuffle scan, a staging pass) over few bytes, and the collectives form a long chain per
+// row. Here the selection is K argmax rounds inside the segment: a lane's best key by a tree over its C
+// keys (independent comparisons), the segment's largest by log2(L) xor shuffles, its lowest holder by one
+// ballot; each instruction serves 32 / L rows.
+// Every order is the warp kernels': the rounds pick the largest key with the lowest expert index, and the
+// two float sums replay their butterflies (segment_row_sum, butterfly_sum), so the output is bitwise
+// theirs (and the generic kernel's; GPU test). Every lane takes part in every shuffle (full mask): a
+// segment past the last row routes a copy of the last row and stores nothing, so the loop condition is
+// the warp's and the collectives never diverge.
 // ======================================================================================================
-constexpr int kHalfWarp = 16;
 
-// The warp kernels' softmax sum (a lane's C values summed in order, then warp_sum's xor butterfly over
-// the 32 lanes) from a half-warp lane that holds the values of lanes 2m (lo) and 2m + 1 (hi): butterfly
-// offsets 16, 8, 4, 2 pair lane 2m + b with 2(m ^ 8) + b, ..., 2(m ^ 1) + b (a shuffle of width 16 at
-// offset 8, 4, 2, 1 for each of the two), and offset 1 pairs lo with hi inside the lane.
-__device__ __forceinline__ float pair_row_sum(float lo, float hi, u32 mask) {
+// The largest of a segment's lanes' values (xor shuffles inside the aligned L-lane segment).
+template <int L>
+__device__ __forceinline__ u32 segment_max(u32 v) {
 #pragma unroll
-  for (int offset = kHalfWarp / 2; offset > 0; offset >>= 1) {
-    lo += __shfl_xor_sync(mask, lo, offset, kHalfWarp);
-    hi += __shfl_xor_sync(mask, hi, offset, kHalfWarp);
-  }
-  return lo + hi;
+  for (int offset = L / 2; offset > 0; offset >>= 1) v = max(v, __shfl_xor_sync(kFullMask, v, offset));
+  return v;
 }
 
-// Step 1, softmax, for a half-warp lane's 2C logits in place: bitwise softmax_in_place<C, true> of the
-// warp kernels on lanes 2m and 2m + 1 (the row statistics over the half, the sum by pair_row_sum, one vote
-// of the half for the division).
-template <int C2>
-__device__ __forceinline__ void softmax_pair_in_place(float (&x)[C2], u32 mask) {
-  constexpr int C = C2 / 2;
+// The sum of a segment's lanes' counts.
+template <int L>
+__device__ __forceinline__ u32 segment_count(u32 v) {
+#pragma unroll
+  for (int offset = L / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullMask, v, offset);
+  return v;
+}
+
+// The warp kernels' softmax sum, from the M lane-sequential sums part[m] of the warp-kernel lanes
+// q * M + m that this segment lane stands for: warp_sum's offsets d = 16, 8, ..., 1 in the same order;
+// an offset d >= M pairs lane q * M + m with (q ^ (d / M)) * M + m (a shuffle inside the segment), an
+// offset d < M pairs m with m ^ d inside the lane. Every segment lane ends with the same bits.
+template <int M, int L>
+__device__ __forceinline__ float segment_row_sum(float (&part)[M]) {
+#pragma unroll
+  for (int d = kWarpSize / 2; d >= M; d >>= 1) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) part[m] += __shfl_xor_sync(kFullMask, part[m], d / M);
+  }
+#pragma unroll
+  for (int d = M / 2; d > 0; d >>= 1) {
+#pragma unroll
+    for (int m = 0; m < d; ++m) part[m] = part[m] + part[m + d];  // lane m ^ d = m + d holds the same bits
+  }
+  return part[0];
+}
+
+// Step 1, softmax, for a segment lane's C logits in place: bitwise softmax_in_place<C / M, true> of the
+// warp kernels on the lanes it stands for. The row statistics and the sum are computed for every row
+// (the shuffles need every lane); each lane then takes its row's case. The division's fast path is
+// decided per lane: both paths give div.rn's bits.
+template <int C, int L>
+__device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
+  constexpr int M = kWarpSize / L;  // warp-kernel lanes per segment lane
+  constexpr int CW = C / M;         // experts per warp-kernel lane
+  static_assert(C % M == 0, "a segment lane stands for whole warp-kernel lanes");
   u32 max_key = 0, num_inf = 0;
 #pragma unroll
-  for (int j = 0; j < C2; ++j) {
+  for (int j = 0; j < C; ++j) {
     max_key = max(max_key, orderable(x[j]));
     num_inf += x[j] == pos_inf() ? 1u : 0u;
   }
-  max_key = __reduce_max_sync(mask, max_key);
+  max_key = segment_max<L>(max_key);
+  num_inf = segment_count<L>(num_inf);
   const float row_max = from_orderable(max_key);
-  if (row_max == pos_inf()) {
-    num_inf = __reduce_add_sync(mask, num_inf);
+  float numerator[C];
+  float part[M];
+  bool far = false;
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    part[m] = 0.0f;  // lane-sequential, as softmax_row's
+#pragma unroll
+    for (int c = 0; c < CW; ++c) {
+      numerator[m * CW + c] = expf(x[m * CW + c] - row_max);
+      part[m] += numerator[m * CW + c];
+      far |= !quotient_in_range_ok(numerator[m * CW + c]);
+    }
+  }
+  const float sum = segment_row_sum<M, L>(part);
+  if (row_max == pos_inf()) {  // the +inf entries share 1
     const float share = 1.0f / static_cast<float>(num_inf);
 #pragma unroll
-    for (int j = 0; j < C2; ++j) x[j] = x[j] == pos_inf() ? share : 0.0f;
-  } else if (row_max == neg_inf()) {
+    for (int j = 0; j < C; ++j) x[j] = x[j] == pos_inf() ? share : 0.0f;
+  } else if (row_max == neg_inf()) {  // a row of all -inf
 #pragma unroll
-    for (int j = 0; j < C2; ++j) x[j] = 0.0f;
+    for (int j = 0; j < C; ++j) x[j] = 0.0f;
+  } else if (far) {
+#pragma unroll
+    for (int j = 0; j < C; ++j) x[j] = numerator[j] / sum;
   } else {
-    float numerator[C2];
-    float lo = 0.0f, hi = 0.0f;  // lane-sequential, as the warp kernels' lanes 2m and 2m + 1
-    bool far = false;
 #pragma unroll
-    for (int j = 0; j < C2; ++j) {
-      numerator[j] = expf(x[j] - row_max);
-      if (j < C) {
-        lo += numerator[j];
-      } else {
-        hi += numerator[j];
-      }
-      far |= !quotient_in_range_ok(numerator[j]);
-    }
-    const float sum = pair_row_sum(lo, hi, mask);
-    far = __any_sync(mask, far);
-    if (far) {
-#pragma unroll
-      for (int j = 0; j < C2; ++j) x[j] = numerator[j] / sum;
-    } else {
-#pragma unroll
-      for (int j = 0; j < C2; ++j) x[j] = quotient_in_range(numerator[j], sum);
-    }
+    for (int j = 0; j < C; ++j) x[j] = quotient_in_range(numerator[j], sum);
   }
 }
 
-template <int DT, int SCORING, int E, int K>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_pair_kernel(
+// The largest of N keys, its position and its p: a pairwise tree over adjacent positions in which the
+// higher half wins only with a strictly larger key, so the lowest position wins among equal keys (the
+// same answer as best_in_order's scan, with independent comparisons instead of a chain of N).
+template <int N>
+__device__ __forceinline__ void best_in_tree(const u32 (&key)[N], const float (&p)[N], u32& best, int& at,
+                                             float& best_p) {
+  u32 k[N];
+  int j[N];
+  float v[N];
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    k[i] = key[i];
+    j[i] = i;
+    v[i] = p[i];
+  }
+#pragma unroll
+  for (int width = N; width > 1; width = (width + 1) / 2) {
+#pragma unroll
+    for (int i = 0; i < width / 2; ++i) {
+      const bool right = k[2 * i + 1] > k[2 * i];
+      k[i] = right ? k[2 * i + 1] : k[2 * i];
+      j[i] = right ? j[2 * i + 1] : j[2 * i];
+      v[i] = right ? v[2 * i + 1] : v[2 * i];
+    }
+    if (width % 2 == 1) {
+      k[width / 2] = k[width - 1];
+      j[width / 2] = j[width - 1];
+      v[width / 2] = v[width - 1];
+    }
+  }
+  best = k[0];
+  at = j[0];
+  best_p = v[0];
+}
+
+template <int DT, int SCORING, int E, int K, int L>
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
     float* __restrict__ out_weights) {
-  constexpr int C2 = E / kHalfWarp;  // experts per lane: lanes 2m and 2m + 1 of the warp kernels
-  static_assert(E == 64 || E == 128, "the row-per-half-warp kernel takes E = 64 or 128");
-  static_assert(1 <= K && K <= kHalfWarp, "the row-per-half-warp kernel needs K <= 16");
+  constexpr int C = E / L;  // experts per lane
+  static_assert(L == 2 || L == 4 || L == 8 || L == 16, "a segment is 2, 4, 8 or 16 lanes");
+  static_assert(E % kWarpSize == 0 && C <= 32, "the row-per-segment kernel takes E % 32 == 0, E / L <= 32");
+  static_assert(1 <= K && K <= kWarpSize && K <= E, "need 1 <= K <= min(32, E)");
   (void)num_experts;  // the compile-time SCORING, E and K stand for these; G = Kg = 1
   (void)num_groups;
   (void)topk_group;
@@ -987,133 +1049,80 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_pair_kern
   (void)scoring;
   (void)plan;  // the throughput plan (the table row's latency plan is the warp kernel's)
 
-  typedef RowLoader<DT, C2> Loader;
+  typedef RowLoader<DT, C> Loader;
   typedef typename Loader::Raw Raw;
-  __shared__ __align__(16) u32 stage_keys[kMaxWarpsPerBlock][kWarpSize];
-  __shared__ u32 stage_ids[kMaxWarpsPerBlock][kWarpSize];
-  __shared__ float stage_ps[kMaxWarpsPerBlock][kWarpSize];
   const int lane = static_cast<int>(threadIdx.x) & (kWarpSize - 1);
-  const int half = lane / kHalfWarp;
-  const int m = lane % kHalfWarp;  // the lane within its half
-  const u32 mask = half == 0 ? 0x0000ffffu : 0xffff0000u;
-  const i64 first_row = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / kHalfWarp;
-  const i64 num_halves = static_cast<i64>(gridDim.x) * blockDim.x / kHalfWarp;
+  const int q = lane % L;  // the lane within its segment
+  const int segment_base = lane - q;  // the segment's first lane
+  constexpr u32 kSegmentLanes = (1u << L) - 1u;  // a segment's lanes in a ballot shifted to its first lane
+  const i64 thread = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const i64 warp_first_row = (thread - lane) / L;  // the row of the warp's first segment
+  const i64 num_segments = static_cast<i64>(gridDim.x) * blockDim.x / L;
   const bool vec = Loader::vector_ok(scores, row_stride);
-  u32* stage_key = stage_keys[threadIdx.x / kWarpSize] + half * kHalfWarp;
-  u32* stage_id = stage_ids[threadIdx.x / kWarpSize] + half * kHalfWarp;
-  float* stage_p = stage_ps[threadIdx.x / kWarpSize] + half * kHalfWarp;
 
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
   wait_for_predecessors_and_release_successor();
-  float bias_f[C2];
-  load_bias_lane<C2>(bias, bias_dtype, m, bias_f);
+  float bias_f[C];
+  load_bias_lane<C>(bias, bias_dtype, q, bias_f);
 
-  for (i64 row = first_row; row < num_rows; row += num_halves) {
+  for (i64 first = warp_first_row; first < num_rows; first += num_segments) {  // warp-uniform
+    const i64 row = first + lane / L;
+    const bool active = row < num_rows;
     // ---- step 1: probabilities (x is overwritten by p) ----
     typename Loader::InFlight in_flight;
-    Loader::issue(row_start<Raw>(scores, row, row_stride), m, vec, in_flight);
-    float p[C2];
+    Loader::issue(row_start<Raw>(scores, active ? row : num_rows - 1, row_stride), q, vec, in_flight);
+    float p[C];
     Loader::decode(in_flight, p);
     if constexpr (SCORING == kSigmoid) {
-      sigmoid_in_place<C2, true>(p, mask);
+      sigmoid_in_place<C, false>(p);  // elementwise: the fast path's choice is the lane's own
     } else {
-      softmax_pair_in_place<C2>(p, mask);
+      softmax_segment_in_place<C, L>(p);
     }
 
     // ---- step 2: biased_scores ----
-    u32 key[C2];
+    u32 key[C];
 #pragma unroll
-    for (int j = 0; j < C2; ++j) key[j] = biased_score_key(p[j], bias_f[j]);
+    for (int j = 0; j < C; ++j) key[j] = biased_score_key(p[j], bias_f[j]);
 
     // ---- steps 3-4: group_scores, group_selection: one group, always kept ----
-    // ---- step 5: expert_selection (the warp kernel's throughput plan on the half's 16 lanes) ----
-    int slot_id = 0;
-    float slot_p = 0.0f;
-    u32 lane_max = kNotCandidate;
+    // ---- step 5: expert_selection: K argmax rounds (largest key, lowest index), slot k = round k ----
+    int slot_id[K];
+    float slot_p[K];
 #pragma unroll
-    for (int j = 0; j < C2; ++j) lane_max = max(lane_max, key[j]);
-    u32 tau = kNotCandidate;
-    {
-      u32 v = lane_max;
+    for (int k = 0; k < K; ++k) {
+      u32 best;
+      int at;
+      float best_p;
+      best_in_tree<C>(key, p, best, at, best_p);
+      // The segment's largest key; the lowest lane holding it holds the lowest expert index among them
+      // (lanes own ascending expert ranges), and its best position is the lowest inside that lane.
+      const u32 top = segment_max<L>(best);
+      const u32 holders = (__ballot_sync(kFullMask, best == top) >> segment_base) & kSegmentLanes;
+      const int owner = __ffs(holders) - 1;
+      const int owner_at = __shfl_sync(kFullMask, at, segment_base + owner);
+      best_p = __shfl_sync(kFullMask, best_p, segment_base + owner);
+      const int id = owner * C + owner_at;
+      const int local = q == owner ? owner_at : -1;  // the owner drops it
 #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        tau = __reduce_max_sync(mask, v);
-        const u32 first = __reduce_min_sync(mask, v == tau ? static_cast<u32>(m) : kNoIndex);
-        v = static_cast<u32>(m) == first ? kNotCandidate : v;
-      }
-    }
-    const u32 floor_key = max(tau, 1u);
-    int count = 0;
-#pragma unroll
-    for (int j = 0; j < C2; ++j) count += key[j] >= floor_key ? 1 : 0;
-    int inclusive = count;
-#pragma unroll
-    for (int d = 1; d < kHalfWarp; d <<= 1) {
-      const int lower = __shfl_up_sync(mask, inclusive, d, kHalfWarp);
-      inclusive += m >= d ? lower : 0;
-    }
-    const int below = inclusive - count;
-    const int staged = __shfl_sync(mask, inclusive, kHalfWarp - 1, kHalfWarp);
-
-    __syncwarp(mask);  // the previous row's reads of this half's staging area are done
-    if (staged <= kHalfWarp) {
-      int slot = below;
-#pragma unroll
-      for (int j = 0; j < C2; ++j) {
-        if (key[j] >= floor_key) {
-          stage_key[slot] = key[j];
-          stage_id[slot] = static_cast<u32>(m * C2 + j);
-          stage_p[slot] = p[j];
-          ++slot;
-        }
-      }
-      __syncwarp(mask);
-      const bool has = m < staged;
-      u32 cand_key = has ? stage_key[m] : kNotCandidate;
-      const u32 cand_id = has ? stage_id[m] : 0u;
-      const float cand_p = has ? stage_p[m] : 0.0f;
-#pragma unroll
-      for (int k = 0; k < K; ++k) {
-        const u32 top = __reduce_max_sync(mask, cand_key);
-        const u32 holders = __ballot_sync(mask, cand_key == top) & mask;
-        const int w = __ffs(holders >> (half * kHalfWarp)) - 1;  // the lowest slot: the lowest index
-        const int id = static_cast<int>(__shfl_sync(mask, cand_id, w, kHalfWarp));
-        const float won_p = __shfl_sync(mask, cand_p, w, kHalfWarp);
-        cand_key = m == w ? kNotCandidate : cand_key;
-        slot_id = m == k ? id : slot_id;
-        slot_p = m == k ? won_p : slot_p;
-      }
-    } else {
-#pragma unroll
-      for (int k = 0; k < K; ++k) {
-        u32 best;
-        int best_j;
-        best_in_order<C2>(key, best, best_j);
-        const u32 top = __reduce_max_sync(mask, best);
-        const u32 winner = __reduce_min_sync(mask, best == top ? static_cast<u32>(m * C2 + best_j) : kNoIndex);
-        const int owner = static_cast<int>(winner / C2);
-        float won_p = take_at<C2>(key, p, best_j, owner == m);
-        won_p = __shfl_sync(mask, won_p, owner, kHalfWarp);
-        slot_id = m == k ? static_cast<int>(winner) : slot_id;
-        slot_p = m == k ? won_p : slot_p;
-      }
+      for (int j = 0; j < C; ++j) key[j] = j == local ? kNotCandidate : key[j];
+      slot_id[k] = id;
+      slot_p[k] = best_p;
     }
 
     // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
-    // The routed sum: warp_sum over slot k in lane k < K <= 16 (offset 16 adds +0 there), so the
-    // butterfly at offsets 8, 4, 2, 1 inside the half gives its bits.
-    float routed_sum = m < K ? slot_p : 0.0f;
+    if (active) {
+      const float routed_sum = butterfly_sum<K>(slot_p);  // the warp kernels' order, slot k in lane k
+      int* ids = out_ids + row * out.width;
+      float* weights = out_weights + row * out.width;
 #pragma unroll
-    for (int offset = kHalfWarp / 2; offset > 0; offset >>= 1) {
-      routed_sum += __shfl_xor_sync(mask, routed_sum, offset, kHalfWarp);
+      for (int k = 0; k < K; ++k) {
+        if (k % L == q) {
+          ids[k] = slot_id[k];
+          weights[k] = output_scaling(routed_weight(slot_p[k], routed_sum, out), out);
+        }
+      }
+      shared_slots(ids, weights, row, routed_sum, q, L, out);
     }
-    int* ids = out_ids + row * out.width;
-    float* weights = out_weights + row * out.width;
-    if (m < K) {
-      ids[m] = slot_id;
-      weights[m] = output_scaling(routed_weight(slot_p, routed_sum, out), out);
-    }
-    shared_slots(ids, weights, row, routed_sum, m, kHalfWarp, out);
   }
 }
 
