@@ -1114,11 +1114,27 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
       const float routed_sum = butterfly_sum<K>(slot_p);  // the warp kernels' order, slot k in lane k
       int* ids = out_ids + row * out.width;
       float* weights = out_weights + row * out.width;
+      if constexpr (K <= L) {
+        // Lane q < K writes slot q: its (id, p) picked by selects, then one division per lane (a loop
+        // over the slots would issue K predicated divisions per warp).
+        int my_id = 0;
+        float my_p = 0.0f;
 #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        if (k % L == q) {
-          ids[k] = slot_id[k];
-          weights[k] = output_scaling(routed_weight(slot_p[k], routed_sum, out), out);
+        for (int k = 0; k < K; ++k) {
+          my_id = k == q ? slot_id[k] : my_id;
+          my_p = k == q ? slot_p[k] : my_p;
+        }
+        if (q < K) {
+          ids[q] = my_id;
+          weights[q] = output_scaling(routed_weight(my_p, routed_sum, out), out);
+        }
+      } else {
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+          if (k % L == q) {
+            ids[k] = slot_id[k];
+            weights[k] = output_scaling(routed_weight(slot_p[k], routed_sum, out), out);
+          }
         }
       }
       shared_slots(ids, weights, row, routed_sum, q, L, out);
