@@ -899,12 +899,14 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
 }
 
 // ======================================================================================================
-// Row-per-segment kernel: E = 64 to 160 without groups (G = Kg = 1), step 5's throughput plan. A warp
-// routes 32 / L rows at once, one per aligned segment of L lanes; lane q of a segment owns the C = E / L
-// contiguous experts [q * C, (q + 1) * C), that is, the experts of lanes q * M .. q * M + M - 1 of the
-// warp kernels' layout (M = 32 / L). Why: at E <= 160 a warp per row pays its selection (K rounds of warp
-// collectives, a shuffle scan, a staging pass) over few bytes, and the collectives form a long chain per
-// row. Here the selection is K argmax rounds inside the segment: a lane's best key by a tree over its C
+// Row-per-segment kernel: E % 32 == 0 and E / L <= 32 without groups (G = Kg = 1), step 5's throughput
+// plan; the dispatch table uses it for E = 64 (L = 8) and E = 128 (L = 16). A warp routes 32 / L rows at
+// once, one per aligned segment of L lanes; lane q of a segment owns the C = E / L contiguous experts
+// [q * C, (q + 1) * C), that is, the experts of lanes q * M .. q * M + M - 1 of the warp kernels' layout
+// (M = 32 / L). Why: at small E a warp per row pays its selection (K rounds of warp collectives, a
+// shuffle scan, a staging pass) over few bytes, and the collectives form a long chain per row. With 16
+// or more experts per lane it is slower (the slow paths' subroutine calls keep the arrays in local
+// memory: docs/perf.md, session 8). Here the selection is K argmax rounds inside the segment: a lane's best key by a tree over its C
 // keys (independent comparisons), the segment's largest by log2(L) xor shuffles, its lowest holder by one
 // ballot; each instruction serves 32 / L rows.
 // Every order is the warp kernels': the rounds pick the largest key with the lowest expert index, and the
