@@ -118,7 +118,8 @@ def test_a_table_row_names_a_known_kernel_kind() -> None:
 @pytest.mark.parametrize(("preset", "lanes"), [("moonlight-16b-a3b", 8), ("llama-4-maverick", 16)])
 def test_segment_rows_route_32_over_l_rows_per_warp_in_the_throughput_plan(preset: str, lanes: int) -> None:
     # A segment row: 32 / L rows per warp at large T (route_segment_kernel), a warp per row at small T; the
-    # grid covers every row with 8 warps a block until the cap (8 blocks of 256 threads per SM).
+    # warps are spread over the SMs until a full block (8 warps) per SM is needed, then the grid grows to
+    # the cap (8 blocks of 256 threads per SM).
     plan = dispatch_plan(PRESETS[preset], torch.bfloat16)
     assert f"route_segment_kernel<1, 0, {PRESETS[preset].num_experts}," in plan.kernel_name(PLAN_THROUGHPUT)
     assert plan.kernel_name(PLAN_THROUGHPUT).endswith(f", {lanes}>") and plan.rows_per_warp == 32 // lanes
