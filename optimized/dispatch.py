@@ -11,9 +11,9 @@ Kernels (optimized/kernels/route.cu):
         (`KernelPlan.selection_plan`).
     route_thread_kernel<DT, SCORING, E, K>: one thread per row, the whole row in its registers, for the
         table rows with E <= 32 and no groups (kernel="thread"); one plan.
-    route_segment_kernel<DT, SCORING, E, K, L>: one row per aligned segment of L lanes (32 / L rows per
-        warp), for table rows with E <= 128 and no groups (kernel="segment", lanes=L): their throughput
-        plan; their latency plan is route_warp_kernel's.
+    route_segment_kernel<DT, SCORING, E, G, KG, K, L>: one row per aligned segment of L lanes (32 / L rows
+        per warp), for table rows with E / L <= 32 experts per lane and each group on whole lanes
+        (kernel="segment", lanes=L): their throughput plan; their latency plan is route_warp_kernel's.
     route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
 DT is the scores' dtype code (`SCORE_DTYPE_CODES`), SCORING the scoring function's (`SCORING_CODES`).
 Everything else (renormalize, S, shared mode, output scaling, r, bias dtype; and for the generic kernel
@@ -60,8 +60,9 @@ class Specialization:
     kernel "thread" (`route_thread_kernel`, one thread per row, for small E): E <= 32, G == Kg == 1,
     K <= E.
     kernel "segment" (`route_segment_kernel`, one row per L = `lanes` lanes, in the throughput plan; the
-    latency plan is the warp kernel's, so the warp kernel's constraints hold too): G == Kg == 1,
-    L in SEGMENT_LANES, E / L <= 32. Other kinds take lanes = 0.
+    latency plan is the warp kernel's, so the warp kernel's constraints hold too): L in SEGMENT_LANES,
+    E % 32 == 0, E / L <= 32; G == 1, or each group spans a power-of-two number of whole segment lanes
+    ((E / G) % (E / L) == 0). Other kinds take lanes = 0.
     """
 
     name: str  # the presets it serves, for humans
@@ -76,16 +77,25 @@ class Specialization:
     def __post_init__(self) -> None:
         if self.kernel not in KERNEL_KINDS:
             raise ValueError(f"kernel={self.kernel!r}, but a table row's kernel is one of {KERNEL_KINDS}")
-        one_group = self.num_expert_group == self.topk_group == 1
         if self.kernel == "segment":
             if self.lanes not in SEGMENT_LANES:
                 raise ValueError(
                     f"lanes={self.lanes} for kernel='segment', but a segment is one of {SEGMENT_LANES} lanes"
                 )
-            if not (one_group and self.num_experts % WARP_SIZE == 0 and self.num_experts // self.lanes <= 32):
+            per_lane = self.num_experts // self.lanes
+            per_group = self.num_experts // self.num_expert_group
+            group_lanes = per_group // per_lane if per_lane else 0
+            groups_ok = self.num_expert_group == 1 or (
+                per_lane > 0
+                and per_group % per_lane == 0
+                and group_lanes & (group_lanes - 1) == 0
+                and group_lanes <= self.lanes
+            )
+            if not (self.num_experts % WARP_SIZE == 0 and 1 <= per_lane <= 32 and groups_ok):
                 raise ValueError(
                     f"kernel='segment' with (E, G, Kg, K) = {self.key[1:]} and lanes={self.lanes}, but the "
-                    f"row-per-segment kernel takes G == Kg == 1, E % 32 == 0 and E / lanes <= 32"
+                    f"row-per-segment kernel takes E % 32 == 0, E / lanes <= 32, and G == 1 or groups of "
+                    f"a power-of-two number of whole lanes ((E / G) % (E / lanes) == 0)"
                 )
         elif self.lanes != 0:
             raise ValueError(
@@ -132,11 +142,21 @@ SPECIALIZATIONS: tuple[Specialization, ...] = (
     Specialization(
         "qwen3-next-80b-a3b", "softmax", num_experts=512, num_expert_group=1, topk_group=1, topk=10
     ),
-    Specialization("deepseek-v2", "softmax", num_experts=160, num_expert_group=8, topk_group=3, topk=6),
-    # The rows with E <= 128 and no groups route a row per segment of `lanes` lanes in the throughput plan
-    # (tools/segment_probe.py on an H200, docs/perf.md session 8: at T = 262144, 0.52x the warp kernel's
-    # time at E = 64 with 8 lanes, 0.58x to 0.95x at E = 128 with 16; with 4 or 2 lanes, 16 or 32 experts
-    # per lane, local memory made it 3 to 8x slower).
+    # The rows with E <= 128 and no groups, and DeepSeek-V2 (8 groups of 20 experts, each on 2 of 16 lanes),
+    # route a row per segment of `lanes` lanes in the throughput plan (tools/segment_probe.py on an H200,
+    # docs/perf.md sessions 8 and 9: at T = 262144, 0.52x the warp kernel's time at E = 64 with 8 lanes,
+    # 0.58x to 0.95x at E = 128 with 16; with 4 or 2 lanes, 16 or 32 experts per lane, local memory made it
+    # 3 to 8x slower).
+    Specialization(
+        "deepseek-v2",
+        "softmax",
+        num_experts=160,
+        num_expert_group=8,
+        topk_group=3,
+        topk=6,
+        kernel="segment",
+        lanes=16,
+    ),
     Specialization(
         "deepseek-v2-lite",
         "softmax",
@@ -317,8 +337,8 @@ def specialized_name(spec: Specialization, dtype: torch.dtype, selection: int = 
         return f"moegate::route_thread_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {k}>"
     if spec.kernel == "segment" and selection == PLAN_THROUGHPUT:
         return (
-            f"moegate::route_segment_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {k}, "
-            f"{spec.lanes}>"
+            f"moegate::route_segment_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {g}, {kg}, "
+            f"{k}, {spec.lanes}>"
         )
     return (
         f"moegate::route_warp_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}, "

@@ -83,7 +83,12 @@ def test_specializations_satisfy_the_kernel_constraints() -> None:
             assert 1 <= e <= 32 and g == 1 and kg == 1 and 1 <= k <= e and spec.lanes == 0
             continue
         if spec.kernel == "segment":  # and its latency plan is a warp kernel's: the constraints below too
-            assert spec.lanes in (2, 4, 8, 16) and g == 1 and kg == 1 and e // spec.lanes <= 32
+            per_segment_lane = e // spec.lanes
+            assert spec.lanes in (2, 4, 8, 16) and e % 32 == 0 and 1 <= per_segment_lane <= 32
+            if g > 1:  # a group on a power-of-two number of whole segment lanes
+                group_lanes = (e // g) // per_segment_lane
+                assert (e // g) % per_segment_lane == 0 and group_lanes & (group_lanes - 1) == 0
+                assert group_lanes <= spec.lanes
         else:
             assert spec.lanes == 0
         per_lane, per_group = e // 32, e // g
@@ -100,11 +105,12 @@ def test_a_table_row_names_a_known_kernel_kind() -> None:
 
     with pytest.raises(ValueError, match=r"kernel='lane'.*'warp', 'thread', 'segment'"):
         Specialization("x", "softmax", num_experts=8, num_expert_group=1, topk_group=1, topk=2, kernel="lane")
-    bad_shape = r"kernel='segment' with \(E, G, Kg, K\) = \(256, 8, 4, 8\) and lanes=8"
+    # 5 groups of 32 experts on lanes of 10: a group would end inside a lane.
+    bad_shape = r"kernel='segment' with \(E, G, Kg, K\) = \(160, 5, 2, 8\) and lanes=16.*whole lanes"
     with pytest.raises(ValueError, match=bad_shape):
-        Specialization("x", "sigmoid", num_experts=256, num_expert_group=8, topk_group=4, topk=8,
-                       kernel="segment", lanes=8)  # fmt: skip
-    with pytest.raises(ValueError, match=r"E % 32 == 0 and E / lanes <= 32"):
+        Specialization("x", "sigmoid", num_experts=160, num_expert_group=5, topk_group=2, topk=8,
+                       kernel="segment", lanes=16)  # fmt: skip
+    with pytest.raises(ValueError, match=r"E % 32 == 0, E / lanes <= 32"):
         Specialization("x", "sigmoid", num_experts=128, num_expert_group=1, topk_group=1, topk=8,
                        kernel="segment", lanes=2)  # fmt: skip
     bad_lanes = r"lanes=3 for kernel='segment', but a segment is one of \(2, 4, 8, 16\)"

@@ -421,19 +421,21 @@ def test_latency_and_throughput_plans_agree_bitwise(spec, dtype) -> None:
 SEGMENT_SPECS = [s for s in SPECIALIZATIONS if s.kernel == "segment"]
 
 
+@pytest.mark.parametrize("bias_dtype", [torch.float32, None], ids=["bias", "no_bias"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("spec", SEGMENT_SPECS, ids=lambda s: s.name)
-def test_rows_per_segment_equal_the_generic_kernel_on_odd_strided_batches(spec, dtype) -> None:
-    # route_segment_kernel (the throughput plan of the E <= 128 rows): a warp's segments of L lanes route
-    # 32 / L rows; a T that is not a multiple of that leaves the last segments without a row (they route
-    # a copy of the last row and store nothing). Random, tie-heavy, non-finite and wide-spread rows, in
-    # contiguous, padded and misaligned layouts, bitwise against the generic kernel.
+def test_rows_per_segment_equal_the_generic_kernel_on_odd_strided_batches(spec, dtype, bias_dtype) -> None:
+    # route_segment_kernel (the throughput plan of the E <= 128 rows and of DeepSeek-V2's groups): a warp's
+    # segments of L lanes route 32 / L rows; a T that is not a multiple of that leaves the last segments
+    # without a row (they route a copy of the last row and store nothing). Random, tie-heavy, non-finite
+    # and wide-spread rows, in contiguous, padded and misaligned layouts, with a bias and without (the keys
+    # then skip the add: route.cu's biased_score_keys), bitwise against the generic kernel.
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
     plan = dispatch_plan(config, dtype)
     assert "route_segment_kernel" in plan.kernel_name(PLAN_THROUGHPUT)
     for num_rows, layout in ((2115, "contiguous"), (3001, "padded"), (1999, "misaligned")):
         seed = seed_of("segment", spec.name, dtype, num_rows)
-        rows, bias = random_inputs(config, num_rows, dtype, torch.float32, seed)
+        rows, bias = random_inputs(config, num_rows, dtype, bias_dtype, seed)
         rows = torch.cat([tie_heavy_scores(config, dtype, seed), spread_scores(config, dtype, seed), rows])
         rows = rows[:num_rows]
         E = config.num_experts

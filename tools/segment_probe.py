@@ -41,9 +41,10 @@ class CappedPlan(KernelPlan):
 
 
 def segment_name(spec: Specialization, dtype: torch.dtype, lanes: int) -> str:
-    scoring, e, _, _, k = spec.key
+    scoring, e, g, kg, k = spec.key
     code = dispatch.SCORE_DTYPE_CODES[dtype]
-    return f"moegate::route_segment_kernel<{code}, {dispatch.SCORING_CODES[scoring]}, {e}, {k}, {lanes}>"
+    scoring_code = dispatch.SCORING_CODES[scoring]
+    return f"moegate::route_segment_kernel<{code}, {scoring_code}, {e}, {g}, {kg}, {k}, {lanes}>"
 
 
 def variants(spec: Specialization, dtype: torch.dtype) -> list[tuple[str, KernelPlan]]:
@@ -53,12 +54,14 @@ def variants(spec: Specialization, dtype: torch.dtype) -> list[tuple[str, Kernel
     warp = dispatch.specialized_name(as_warp, dtype, PLAN_THROUGHPUT)
     out = [("warp", KernelPlan(warp, spec.name, dispatch.SPECIALIZED_WARPS_PER_BLOCK, 0))]
     _, e, g, _, _ = spec.key
-    if g == 1:
-        for lanes in LANES:
-            if e % WARP_SIZE == 0 and e // lanes <= 32:
-                name = segment_name(spec, dtype, lanes)
-                plan = KernelPlan(name, spec.name, 8, 0, rows_per_warp=WARP_SIZE // lanes)
-                out.append((f"seg{lanes}", plan))
+    for lanes in LANES:
+        per_lane, per_group = e // lanes, e // g
+        group_lanes = per_group // per_lane if per_lane else 0
+        whole = g == 1 or (per_group % per_lane == 0 and group_lanes & (group_lanes - 1) == 0)
+        if e % WARP_SIZE == 0 and 1 <= per_lane <= 32 and whole and group_lanes <= lanes:
+            name = segment_name(spec, dtype, lanes)
+            plan = KernelPlan(name, spec.name, 8, 0, rows_per_warp=WARP_SIZE // lanes)
+            out.append((f"seg{lanes}", plan))
     return out
 
 

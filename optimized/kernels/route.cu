@@ -18,8 +18,8 @@
 //     loads; in the latency plan a warp requests its row's logits before its bias, so that the two
 //     loads overlap (a single-row call waits for both). A group spans LPG = (E / G) / C lanes (a power
 //     of two), so group reductions are shuffles inside aligned lane segments.
-//   * route_segment_kernel<DT, SCORING, E, K, L> (the table rows with E <= 128 and no groups, throughput
-//     plan; described above it): a warp routes 32 / L rows, one per aligned segment of L lanes, lane q of
+//   * route_segment_kernel<DT, SCORING, E, G, KG, K, L> (the throughput plan of the table rows with E <= 128
+//     and no groups, and of DeepSeek-V2; described above it): a warp routes 32 / L rows, one per aligned segment of L lanes, lane q of
 //     a segment owning the experts of lanes q * 32 / L .. (q + 1) * 32 / L - 1 above, so every order, and
 //     every bit, is theirs.
 //   * route_generic_kernel<DT> (everything else, E <= MAX_EXPERTS of optimized/dispatch.py): the row's
@@ -45,9 +45,11 @@
 //     warps per scheduler to hide latency, spends the fewest instructions: tau by K rounds of two redux, the
 //     staging offsets by a shuffle scan, the K winners by K redux rounds. kPlanLatency, for batches of
 //     at most one block per SM, where the time is the row's dependency chain, replaces those chains by
-//     independent work: tau and each staged candidate's slot by a rank count over the staged keys
-//     (eight 16-byte shared-memory broadcasts, 32 independent comparisons), the staging offsets by one
-//     ballot per register position. Same tau, same candidates, same slots: bitwise the same output.
+//     independent work: tau and each staged candidate's slot by counts of the larger staged keys
+//     (eight 16-byte shared-memory broadcasts, 32 independent comparisons; tau is then one redux, and
+//     the slots add the equal keys below only in a row with ties), the staging offsets by one ballot per
+//     register position, the routed sum from the parked slots. Same tau, same candidates, same slots:
+//     bitwise the same output.
 //   * Float sums (softmax denominator, renormalization) are lane-sequential, then a fixed xor butterfly;
 //     max reductions use __reduce_max_sync on orderable keys. No atomics: the result is bitwise
 //     deterministic, and each row depends only on its own logits (and, in replica mode, its index).
@@ -134,6 +136,27 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// a + b, kept where it is written: the compiler re-associates plain integer adds, and turned the
+// independent counts of a rank (a tree of adds) into one chain of 32 dependent adds, about 280 cycles of a
+// single row's critical path (DeepSeek-V3 T = 1, SASS). Inline PTX is opaque to that rewrite.
+__device__ __forceinline__ int tree_add(int a, int b) {
+  int s;
+  asm("add.s32 %0, %1, %2;" : "=r"(s) : "r"(a), "r"(b));
+  return s;
+}
+
+// The sum of v[First .. First + Count) as a balanced tree of tree_add (depth ceil(log2 Count) instead
+// of Count - 1), split at compile time so that every index is a constant (the array stays in registers).
+template <int N, int First = 0, int Count = N>
+__device__ __forceinline__ int tree_sum(const int (&v)[N]) {
+  static_assert(Count >= 1 && First + Count <= N, "a range inside v");
+  if constexpr (Count == 1) {
+    return v[First];
+  } else {
+    return tree_add(tree_sum<N, First, Count / 2>(v), tree_sum<N, First + Count / 2, Count - Count / 2>(v));
+  }
+}
+
 template <int DT>
 struct ScoreTraits;
 template <>
@@ -184,10 +207,16 @@ __device__ __forceinline__ const Raw* row_start(const void* scores, i64 row, i64
 }
 
 // Programmatic dependent launch (header comment): wait for the previous grids, then release the next.
-__device__ __forceinline__ void wait_for_predecessors_and_release_successor() {
+// `computed_first` is an input of the wait, so the arithmetic that produces it (the launch's 1 / r, whose
+// exact reciprocal has a slow-path call) runs before the wait, in the previous kernel's shadow, and not
+// between the wait and a row's loads, where ptxas had put it (and where its call also made ptxas spill a
+// register that the row's address then waited for: a single row's critical path, T = 1).
+__device__ __forceinline__ void wait_for_predecessors_and_release_successor(float computed_first) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::"f"(computed_first) : "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#else
+  (void)computed_first;
 #endif
 }
 
@@ -296,6 +325,23 @@ __device__ __forceinline__ float quotient_in_range(float a, float b) {
 // at least 1, the row maximum's own term, and at most E <= 1024 < 2^10).
 __device__ __forceinline__ bool quotient_in_range_ok(float a) { return a == 0.0f || a >= kFastQuotientMin; }
 
+// The largest of N logits (never NaN here: NaN is read as -inf on load) as a balanced tree of fmaxf, one
+// instruction per logit where max over orderable keys took four. Where the logits hold both -0 and +0 it
+// may return either; its callers take orderable() of it, which maps both to the same key.
+// This and the other *_in_tree helpers split [First, First + Count) at compile time, so every index is
+// a constant and the array stays in registers: written as a loop over the tree's widths, the tree of 16
+// was not unrolled, and ptxas emulated its indexing with predicated moves (Qwen3-Next T = 1: 2.55 ->
+// 3.34 us on an H200).
+template <int N, int First = 0, int Count = N>
+__device__ __forceinline__ float float_max_in_tree(const float (&x)[N]) {
+  if constexpr (Count == 1) {
+    return x[First];
+  } else {
+    return fmaxf(float_max_in_tree<N, First, Count / 2>(x),
+                 float_max_in_tree<N, First + Count / 2, Count - Count / 2>(x));
+  }
+}
+
 // p of one logit for a compile-time scoring function (branch-free: the row's cases are selects).
 template <int SCORING>
 __device__ __forceinline__ float probability_of(float x, const SoftmaxRow& row) {
@@ -340,15 +386,13 @@ __device__ __forceinline__ SoftmaxRow softmax_row(u32 local_max, u32 local_inf, 
 // (butterfly_sum), and the thread decides alone.
 template <int N, bool kWholeWarp>
 __device__ __forceinline__ void softmax_in_place(float (&x)[N]) {
-  u32 max_key = 0, num_inf = 0;
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    max_key = max(max_key, orderable(x[j]));
-    num_inf += x[j] == pos_inf() ? 1u : 0u;
-  }
+  u32 max_key = orderable(float_max_in_tree<N>(x));
   if constexpr (kWholeWarp) max_key = __reduce_max_sync(kFullMask, max_key);
   const float row_max = from_orderable(max_key);  // warp-uniform with kWholeWarp
   if (row_max == pos_inf()) {  // the +inf entries share 1
+    u32 num_inf = 0;  // counted only here: a row with a +inf logit is rare
+#pragma unroll
+    for (int j = 0; j < N; ++j) num_inf += x[j] == pos_inf() ? 1u : 0u;
     if constexpr (kWholeWarp) num_inf = __reduce_add_sync(kFullMask, num_inf);
     const float share = 1.0f / static_cast<float>(num_inf);
 #pragma unroll
@@ -420,6 +464,22 @@ __device__ __forceinline__ u32 biased_score_key(float p, float bias) {
   return orderable(nan_to_neg_inf(p + bias));
 }
 
+// Step 2 for a lane's N probabilities (specialized kernels): key[j] = biased_score_key(p[j], bias[j]).
+// Without a bias (`has_bias` is the same for every thread) b = p, and p is never NaN and never -0 (the
+// sigmoid and the softmax give +0 to 1; NaN logits were read as -inf), so orderable(p + 0) is p's bits
+// with the sign bit set: one instruction instead of the add, the NaN test and orderable's select.
+template <int N>
+__device__ __forceinline__ void biased_score_keys(const float (&p)[N], const float (&bias)[N], bool has_bias,
+                                                  u32 (&key)[N]) {
+  if (has_bias) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) key[j] = biased_score_key(p[j], bias[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) key[j] = __float_as_uint(p[j]) | 0x80000000u;
+  }
+}
+
 // ---- step 3: group_scores (helpers) -------------------------------------------------------------------
 // Running top two keys of a group (0 = empty); equal keys count twice, as in the reference's sort.
 __device__ __forceinline__ void push_top_two(u32 k, u32& t1, u32& t2) {
@@ -428,6 +488,33 @@ __device__ __forceinline__ void push_top_two(u32 k, u32& t1, u32& t2) {
     t1 = k;
   } else if (k > t2) {
     t2 = k;
+  }
+}
+
+// The largest of N keys as a balanced tree (depth ceil(log2 N); a scan is a chain of N - 1 dependent max).
+template <int N, int First = 0, int Count = N>
+__device__ __forceinline__ u32 max_in_tree(const u32 (&key)[N]) {
+  if constexpr (Count == 1) {
+    return key[First];
+  } else {
+    return max(max_in_tree<N, First, Count / 2>(key), max_in_tree<N, First + Count / 2, Count - Count / 2>(key));
+  }
+}
+
+// The top two of N keys (the same pair as N push_top_two calls: equal keys count twice) as a balanced
+// tree of merges: (a1, a2) and (b1, b2) give max(a1, b1) and max(min(a1, b1), a2, b2), the merge the
+// group butterfly uses across lanes. Depth ceil(log2 N) instead of a chain of N.
+template <int N, int First = 0, int Count = N>
+__device__ __forceinline__ void top_two_in_tree(const u32 (&key)[N], u32& t1, u32& t2) {
+  if constexpr (Count == 1) {
+    t1 = key[First];
+    t2 = kNotCandidate;
+  } else {
+    u32 a1, a2, b1, b2;
+    top_two_in_tree<N, First, Count / 2>(key, a1, a2);
+    top_two_in_tree<N, First + Count / 2, Count - Count / 2>(key, b1, b2);
+    t1 = max(a1, b1);
+    t2 = max(min(a1, b1), max(a2, b2));
   }
 }
 
@@ -513,11 +600,16 @@ __device__ __forceinline__ void shared_slots(int* ids, float* weights, i64 row, 
   }
 }
 
-// Steps 6 to 8 for a row whose slot k's (id, p) is held by lane k (K <= 32).
+// The routed sum of a row whose slot k's p is held by lane k (K <= 32): lanes 0..K-1 in the fixed
+// butterfly order (butterfly_sum gives the same bits from the K values in one thread).
+__device__ __forceinline__ float routed_sum_from_lanes(float slot_p, int lane, const OutputArgs& a) {
+  return warp_sum(lane < a.topk ? slot_p : 0.0f);
+}
+
+// Steps 6 to 8 for a row whose slot k's (id, p) is held by lane k (K <= 32), with its routed sum.
 __device__ __forceinline__ void write_row_from_lanes(int* ids, float* weights, i64 row, int slot_id,
-                                                     float slot_p, int lane, const OutputArgs& a) {
-  // routed_weights: the routed sum over lanes 0..K-1 in the fixed butterfly order.
-  const float routed_sum = warp_sum(lane < a.topk ? slot_p : 0.0f);
+                                                     float slot_p, float routed_sum, int lane,
+                                                     const OutputArgs& a) {
   if (lane < a.topk) {
     ids[lane] = slot_id;
     weights[lane] = output_scaling(routed_weight(slot_p, routed_sum, a), a);
@@ -526,25 +618,22 @@ __device__ __forceinline__ void write_row_from_lanes(int* ids, float* weights, i
 }
 
 // ---- step 5: expert_selection (latency plan helper) ------------------------------------------------
-// The rank of `mine` (held by lane `lane`) among the first `count` keys of a warp's staging area: how
-// many of them are larger, plus how many equal ones sit at a lower position (positions are in ascending
-// expert order, so a lower position is a lower expert index: SPEC's tie rule). Positions from `count`
-// on are ignored. The 32 keys are read as eight 16-byte broadcasts; every comparison is independent of
-// the others, so the rank costs a few dozen cycles instead of a chain of warp collectives.
-__device__ __forceinline__ int rank_among_staged(const u32* staged_keys, int count, u32 mine, int lane) {
-  int rank = 0;
+// How many of a warp's 32 staged keys are larger than `mine`: eight 16-byte shared-memory broadcasts and
+// 32 independent comparisons, summed as a tree. The latency plan's two ranks build on it: tau (no tie
+// rule needed) and the staged candidates' slots (ties by position, added only when there are ties).
+// Written as one comparison with the tie rule folded in, ptxas chained all 32 through one predicate
+// register, three dependent compares each (SASS).
+__device__ __forceinline__ int count_larger_staged(const u32* staged_keys, u32 mine) {
+  int larger[kWarpSize];
 #pragma unroll
   for (int i = 0; i < kWarpSize / 4; ++i) {
     const uint4 v = reinterpret_cast<const uint4*>(staged_keys)[i];
-    const u32 four[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int at = 4 * i + q;
-      const u32 other = at < count ? four[q] : kNotCandidate;
-      rank += (other > mine || (other == mine && at < lane)) ? 1 : 0;
-    }
+    larger[4 * i] = v.x > mine ? 1 : 0;
+    larger[4 * i + 1] = v.y > mine ? 1 : 0;
+    larger[4 * i + 2] = v.z > mine ? 1 : 0;
+    larger[4 * i + 3] = v.w > mine ? 1 : 0;
   }
-  return rank;
+  return tree_sum<kWarpSize>(larger);
 }
 
 // ---- vector loads of a lane's C contiguous logits (specialized kernel) --------------------------------
@@ -673,8 +762,12 @@ __device__ __forceinline__ void load_bias_lane(const void* bias, int bias_dtype,
 // ======================================================================================================
 constexpr int kMaxWarpsPerBlock = 8;  // the specialized kernel's block: 256 threads at most
 
+// The latency kernel runs at most one block per SM (its plan's definition), so it declares that minimum:
+// without it ptxas held it to 64 registers and spilled the row index around the exact paths' calls, and a
+// single row waited for that local load before its own (T = 1). The throughput kernel states no minimum
+// (0 emits none) and keeps its registers as they were.
 template <int DT, int SCORING, int E, int G, int KG, int K, int PLAN>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kernel(
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLatency ? 1 : 0) route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
@@ -700,7 +793,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   // Step 5's staging area, 32 candidates per warp (__launch_bounds__(256): at most 8 warps a block).
   __shared__ __align__(16) u32 stage_keys[kMaxWarpsPerBlock][kWarpSize];
   __shared__ u32 stage_ids[kMaxWarpsPerBlock][kWarpSize];
-  __shared__ float stage_ps[kMaxWarpsPerBlock][kWarpSize];
+  __shared__ __align__(16) float stage_ps[kMaxWarpsPerBlock][kWarpSize];
   const int lane = static_cast<int>(threadIdx.x) & (kWarpSize - 1);
   const i64 first_warp = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
   const i64 num_warps = static_cast<i64>(gridDim.x) * blockDim.x / kWarpSize;
@@ -721,7 +814,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
   float* stage_p = stage_ps[threadIdx.x / kWarpSize];
 
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
-  wait_for_predecessors_and_release_successor();
+  wait_for_predecessors_and_release_successor(out.shared_weight);
 
   // The bias in registers, once per warp: before the loop in the throughput plan; in the latency plan
   // (one row per warp) after the row's logits are requested, so that the two loads overlap (T = 1 on an
@@ -746,32 +839,38 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
 
     // ---- step 2: biased_scores ----
     u32 key[C];
-#pragma unroll
-    for (int j = 0; j < C; ++j) key[j] = biased_score_key(p[j], bias_f[j]);
+    biased_score_keys<C>(p, bias_f, has_bias, key);
 
     if constexpr (kHasGroups) {
-      // ---- step 3: group_scores: top two inside the lane, then a butterfly inside the group's lanes ----
-      u32 t1 = kNotCandidate, t2 = kNotCandidate;
+      // ---- step 3: group_scores: inside the lane, then a butterfly inside the group's lanes ----
+      u32 my_group_key;
+      if (has_bias) {  // warp-uniform: the sum of the group's two largest b
+        u32 t1, t2;
+        top_two_in_tree<C>(key, t1, t2);
 #pragma unroll
-      for (int j = 0; j < C; ++j) push_top_two(key[j], t1, t2);
+        for (int offset = 1; offset < LPG; offset <<= 1) {
+          const u32 o1 = __shfl_xor_sync(kFullMask, t1, offset);
+          const u32 o2 = __shfl_xor_sync(kFullMask, t2, offset);
+          t2 = max(min(t1, o1), max(t2, o2));
+          t1 = max(t1, o1);
+        }
+        my_group_key = group_score_key(t1, t2, true, N == 1);
+      } else {  // the group's largest b alone: no second key to carry
+        u32 t1 = max_in_tree<C>(key);
 #pragma unroll
-      for (int offset = 1; offset < LPG; offset <<= 1) {
-        const u32 o1 = __shfl_xor_sync(kFullMask, t1, offset);
-        const u32 o2 = __shfl_xor_sync(kFullMask, t2, offset);
-        t2 = max(min(t1, o1), max(t2, o2));
-        t1 = max(t1, o1);
+        for (int offset = 1; offset < LPG; offset <<= 1) t1 = max(t1, __shfl_xor_sync(kFullMask, t1, offset));
+        my_group_key = group_score_key(t1, kNotCandidate, false, N == 1);
       }
-      const u32 my_group_key = group_score_key(t1, t2, has_bias, N == 1);
 
       // ---- step 4: group_selection: a group is kept when fewer than Kg groups beat it ----
       const int my_group = lane / LPG;
-      int rank = 0;
+      int beats[G];  // independent comparisons, summed as a tree
 #pragma unroll
       for (int g = 0; g < G; ++g) {
         const u32 other = __shfl_sync(kFullMask, my_group_key, g * LPG);
-        rank += (other > my_group_key || (other == my_group_key && g < my_group)) ? 1 : 0;
+        beats[g] = (other > my_group_key || (other == my_group_key && g < my_group)) ? 1 : 0;
       }
-      if (rank >= KG) {
+      if (tree_sum<G>(beats) >= KG) {
 #pragma unroll
         for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
       }
@@ -780,23 +879,23 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
     // ---- step 5: expert_selection; lane k ends with slot k's (id, p) ----
     int slot_id = 0;
     float slot_p = 0.0f;
+    float routed_sum = 0.0f;
+    bool summed = false;  // warp-uniform: the latency plan sums the parked slots itself
     // tau = the K-th largest lane maximum: K lanes hold a key >= tau, so the K winners all have
     // key >= tau. Usually few keys pass; when at most 32 do, they are staged in shared memory (in
     // ascending expert order, one per lane) and the K winners are picked among them. Otherwise (many
     // exact ties) K argmax rounds scan every lane's C keys. The two plans (header comment) compute the
     // same tau, stage the same candidates and pick the same winners in the same slots.
-    u32 lane_max = kNotCandidate;
-#pragma unroll
-    for (int j = 0; j < C; ++j) lane_max = max(lane_max, key[j]);
+    const u32 lane_max = max_in_tree<C>(key);
     u32 tau = kNotCandidate;
     __syncwarp();  // the previous row's reads of this warp's staging area are done
     if (rank_select) {
-      // The lane whose rank among the 32 lane maxima is K - 1 holds tau.
+      // tau is the K-th largest lane maximum, counted with multiplicity: the least lane maximum that
+      // fewer than K lane maxima exceed (those are exactly the maxima >= tau). No tie rule is needed.
       stage_key[lane] = lane_max;
       __syncwarp();
-      const int rank = rank_among_staged(stage_key, kWarpSize, lane_max, lane);
-      const int holder = __ffs(__ballot_sync(kFullMask, rank == K - 1)) - 1;  // exactly one lane
-      tau = __shfl_sync(kFullMask, lane_max, holder);
+      const int larger = count_larger_staged(stage_key, lane_max);
+      tau = __reduce_min_sync(kFullMask, larger < K ? lane_max : 0xffffffffu);
     } else {
       u32 v = lane_max;
 #pragma unroll
@@ -844,6 +943,9 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
           ++slot;
         }
       }
+      // The slots' counts read all 32 positions: those past the candidates hold no key (a lane's own
+      // position, which no candidate takes; before this, its lane maximum).
+      if (rank_select && lane >= staged) stage_key[lane] = kNotCandidate;
       __syncwarp();
       const bool has = lane < staged;
       u32 cand_key = has ? stage_key[lane] : kNotCandidate;
@@ -852,7 +954,16 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
       if (rank_select) {
         // Each candidate's rank among the staged ones is its slot; the winners park (id, p) at their
         // slot, and lane k collects slot k.
-        const int rank = rank_among_staged(stage_key, staged, cand_key, lane);
+        // A candidate's slot: how many candidates are larger, plus how many equal ones sit at a lower
+        // position (positions ascend with the expert index: SPEC's tie rule). Without ties the counts of
+        // the larger ones are exactly 0 .. staged - 1, which one OR over the lanes confirms; only then is
+        // the match over the lanes (slow with many distinct keys) skipped. Positions past the candidates
+        // hold no key, and so do lanes past them.
+        int rank = count_larger_staged(stage_key, cand_key);
+        const u32 seen = __reduce_or_sync(kFullMask, has ? 1u << rank : 0u);
+        if (seen != (staged == kWarpSize ? kFullMask : (1u << staged) - 1u)) {  // ties: warp-uniform
+          rank += __popc(__match_any_sync(kFullMask, cand_key) & ((1u << lane) - 1u));
+        }
         __syncwarp();  // every lane has read its candidate's id and p
         if (has && rank < K) {
           stage_id[rank] = cand_id;
@@ -863,6 +974,13 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
           slot_id = static_cast<int>(stage_id[lane]);
           slot_p = stage_p[lane];
         }
+        // routed_weights' sum from the K parked p (broadcast reads, a few adds), the bits of the
+        // lanes' butterfly without its five dependent shuffles.
+        float parked[K];
+#pragma unroll
+        for (int k = 0; k < K; ++k) parked[k] = stage_p[k];
+        routed_sum = butterfly_sum<K>(parked);
+        summed = true;
       } else {
 #pragma unroll
         for (int k = 0; k < K; ++k) {
@@ -893,27 +1011,30 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_warp_kern
     }
 
     // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
-    write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p, lane,
-                         out);
+    if (!summed) routed_sum = routed_sum_from_lanes(slot_p, lane, out);
+    write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
+                         routed_sum, lane, out);
   }
 }
 
 // ======================================================================================================
-// Row-per-segment kernel: E % 32 == 0 and E / L <= 32 without groups (G = Kg = 1), step 5's throughput
-// plan; the dispatch table uses it for E = 64 (L = 8) and E = 128 (L = 16). A warp routes 32 / L rows at
-// once, one per aligned segment of L lanes; lane q of a segment owns the C = E / L contiguous experts
-// [q * C, (q + 1) * C), that is, the experts of lanes q * M .. q * M + M - 1 of the warp kernels' layout
-// (M = 32 / L). Why: at small E a warp per row pays its selection (K rounds of warp collectives, a
-// shuffle scan, a staging pass) over few bytes, and the collectives form a long chain per row. With 16
-// or more experts per lane it is slower (the slow paths' subroutine calls keep the arrays in local
-// memory: docs/perf.md, session 8). Here the selection is K argmax rounds inside the segment: a lane's best key by a tree over its C
-// keys (independent comparisons), the segment's largest by log2(L) xor shuffles, its lowest holder by one
-// ballot; each instruction serves 32 / L rows.
-// Every order is the warp kernels': the rounds pick the largest key with the lowest expert index, and the
-// two float sums replay their butterflies (segment_row_sum, butterfly_sum), so the output is bitwise
-// theirs (and the generic kernel's; GPU test). Every lane takes part in every shuffle (full mask): a
-// segment past the last row routes a copy of the last row and stores nothing, so the loop condition is
-// the warp's and the collectives never diverge.
+// Row-per-segment kernel: E % 32 == 0 and E / L <= 32, each group (if any) on a power-of-two number of
+// whole lanes of the segment; step 5's throughput plan. The dispatch table uses it for E = 64 (L = 8),
+// E = 128 (L = 16) and DeepSeek-V2 (E = 160, 8 groups of 20: L = 16, 10 experts per lane, a group on 2
+// lanes). A warp routes 32 / L rows at once, one per aligned segment of L lanes; lane q of a segment owns
+// the C = E / L contiguous experts [q * C, (q + 1) * C), that is, the experts of lanes q * M .. q * M + M
+// - 1 of the warp kernels' layout (M = 32 / L). Why: at small E a warp per row pays its selection (K
+// rounds of warp collectives, a shuffle scan, a staging pass) over few bytes, and the collectives form a
+// long chain per row. With 16 or more experts per lane it is slower (the slow paths' subroutine calls keep
+// the arrays in local memory: docs/perf.md, session 8). Here the groups are scored by a butterfly inside
+// their lanes and ranked by one shuffle per group, and the selection is K argmax rounds inside the
+// segment: a lane's best key by a tree over its C keys (independent comparisons), the segment's largest by
+// log2(L) xor shuffles, its lowest holder by one ballot; each instruction serves 32 / L rows.
+// Every order is the warp kernels': the groups' keys are the same integers, the rounds pick the largest
+// key with the lowest expert index, and the two float sums replay their butterflies (segment_row_sum,
+// butterfly_sum), so the output is bitwise theirs (and the generic kernel's; GPU test). Every lane takes
+// part in every shuffle (full mask): a segment past the last row routes a copy of the last row and stores
+// nothing, so the loop condition is the warp's and the collectives never diverge.
 // ======================================================================================================
 
 // The largest of a segment's lanes' values (xor shuffles inside the aligned L-lane segment).
@@ -960,15 +1081,14 @@ __device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
   constexpr int M = kWarpSize / L;  // warp-kernel lanes per segment lane
   constexpr int CW = C / M;         // experts per warp-kernel lane
   static_assert(C % M == 0, "a segment lane stands for whole warp-kernel lanes");
-  u32 max_key = 0, num_inf = 0;
-#pragma unroll
-  for (int j = 0; j < C; ++j) {
-    max_key = max(max_key, orderable(x[j]));
-    num_inf += x[j] == pos_inf() ? 1u : 0u;
-  }
-  max_key = segment_max<L>(max_key);
-  num_inf = segment_count<L>(num_inf);
+  const u32 max_key = segment_max<L>(orderable(float_max_in_tree<C>(x)));
   const float row_max = from_orderable(max_key);
+  u32 num_inf = 0;  // counted only when some segment's row has a +inf logit (rare); the vote keeps the
+  if (__any_sync(kFullMask, row_max == pos_inf())) {  // segment shuffles warp-uniform
+#pragma unroll
+    for (int j = 0; j < C; ++j) num_inf += x[j] == pos_inf() ? 1u : 0u;
+    num_inf = segment_count<L>(num_inf);
+  }
   float numerator[C];
   float part[M];
   bool far = false;
@@ -999,52 +1119,42 @@ __device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
   }
 }
 
-// The largest of N keys, its position and its p: a pairwise tree over adjacent positions in which the
+// The largest of N keys and its position: a balanced tree over the halves of the positions in which the
 // higher half wins only with a strictly larger key, so the lowest position wins among equal keys (the
 // same answer as best_in_order's scan, with independent comparisons instead of a chain of N).
-template <int N>
-__device__ __forceinline__ void best_in_tree(const u32 (&key)[N], const float (&p)[N], u32& best, int& at,
-                                             float& best_p) {
-  u32 k[N];
-  int j[N];
-  float v[N];
-#pragma unroll
-  for (int i = 0; i < N; ++i) {
-    k[i] = key[i];
-    j[i] = i;
-    v[i] = p[i];
+template <int N, int First = 0, int Count = N>
+__device__ __forceinline__ void best_in_tree(const u32 (&key)[N], u32& best, int& at) {
+  if constexpr (Count == 1) {
+    best = key[First];
+    at = First;
+  } else {
+    u32 low, high;
+    int low_at, high_at;
+    best_in_tree<N, First, Count / 2>(key, low, low_at);
+    best_in_tree<N, First + Count / 2, Count - Count / 2>(key, high, high_at);
+    const bool right = high > low;  // the higher half wins only with a strictly larger key
+    best = right ? high : low;
+    at = right ? high_at : low_at;
   }
-#pragma unroll
-  for (int width = N; width > 1; width = (width + 1) / 2) {
-#pragma unroll
-    for (int i = 0; i < width / 2; ++i) {
-      const bool right = k[2 * i + 1] > k[2 * i];
-      k[i] = right ? k[2 * i + 1] : k[2 * i];
-      j[i] = right ? j[2 * i + 1] : j[2 * i];
-      v[i] = right ? v[2 * i + 1] : v[2 * i];
-    }
-    if (width % 2 == 1) {
-      k[width / 2] = k[width - 1];
-      j[width / 2] = j[width - 1];
-      v[width / 2] = v[width - 1];
-    }
-  }
-  best = k[0];
-  at = j[0];
-  best_p = v[0];
 }
 
-template <int DT, int SCORING, int E, int K, int L>
+template <int DT, int SCORING, int E, int G, int KG, int K, int L>
 __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
     float* __restrict__ out_weights) {
   constexpr int C = E / L;  // experts per lane
+  constexpr int N = E / G;  // experts per group
+  constexpr int SLPG = G == 1 ? L : N / C;  // segment lanes per group
+  constexpr bool kHasGroups = KG < G;
   static_assert(L == 2 || L == 4 || L == 8 || L == 16, "a segment is 2, 4, 8 or 16 lanes");
   static_assert(E % kWarpSize == 0 && C <= 32, "the row-per-segment kernel takes E % 32 == 0, E / L <= 32");
-  static_assert(1 <= K && K <= kWarpSize && K <= E, "need 1 <= K <= min(32, E)");
-  (void)num_experts;  // the compile-time SCORING, E and K stand for these; G = Kg = 1
+  static_assert(E % G == 0 && 1 <= KG && KG <= G, "invalid grouping");
+  static_assert(G == 1 || (N % C == 0 && (SLPG & (SLPG - 1)) == 0 && SLPG <= L),
+                "a group must span a power-of-two number of whole segment lanes");
+  static_assert(1 <= K && K <= kWarpSize && K <= KG * N, "need 1 <= K <= min(32, Kg * E / G)");
+  (void)num_experts;  // the compile-time SCORING, E, G, Kg and K stand for these
   (void)num_groups;
   (void)topk_group;
   (void)topk;
@@ -1061,9 +1171,16 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   const i64 warp_first_row = (thread - lane) / L;  // the row of the warp's first segment
   const i64 num_segments = static_cast<i64>(gridDim.x) * blockDim.x / L;
   const bool vec = Loader::vector_ok(scores, row_stride);
+  const bool has_bias = bias_dtype != kNoBias;
+
+  // Each lane's C probabilities, parked for the output (a warp's 32 * C words, its own): the selection
+  // rounds carry a key and a position, and the K winners' p are read back once, instead of a select of
+  // p at every node of every round's tree and a shuffle per round.
+  __shared__ __align__(16) float parked_ps[kMaxWarpsPerBlock][kWarpSize * C];
+  float* parked_p = parked_ps[threadIdx.x / kWarpSize];
 
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
-  wait_for_predecessors_and_release_successor();
+  wait_for_predecessors_and_release_successor(out.shared_weight);
   float bias_f[C];
   load_bias_lane<C>(bias, bias_dtype, q, bias_f);
 
@@ -1083,33 +1200,72 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
 
     // ---- step 2: biased_scores ----
     u32 key[C];
+    biased_score_keys<C>(p, bias_f, has_bias, key);
+    __syncwarp();  // the previous rows' reads of the parked p are done
 #pragma unroll
-    for (int j = 0; j < C; ++j) key[j] = biased_score_key(p[j], bias_f[j]);
+    for (int j = 0; j < C; ++j) parked_p[lane * C + j] = p[j];
 
-    // ---- steps 3-4: group_scores, group_selection: one group, always kept ----
+    if constexpr (kHasGroups) {
+      // ---- step 3: group_scores: inside the lane, then a butterfly inside the group's segment lanes ----
+      // (the warp kernel's steps 3 and 4 on the same keys: integer max and min, and one float add of the
+      // group's top two, so every group key and every kept group is the warp kernel's)
+      u32 my_group_key;
+      if (has_bias) {  // warp-uniform: the sum of the group's two largest b
+        u32 t1, t2;
+        top_two_in_tree<C>(key, t1, t2);
+#pragma unroll
+        for (int offset = 1; offset < SLPG; offset <<= 1) {
+          const u32 o1 = __shfl_xor_sync(kFullMask, t1, offset);
+          const u32 o2 = __shfl_xor_sync(kFullMask, t2, offset);
+          t2 = max(min(t1, o1), max(t2, o2));
+          t1 = max(t1, o1);
+        }
+        my_group_key = group_score_key(t1, t2, true, N == 1);
+      } else {  // the group's largest b alone
+        u32 t1 = max_in_tree<C>(key);
+#pragma unroll
+        for (int offset = 1; offset < SLPG; offset <<= 1) t1 = max(t1, __shfl_xor_sync(kFullMask, t1, offset));
+        my_group_key = group_score_key(t1, kNotCandidate, false, N == 1);
+      }
+
+      // ---- step 4: group_selection: a group is kept when fewer than Kg groups of its row beat it ----
+      const int my_group = q / SLPG;
+      int beats[G];
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        const u32 other = __shfl_sync(kFullMask, my_group_key, segment_base + g * SLPG);
+        beats[g] = (other > my_group_key || (other == my_group_key && g < my_group)) ? 1 : 0;
+      }
+      if (tree_sum<G>(beats) >= KG) {
+#pragma unroll
+        for (int j = 0; j < C; ++j) key[j] = kNotCandidate;  // no candidate: below every real key
+      }
+    }
+
     // ---- step 5: expert_selection: K argmax rounds (largest key, lowest index), slot k = round k ----
     int slot_id[K];
-    float slot_p[K];
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       u32 best;
       int at;
-      float best_p;
-      best_in_tree<C>(key, p, best, at, best_p);
+      best_in_tree<C>(key, best, at);
       // The segment's largest key; the lowest lane holding it holds the lowest expert index among them
       // (lanes own ascending expert ranges), and its best position is the lowest inside that lane.
       const u32 top = segment_max<L>(best);
       const u32 holders = (__ballot_sync(kFullMask, best == top) >> segment_base) & kSegmentLanes;
       const int owner = __ffs(holders) - 1;
       const int owner_at = __shfl_sync(kFullMask, at, segment_base + owner);
-      best_p = __shfl_sync(kFullMask, best_p, segment_base + owner);
       const int id = owner * C + owner_at;
       const int local = q == owner ? owner_at : -1;  // the owner drops it
 #pragma unroll
       for (int j = 0; j < C; ++j) key[j] = j == local ? kNotCandidate : key[j];
       slot_id[k] = id;
-      slot_p[k] = best_p;
     }
+    // The winners' p: expert id of this segment's row is parked at the segment's first lane's words + id.
+    __syncwarp();
+    float slot_p[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) slot_p[k] = parked_p[segment_base * C + slot_id[k]];
 
     // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
     if (active) {
@@ -1174,8 +1330,9 @@ __global__ void __launch_bounds__(kThreadKernelBlock) route_thread_kernel(
   const i64 first_row = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
   const i64 num_threads = static_cast<i64>(gridDim.x) * blockDim.x;
   const bool vec = Loader::vector_ok(scores, row_stride);
+  const bool has_bias = bias_dtype != kNoBias;
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
-  wait_for_predecessors_and_release_successor();
+  wait_for_predecessors_and_release_successor(out.shared_weight);
 
   float bias_f[E];  // the whole bias, once per thread (every thread of a warp reads the same addresses)
   load_bias_lane<E>(bias, bias_dtype, 0, bias_f);
@@ -1194,8 +1351,7 @@ __global__ void __launch_bounds__(kThreadKernelBlock) route_thread_kernel(
 
     // ---- step 2: biased_scores ----
     u32 key[E];
-#pragma unroll
-    for (int e = 0; e < E; ++e) key[e] = biased_score_key(p[e], bias_f[e]);
+    biased_score_keys<E>(p, bias_f, has_bias, key);
 
     // ---- steps 3-4: group_scores, group_selection: one group, always kept ----
     // ---- step 5: expert_selection: K argmax rounds, strict '>' in ascending expert order ----
@@ -1251,7 +1407,7 @@ __global__ void __launch_bounds__(128) route_generic_kernel(
   const bool has_bias = bias_dtype != kNoBias;
 
   const OutputArgs out = make_output_args(E, topk, num_shared, replica, renormalize, apply_scaling, r);
-  wait_for_predecessors_and_release_successor();
+  wait_for_predecessors_and_release_successor(out.shared_weight);
 
   for (i64 row = first_warp; row < num_rows; row += num_warps) {
     const Raw* row_ptr = row_start<Raw>(scores, row, row_stride);
@@ -1347,7 +1503,8 @@ __global__ void __launch_bounds__(128) route_generic_kernel(
     // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
     if (topk <= kWarpSize) {
       // Lane k holds slot k (the broadcasts above): the same order as the specialized kernel.
-      write_row_from_lanes(ids, weights, row, slot_id, slot_p, lane, out);
+      write_row_from_lanes(ids, weights, row, slot_id, slot_p, routed_sum_from_lanes(slot_p, lane, out), lane,
+                           out);
     } else {
       float local = 0.0f;
       for (int k = lane; k < topk; k += kWarpSize) local += weights[k];
