@@ -526,6 +526,48 @@ __device__ __forceinline__ u32 group_score_key(u32 t1, u32 t2, bool has_bias, bo
   return orderable(s);
 }
 
+// Step 3 for the group of a lane's C keys, where the group spans LPG aligned lanes (a power of two): its
+// key (with a bias the sum of its two largest b, else its largest b), by a tree inside the lane and a
+// butterfly inside the group's lanes. Integer max and min and one float add of the top two: every
+// layout of the same row (a warp per row, a row per segment) gives the same key. `has_bias` is the same
+// for every lane.
+template <int C, int LPG, bool kOneExpert>
+__device__ __forceinline__ u32 group_key_of_lanes(const u32 (&key)[C], bool has_bias) {
+  u32 group_key;
+  if (has_bias) {  // the sum of the group's two largest b
+    u32 t1, t2;
+    top_two_in_tree<C>(key, t1, t2);
+#pragma unroll
+    for (int offset = 1; offset < LPG; offset <<= 1) {
+      const u32 o1 = __shfl_xor_sync(kFullMask, t1, offset);
+      const u32 o2 = __shfl_xor_sync(kFullMask, t2, offset);
+      t2 = max(min(t1, o1), max(t2, o2));
+      t1 = max(t1, o1);
+    }
+    group_key = group_score_key(t1, t2, true, kOneExpert);
+  } else {  // the group's largest b alone: no second key to carry
+    u32 t1 = max_in_tree<C>(key);
+#pragma unroll
+    for (int offset = 1; offset < LPG; offset <<= 1) t1 = max(t1, __shfl_xor_sync(kFullMask, t1, offset));
+    group_key = group_score_key(t1, kNotCandidate, false, kOneExpert);
+  }
+  return group_key;
+}
+
+// Step 4: whether group `my_group` (key `my_group_key`, held by each of its lanes; group g starts at lane
+// first_lane + g * LPG) is kept: fewer than Kg of the row's G groups beat it (a larger key, or an equal
+// one at a lower group index). Independent comparisons, summed as a tree.
+template <int G, int KG, int LPG>
+__device__ __forceinline__ bool group_kept(u32 my_group_key, int my_group, int first_lane) {
+  int beats[G];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const u32 other = __shfl_sync(kFullMask, my_group_key, first_lane + g * LPG);
+    beats[g] = (other > my_group_key || (other == my_group_key && g < my_group)) ? 1 : 0;
+  }
+  return tree_sum<G>(beats) < KG;
+}
+
 // ---- step 5: expert_selection (helper) ---------------------------------------------------------------
 // One warp argmax round over the lanes' (best key, expert index) pairs: the largest key, lowest index
 // among equal keys. Every lane gets the winning expert index.
@@ -842,35 +884,9 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
     biased_score_keys<C>(p, bias_f, has_bias, key);
 
     if constexpr (kHasGroups) {
-      // ---- step 3: group_scores: inside the lane, then a butterfly inside the group's lanes ----
-      u32 my_group_key;
-      if (has_bias) {  // warp-uniform: the sum of the group's two largest b
-        u32 t1, t2;
-        top_two_in_tree<C>(key, t1, t2);
-#pragma unroll
-        for (int offset = 1; offset < LPG; offset <<= 1) {
-          const u32 o1 = __shfl_xor_sync(kFullMask, t1, offset);
-          const u32 o2 = __shfl_xor_sync(kFullMask, t2, offset);
-          t2 = max(min(t1, o1), max(t2, o2));
-          t1 = max(t1, o1);
-        }
-        my_group_key = group_score_key(t1, t2, true, N == 1);
-      } else {  // the group's largest b alone: no second key to carry
-        u32 t1 = max_in_tree<C>(key);
-#pragma unroll
-        for (int offset = 1; offset < LPG; offset <<= 1) t1 = max(t1, __shfl_xor_sync(kFullMask, t1, offset));
-        my_group_key = group_score_key(t1, kNotCandidate, false, N == 1);
-      }
-
-      // ---- step 4: group_selection: a group is kept when fewer than Kg groups beat it ----
-      const int my_group = lane / LPG;
-      int beats[G];  // independent comparisons, summed as a tree
-#pragma unroll
-      for (int g = 0; g < G; ++g) {
-        const u32 other = __shfl_sync(kFullMask, my_group_key, g * LPG);
-        beats[g] = (other > my_group_key || (other == my_group_key && g < my_group)) ? 1 : 0;
-      }
-      if (tree_sum<G>(beats) >= KG) {
+      // ---- step 3: group_scores; step 4: group_selection (a dropped group's keys are no candidates) ----
+      const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, has_bias);
+      if (!group_kept<G, KG, LPG>(my_group_key, lane / LPG, 0)) {
 #pragma unroll
         for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
       }
@@ -1206,37 +1222,10 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
     for (int j = 0; j < C; ++j) parked_p[lane * C + j] = p[j];
 
     if constexpr (kHasGroups) {
-      // ---- step 3: group_scores: inside the lane, then a butterfly inside the group's segment lanes ----
-      // (the warp kernel's steps 3 and 4 on the same keys: integer max and min, and one float add of the
-      // group's top two, so every group key and every kept group is the warp kernel's)
-      u32 my_group_key;
-      if (has_bias) {  // warp-uniform: the sum of the group's two largest b
-        u32 t1, t2;
-        top_two_in_tree<C>(key, t1, t2);
-#pragma unroll
-        for (int offset = 1; offset < SLPG; offset <<= 1) {
-          const u32 o1 = __shfl_xor_sync(kFullMask, t1, offset);
-          const u32 o2 = __shfl_xor_sync(kFullMask, t2, offset);
-          t2 = max(min(t1, o1), max(t2, o2));
-          t1 = max(t1, o1);
-        }
-        my_group_key = group_score_key(t1, t2, true, N == 1);
-      } else {  // the group's largest b alone
-        u32 t1 = max_in_tree<C>(key);
-#pragma unroll
-        for (int offset = 1; offset < SLPG; offset <<= 1) t1 = max(t1, __shfl_xor_sync(kFullMask, t1, offset));
-        my_group_key = group_score_key(t1, kNotCandidate, false, N == 1);
-      }
-
-      // ---- step 4: group_selection: a group is kept when fewer than Kg groups of its row beat it ----
-      const int my_group = q / SLPG;
-      int beats[G];
-#pragma unroll
-      for (int g = 0; g < G; ++g) {
-        const u32 other = __shfl_sync(kFullMask, my_group_key, segment_base + g * SLPG);
-        beats[g] = (other > my_group_key || (other == my_group_key && g < my_group)) ? 1 : 0;
-      }
-      if (tree_sum<G>(beats) >= KG) {
+      // ---- step 3: group_scores; step 4: group_selection, inside the segment's row ----
+      // (the warp kernel's helpers on the same keys, so every group key and every kept group is its)
+      const u32 my_group_key = group_key_of_lanes<C, SLPG, N == 1>(key, has_bias);
+      if (!group_kept<G, KG, SLPG>(my_group_key, q / SLPG, segment_base)) {
 #pragma unroll
         for (int j = 0; j < C; ++j) key[j] = kNotCandidate;  // no candidate: below every real key
       }
