@@ -18,10 +18,10 @@
 //     loads; in the latency plan a warp requests its row's logits before its bias, so that the two
 //     loads overlap (a single-row call waits for both). A group spans LPG = (E / G) / C lanes (a power
 //     of two), so group reductions are shuffles inside aligned lane segments.
-//   * route_segment_kernel<DT, SCORING, E, G, KG, K, L> (the throughput plan of the table rows with E <= 128
-//     and no groups, and of DeepSeek-V2; described above it): a warp routes 32 / L rows, one per aligned segment of L lanes, lane q of
-//     a segment owning the experts of lanes q * 32 / L .. (q + 1) * 32 / L - 1 above, so every order, and
-//     every bit, is theirs.
+//   * route_segment_kernel<DT, SCORING, E, G, KG, K, L> (the throughput plan of the table rows with
+//     E <= 128 and no groups, and of DeepSeek-V2; described above it): a warp routes 32 / L rows, one per
+//     aligned segment of L lanes, lane q of a segment owning the experts of lanes q * 32 / L ..
+//     (q + 1) * 32 / L - 1 above, so every order, and every bit, is theirs.
 //   * route_generic_kernel<DT> (everything else, E <= MAX_EXPERTS of optimized/dispatch.py): the row's
 //     keys live in shared memory, (E + G) words per warp, written and read only by the warp that owns them
 //     (__syncwarp between phases, no block barrier).
@@ -136,9 +136,8 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// a + b, kept where it is written: the compiler re-associates plain integer adds, and turned the
-// independent counts of a rank (a tree of adds) into one chain of 32 dependent adds, about 280 cycles of a
-// single row's critical path (DeepSeek-V3 T = 1, SASS). Inline PTX is opaque to that rewrite.
+// a + b as inline PTX, so that a tree of sums keeps the shape it is written in (the compiler may
+// re-associate plain integer adds into one chain; a single row's critical path is the depth of its sums).
 __device__ __forceinline__ int tree_add(int a, int b) {
   int s;
   asm("add.s32 %0, %1, %2;" : "=r"(s) : "r"(a), "r"(b));
