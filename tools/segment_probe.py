@@ -3,14 +3,14 @@
     python tools/segment_probe.py [--preset moonlight-16b-a3b ...] [--rows 4096,65536,262144]
 
 For each preset and T: the warp-per-row throughput kernel (`route_warp_kernel`, PLAN_THROUGHPUT) and
-the row-per-segment kernel (`route_segment_kernel`) with L = 2, 4, 8, 16 lanes per row where
-E / L <= 32; each with the dispatch's grid cap (8 blocks of 256 threads per SM) and with the grid
-capped at the blocks that are resident at once (the driver's occupancy for that kernel: "occ"). Each
-is timed by `moegate bench`'s own timer (CUDA graph over input sets rotated past L2, median of 5
-replays, per call). Every variant's output is compared bitwise with the warp kernel's, on random
-logits and on tie-heavy ones (a handful of distinct values, the bias too). Kernels that are not in the
-dispatch table are compiled into the module for this process only (the build's name list is extended
-before the first compile).
+the row-per-segment kernel (`route_segment_kernel`) with L = 2, 4, 8, 16 lanes per row wherever the
+table would accept it (E / L <= 32, groups on whole lanes: `Specialization`'s check); each with the
+dispatch's grid cap (8 blocks of 256 threads per SM) and with the grid capped at the blocks that are
+resident at once (the driver's occupancy for that kernel: "occ"). Each is timed by `moegate bench`'s
+own timer (CUDA graph over input sets rotated past L2, median of 5 replays, per call). Every variant's
+output is compared bitwise with the warp kernel's, on random logits and on tie-heavy ones (a handful of
+distinct values, the bias too). Kernels that are not in the dispatch table are compiled into the module
+for this process only (the build's name list is extended before the first compile).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from moegate.optimized.dispatch import WARP_SIZE, KernelPlan, Specialization
 from moegate.properties.benchmark_timers import CudaTimer
 from moegate.reference import get_preset, preset_has_bias
 
-LANES = (2, 4, 8, 16)
+LANES = dispatch.SEGMENT_LANES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,28 +40,22 @@ class CappedPlan(KernelPlan):
         return max(1, min(wanted, sm_count * self.blocks_per_sm))
 
 
-def segment_name(spec: Specialization, dtype: torch.dtype, lanes: int) -> str:
-    scoring, e, g, kg, k = spec.key
-    code = dispatch.SCORE_DTYPE_CODES[dtype]
-    scoring_code = dispatch.SCORING_CODES[scoring]
-    return f"moegate::route_segment_kernel<{code}, {scoring_code}, {e}, {g}, {kg}, {k}, {lanes}>"
-
-
 def variants(spec: Specialization, dtype: torch.dtype) -> list[tuple[str, KernelPlan]]:
+    """The warp kernel's throughput plan and the segment kernel at every L the table's constraints allow
+    (a segment row built from `spec`; Specialization rejects the others)."""
     if spec.kernel == "thread":
         return []
     as_warp = dataclasses.replace(spec, kernel="warp", lanes=0)
     warp = dispatch.specialized_name(as_warp, dtype, PLAN_THROUGHPUT)
     out = [("warp", KernelPlan(warp, spec.name, dispatch.SPECIALIZED_WARPS_PER_BLOCK, 0))]
-    _, e, g, _, _ = spec.key
     for lanes in LANES:
-        per_lane, per_group = e // lanes, e // g
-        group_lanes = per_group // per_lane if per_lane else 0
-        whole = g == 1 or (per_group % per_lane == 0 and group_lanes & (group_lanes - 1) == 0)
-        if e % WARP_SIZE == 0 and 1 <= per_lane <= 32 and whole and group_lanes <= lanes:
-            name = segment_name(spec, dtype, lanes)
-            plan = KernelPlan(name, spec.name, 8, 0, rows_per_warp=WARP_SIZE // lanes)
-            out.append((f"seg{lanes}", plan))
+        try:
+            as_segment = dataclasses.replace(spec, kernel="segment", lanes=lanes)
+        except ValueError:  # no whole lanes for this L
+            continue
+        name = dispatch.specialized_name(as_segment, dtype, PLAN_THROUGHPUT)
+        plan = KernelPlan(name, spec.name, 8, 0, rows_per_warp=WARP_SIZE // lanes)
+        out.append((f"seg{lanes}", plan))
     return out
 
 
