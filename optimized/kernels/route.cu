@@ -496,7 +496,8 @@ __device__ __forceinline__ u32 max_in_tree(const u32 (&key)[N]) {
   if constexpr (Count == 1) {
     return key[First];
   } else {
-    return max(max_in_tree<N, First, Count / 2>(key), max_in_tree<N, First + Count / 2, Count - Count / 2>(key));
+    return max(max_in_tree<N, First, Count / 2>(key),
+               max_in_tree<N, First + Count / 2, Count - Count / 2>(key));
   }
 }
 
@@ -808,7 +809,8 @@ constexpr int kMaxWarpsPerBlock = 8;  // the specialized kernel's block: 256 thr
 // single row waited for that local load before its own (T = 1). The throughput kernel states no minimum
 // (0 emits none) and keeps its registers as they were.
 template <int DT, int SCORING, int E, int G, int KG, int K, int PLAN>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLatency ? 1 : 0) route_warp_kernel(
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLatency ? 1 : 0)
+    route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
@@ -1222,7 +1224,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
 
     if constexpr (kHasGroups) {
       // ---- step 3: group_scores; step 4: group_selection, inside the segment's row ----
-      // (the warp kernel's helpers on the same keys, so every group key and every kept group is its)
+      // (the warp kernel's helpers on the same keys: every group key and kept group is the warp kernel's)
       const u32 my_group_key = group_key_of_lanes<C, SLPG, N == 1>(key, has_bias);
       if (!group_kept<G, KG, SLPG>(my_group_key, q / SLPG, segment_base)) {
 #pragma unroll
