@@ -809,8 +809,7 @@ constexpr int kMaxWarpsPerBlock = 8;  // the specialized kernel's block: 256 thr
 // single row waited for that local load before its own (T = 1). The throughput kernel states no minimum
 // (0 emits none) and keeps its registers as they were.
 template <int DT, int SCORING, int E, int G, int KG, int K, int PLAN>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLatency ? 1 : 0)
-    route_warp_kernel(
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLatency ? 1 : 0) route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
