@@ -273,12 +273,15 @@ __device__ __forceinline__ float butterfly_sum(const float (&v)[N]) {
   return a[0];
 }
 
-// Step 1, sigmoid, for N logits in place (specialized kernels), bitwise `sigmoid` of each: branch-free
-// reciprocals unless a denominator is >= 2^126 (a logit below about -87.3, or -inf), in which case all N
-// take rcp.rn. kWholeWarp: the N logits are a lane's share of a row the warp routes together, and one
-// vote of the warp decides for the whole row (warp-uniform, so the fast path keeps the warp converged).
-// Otherwise the decision is the thread's own (its N logits are its whole row, or its share of a row a
-// segment routes: both paths give rcp.rn's bits, so who decides changes no result).
+// Step 1, sigmoid, for N logits in place (specialized kernels), bitwise `sigmoid` of each, a NaN logit
+// read as -inf (p = 0): branch-free reciprocals unless a denominator is >= 2^126 or NaN (a logit below
+// about -87.3, -inf or NaN), in which case all N take the exact path, which also gives a NaN logit its 0.
+// The logits come unfiltered (RowLoader::widen): a NaN stays NaN through 1 + expf(-x), so the NaN rule
+// costs nothing in rows without one (it was a compare and a select per logit). kWholeWarp: the N logits
+// are a lane's share of a row the warp routes together, and one vote of the warp decides for the whole
+// row (warp-uniform, so the fast path keeps the warp converged). Otherwise the decision is the thread's
+// own (its N logits are its whole row, or its share of a row a segment routes: both paths give rcp.rn's
+// bits, so who decides changes no result).
 template <int N, bool kWholeWarp>
 __device__ __forceinline__ void sigmoid_in_place(float (&x)[N]) {
   float y[N];
@@ -291,7 +294,7 @@ __device__ __forceinline__ void sigmoid_in_place(float (&x)[N]) {
   if constexpr (kWholeWarp) far = __any_sync(kFullMask, far);
   if (far) {
 #pragma unroll
-    for (int j = 0; j < N; ++j) x[j] = __frcp_rn(y[j]);
+    for (int j = 0; j < N; ++j) x[j] = y[j] != y[j] ? 0.0f : __frcp_rn(y[j]);  // NaN: sigmoid(-inf)
   } else {
 #pragma unroll
     for (int j = 0; j < N; ++j) x[j] = reciprocal_in_range(y[j]);
@@ -463,7 +466,17 @@ __device__ __forceinline__ u32 biased_score_key(float p, float bias) {
   return orderable(nan_to_neg_inf(p + bias));
 }
 
-// Step 2 for a lane's N probabilities (specialized kernels): key[j] = biased_score_key(p[j], bias[j]).
+// The same key where p is a probability (+0 to 1: finite, never -0) and bias is not NaN (read as -inf
+// when loaded), as in the specialized kernels. Then p + bias is never NaN (no inf - inf) and never -0
+// (that takes -0 + -0), so the NaN test and orderable's fold of -0 have nothing to do: ord(b) is b's bits
+// with the sign bit set, or every bit flipped for a negative b (one shift and one xor).
+__device__ __forceinline__ u32 probability_key(float p, float bias) {
+  const u32 u = __float_as_uint(p + bias);
+  return u ^ (static_cast<u32>(static_cast<int>(u) >> 31) | 0x80000000u);
+}
+
+// Step 2 for a lane's N probabilities (specialized kernels): key[j] = ord(p[j] + bias[j]), the bits of
+// biased_score_key (probability_key).
 // Without a bias (`has_bias` is the same for every thread) b = p, and p is never NaN and never -0 (the
 // sigmoid and the softmax give +0 to 1; NaN logits were read as -inf), so orderable(p + 0) is p's bits
 // with the sign bit set: one instruction instead of the add, the NaN test and orderable's select.
@@ -472,7 +485,7 @@ __device__ __forceinline__ void biased_score_keys(const float (&p)[N], const flo
                                                   u32 (&key)[N]) {
   if (has_bias) {
 #pragma unroll
-    for (int j = 0; j < N; ++j) key[j] = biased_score_key(p[j], bias[j]);
+    for (int j = 0; j < N; ++j) key[j] = probability_key(p[j], bias[j]);
   } else {
 #pragma unroll
     for (int j = 0; j < N; ++j) key[j] = __float_as_uint(p[j]) | 0x80000000u;
@@ -678,6 +691,18 @@ __device__ __forceinline__ int count_larger_staged(const u32* staged_keys, u32 m
   return tree_sum<kWarpSize>(larger);
 }
 
+// How a row loop loads its rows, as a type: the specialized kernels' throughput loops are compiled once for
+// vector loads (every row aligned: RowLoader::vector_ok) and once for scalar loads, and pick one per
+// launch. Two loops keep the run-time choice (measured on an H200 with both copies, docs/perf.md): the
+// latency kernel's (one row per warp: Qwen3-MoE T = 1 1.85 -> 1.96 us, Qwen3-Next 2.13 -> 2.32), and the
+// throughput loop at 16 experts per lane (Qwen3-Next: 88 registers instead of 80, two blocks per SM
+// instead of three, T = 262144 342 -> 412 us; held to 80 registers, 382).
+enum LoadKind { kScalarLoads = 0, kVectorLoads = 1, kEitherLoads = 2 };
+template <int kKind>
+struct Layout {
+  static constexpr int kLoads = kKind;
+};
+
 // ---- vector loads of a lane's C contiguous logits (specialized kernel) --------------------------------
 template <int DT, int C>
 struct RowLoader {
@@ -756,6 +781,13 @@ struct RowLoader {
 
   // x[j] = logit of expert lane * C + j, widened to float, NaN read as -inf.
   static __device__ __forceinline__ void decode(const InFlight& f, float (&x)[C]) {
+    widen(f, x);
+#pragma unroll
+    for (int j = 0; j < C; ++j) x[j] = nan_to_neg_inf(x[j]);
+  }
+
+  // The same without the NaN rule (NaN stays NaN), for sigmoid_in_place, which applies it itself.
+  static __device__ __forceinline__ void widen(const InFlight& f, float (&x)[C]) {
 #pragma unroll
     for (int j = 0; j < C; ++j) {
       Raw raw;
@@ -766,7 +798,7 @@ struct RowLoader {
       } else {
         raw = static_cast<Raw>((f.w[j / 2] >> (16 * (j % 2))) & 0xffffu);  // little endian
       }
-      x[j] = nan_to_neg_inf(ScoreTraits<DT>::to_float(raw));
+      x[j] = ScoreTraits<DT>::to_float(raw);
     }
   }
 };
@@ -866,170 +898,187 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
   float bias_f[C];
   if (!latency) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
 
-  for (i64 row = first_warp; row < num_rows; row += num_warps) {
-    // ---- step 1: probabilities (x is overwritten by p) ----
-    typename Loader::InFlight in_flight;
-    Loader::issue(row_start<Raw>(scores, row, row_stride), lane, vec, in_flight);
-    if (latency && row == first_warp) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
-    float p[C];
-    Loader::decode(in_flight, p);
-    if constexpr (SCORING == kSigmoid) {
-      sigmoid_in_place<C, true>(p);
-    } else {
-      softmax_in_place<C, true>(p);
-    }
-
-    // ---- step 2: biased_scores ----
-    u32 key[C];
-    biased_score_keys<C>(p, bias_f, has_bias, key);
-
-    if constexpr (kHasGroups) {
-      // ---- step 3: group_scores; step 4: group_selection (a dropped group's keys are no candidates) ----
-      const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, has_bias);
-      if (!group_kept<G, KG, LPG>(my_group_key, lane / LPG, 0)) {
-#pragma unroll
-        for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
-      }
-    }
-
-    // ---- step 5: expert_selection; lane k ends with slot k's (id, p) ----
-    int slot_id = 0;
-    float slot_p = 0.0f;
-    float routed_sum = 0.0f;
-    bool summed = false;  // warp-uniform: the latency plan sums the parked slots itself
-    // tau = the K-th largest lane maximum: K lanes hold a key >= tau, so the K winners all have
-    // key >= tau. Usually few keys pass; when at most 32 do, they are staged in shared memory (in
-    // ascending expert order, one per lane) and the K winners are picked among them. Otherwise (many
-    // exact ties) K argmax rounds scan every lane's C keys. The two plans (header comment) compute the
-    // same tau, stage the same candidates and pick the same winners in the same slots.
-    const u32 lane_max = max_in_tree<C>(key);
-    u32 tau = kNotCandidate;
-    __syncwarp();  // the previous row's reads of this warp's staging area are done
-    if (rank_select) {
-      // tau is the K-th largest lane maximum, counted with multiplicity: the least lane maximum that
-      // fewer than K lane maxima exceed (those are exactly the maxima >= tau). No tie rule is needed.
-      stage_key[lane] = lane_max;
-      __syncwarp();
-      const int larger = count_larger_staged(stage_key, lane_max);
-      tau = __reduce_min_sync(kFullMask, larger < K ? lane_max : 0xffffffffu);
-    } else {
-      u32 v = lane_max;
-#pragma unroll
-      for (int k = 0; k < K; ++k) {
-        tau = __reduce_max_sync(kFullMask, v);
-        const u32 first = __reduce_min_sync(kFullMask, v == tau ? static_cast<u32>(lane) : kNoIndex);
-        v = static_cast<u32>(lane) == first ? kNotCandidate : v;
-      }
-    }
-    const u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
-    int count = 0;
-#pragma unroll
-    for (int j = 0; j < C; ++j) count += key[j] >= floor_key ? 1 : 0;
-    int below = 0;  // candidates in the lanes below this one
-    int staged = 0;
-    if (rank_select) {
-      // One ballot per register position, independent of each other.
-      const u32 lanes_below = (1u << lane) - 1u;
-#pragma unroll
-      for (int j = 0; j < C; ++j) {
-        const u32 holders = __ballot_sync(kFullMask, key[j] >= floor_key);
-        below += __popc(holders & lanes_below);
-        staged += __popc(holders);
-      }
-    } else {
-      int inclusive = count;  // inclusive prefix sum of the counts over the lanes
-#pragma unroll
-      for (int d = 1; d < kWarpSize; d <<= 1) {
-        const int lower = __shfl_up_sync(kFullMask, inclusive, d);
-        inclusive += lane >= d ? lower : 0;
-      }
-      below = inclusive - count;
-      staged = __shfl_sync(kFullMask, inclusive, kWarpSize - 1);
-    }
-
-    if (staged <= kWarpSize) {
-      __syncwarp();  // the latency plan's reads of the lane maxima are done
-      int slot = below;
-#pragma unroll
-      for (int j = 0; j < C; ++j) {
-        if (key[j] >= floor_key) {
-          stage_key[slot] = key[j];
-          stage_id[slot] = static_cast<u32>(lane * C + j);
-          stage_p[slot] = p[j];
-          ++slot;
-        }
-      }
-      // The slots' counts read all 32 positions: those past the candidates hold no key (a lane's own
-      // position, which no candidate takes; before this, its lane maximum).
-      if (rank_select && lane >= staged) stage_key[lane] = kNotCandidate;
-      __syncwarp();
-      const bool has = lane < staged;
-      u32 cand_key = has ? stage_key[lane] : kNotCandidate;
-      const u32 cand_id = has ? stage_id[lane] : 0u;
-      const float cand_p = has ? stage_p[lane] : 0.0f;
-      if (rank_select) {
-        // Each candidate's rank among the staged ones is its slot; the winners park (id, p) at their
-        // slot, and lane k collects slot k.
-        // A candidate's slot: how many candidates are larger, plus how many equal ones sit at a lower
-        // position (positions ascend with the expert index: SPEC's tie rule). Without ties the counts of
-        // the larger ones are exactly 0 .. staged - 1, which one OR over the lanes confirms; only then is
-        // the match over the lanes (slow with many distinct keys) skipped. Positions past the candidates
-        // hold no key, and so do lanes past them.
-        int rank = count_larger_staged(stage_key, cand_key);
-        const u32 seen = __reduce_or_sync(kFullMask, has ? 1u << rank : 0u);
-        if (seen != (staged == kWarpSize ? kFullMask : (1u << staged) - 1u)) {  // ties: warp-uniform
-          rank += __popc(__match_any_sync(kFullMask, cand_key) & ((1u << lane) - 1u));
-        }
-        __syncwarp();  // every lane has read its candidate's id and p
-        if (has && rank < K) {
-          stage_id[rank] = cand_id;
-          stage_p[rank] = cand_p;
-        }
-        __syncwarp();
-        if (lane < K) {
-          slot_id = static_cast<int>(stage_id[lane]);
-          slot_p = stage_p[lane];
-        }
-        // routed_weights' sum from the K parked p (broadcast reads, a few adds), the bits of the
-        // lanes' butterfly without its five dependent shuffles.
-        float parked[K];
-#pragma unroll
-        for (int k = 0; k < K; ++k) parked[k] = stage_p[k];
-        routed_sum = butterfly_sum<K>(parked);
-        summed = true;
+  // The row loop, compiled per layout (Layout): in the throughput plan (below 16 experts per lane) once for
+  // vector loads and once for scalar loads, chosen once per launch. With the run-time `vec` inside the
+  // loop ptxas if-converted the two kinds of load into one sequence under predicates: about 30 issue
+  // slots per row (DeepSeek-V3 T = 262144 on an H200: 248 -> 219 us, with the sigmoid's NaN rule moved
+  // to its exact path).
+  const auto route_rows = [&](auto layout) {
+    constexpr int kLoads = decltype(layout)::kLoads;
+    const bool use_vec = kLoads == kEitherLoads ? vec : kLoads == kVectorLoads;
+    for (i64 row = first_warp; row < num_rows; row += num_warps) {
+      // ---- step 1: probabilities (x is overwritten by p) ----
+      typename Loader::InFlight in_flight;
+      Loader::issue(row_start<Raw>(scores, row, row_stride), lane, use_vec, in_flight);
+      if (latency && row == first_warp) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
+      float p[C];
+      if constexpr (SCORING == kSigmoid) {
+        Loader::widen(in_flight, p);
+        sigmoid_in_place<C, true>(p);
       } else {
-#pragma unroll
+        Loader::decode(in_flight, p);
+        softmax_in_place<C, true>(p);
+      }
+
+      // ---- step 2: biased_scores ----
+      u32 key[C];
+      biased_score_keys<C>(p, bias_f, has_bias, key);
+
+      if constexpr (kHasGroups) {
+        // ---- step 3: group_scores; step 4: group_selection (a dropped group's keys are no candidates) ----
+        const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, has_bias);
+        if (!group_kept<G, KG, LPG>(my_group_key, lane / LPG, 0)) {
+  #pragma unroll
+          for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
+        }
+      }
+
+      // ---- step 5: expert_selection; lane k ends with slot k's (id, p) ----
+      int slot_id = 0;
+      float slot_p = 0.0f;
+      float routed_sum = 0.0f;
+      bool summed = false;  // warp-uniform: the latency plan sums the parked slots itself
+      // tau = the K-th largest lane maximum: K lanes hold a key >= tau, so the K winners all have
+      // key >= tau. Usually few keys pass; when at most 32 do, they are staged in shared memory (in
+      // ascending expert order, one per lane) and the K winners are picked among them. Otherwise (many
+      // exact ties) K argmax rounds scan every lane's C keys. The two plans (header comment) compute the
+      // same tau, stage the same candidates and pick the same winners in the same slots.
+      const u32 lane_max = max_in_tree<C>(key);
+      u32 tau = kNotCandidate;
+      __syncwarp();  // the previous row's reads of this warp's staging area are done
+      if (rank_select) {
+        // tau is the K-th largest lane maximum, counted with multiplicity: the least lane maximum that
+        // fewer than K lane maxima exceed (those are exactly the maxima >= tau). No tie rule is needed.
+        stage_key[lane] = lane_max;
+        __syncwarp();
+        const int larger = count_larger_staged(stage_key, lane_max);
+        tau = __reduce_min_sync(kFullMask, larger < K ? lane_max : 0xffffffffu);
+      } else {
+        u32 v = lane_max;
+  #pragma unroll
         for (int k = 0; k < K; ++k) {
-          const u32 top = __reduce_max_sync(kFullMask, cand_key);
-          // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
-          const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
-          const int id = static_cast<int>(__shfl_sync(kFullMask, cand_id, w));
-          const float won_p = __shfl_sync(kFullMask, cand_p, w);
-          cand_key = lane == w ? kNotCandidate : cand_key;
-          slot_id = lane == k ? id : slot_id;
+          tau = __reduce_max_sync(kFullMask, v);
+          const u32 first = __reduce_min_sync(kFullMask, v == tau ? static_cast<u32>(lane) : kNoIndex);
+          v = static_cast<u32>(lane) == first ? kNotCandidate : v;
+        }
+      }
+      const u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
+      int count = 0;
+  #pragma unroll
+      for (int j = 0; j < C; ++j) count += key[j] >= floor_key ? 1 : 0;
+      int below = 0;  // candidates in the lanes below this one
+      int staged = 0;
+      if (rank_select) {
+        // One ballot per register position, independent of each other.
+        const u32 lanes_below = (1u << lane) - 1u;
+  #pragma unroll
+        for (int j = 0; j < C; ++j) {
+          const u32 holders = __ballot_sync(kFullMask, key[j] >= floor_key);
+          below += __popc(holders & lanes_below);
+          staged += __popc(holders);
+        }
+      } else {
+        int inclusive = count;  // inclusive prefix sum of the counts over the lanes
+  #pragma unroll
+        for (int d = 1; d < kWarpSize; d <<= 1) {
+          const int lower = __shfl_up_sync(kFullMask, inclusive, d);
+          inclusive += lane >= d ? lower : 0;
+        }
+        below = inclusive - count;
+        staged = __shfl_sync(kFullMask, inclusive, kWarpSize - 1);
+      }
+
+      if (staged <= kWarpSize) {
+        __syncwarp();  // the latency plan's reads of the lane maxima are done
+        int slot = below;
+  #pragma unroll
+        for (int j = 0; j < C; ++j) {
+          if (key[j] >= floor_key) {
+            stage_key[slot] = key[j];
+            stage_id[slot] = static_cast<u32>(lane * C + j);
+            stage_p[slot] = p[j];
+            ++slot;
+          }
+        }
+        // The slots' counts read all 32 positions: those past the candidates hold no key (a lane's own
+        // position, which no candidate takes; before this, its lane maximum).
+        if (rank_select && lane >= staged) stage_key[lane] = kNotCandidate;
+        __syncwarp();
+        const bool has = lane < staged;
+        u32 cand_key = has ? stage_key[lane] : kNotCandidate;
+        const u32 cand_id = has ? stage_id[lane] : 0u;
+        const float cand_p = has ? stage_p[lane] : 0.0f;
+        if (rank_select) {
+          // Each candidate's rank among the staged ones is its slot; the winners park (id, p) at their
+          // slot, and lane k collects slot k.
+          // A candidate's slot: how many candidates are larger, plus how many equal ones sit at a lower
+          // position (positions ascend with the expert index: SPEC's tie rule). Without ties the counts of
+          // the larger ones are exactly 0 .. staged - 1, which one OR over the lanes confirms; only then is
+          // the match over the lanes (slow with many distinct keys) skipped. Positions past the candidates
+          // hold no key, and so do lanes past them.
+          int rank = count_larger_staged(stage_key, cand_key);
+          const u32 seen = __reduce_or_sync(kFullMask, has ? 1u << rank : 0u);
+          if (seen != (staged == kWarpSize ? kFullMask : (1u << staged) - 1u)) {  // ties: warp-uniform
+            rank += __popc(__match_any_sync(kFullMask, cand_key) & ((1u << lane) - 1u));
+          }
+          __syncwarp();  // every lane has read its candidate's id and p
+          if (has && rank < K) {
+            stage_id[rank] = cand_id;
+            stage_p[rank] = cand_p;
+          }
+          __syncwarp();
+          if (lane < K) {
+            slot_id = static_cast<int>(stage_id[lane]);
+            slot_p = stage_p[lane];
+          }
+          // routed_weights' sum from the K parked p (broadcast reads, a few adds), the bits of the
+          // lanes' butterfly without its five dependent shuffles.
+          float parked[K];
+  #pragma unroll
+          for (int k = 0; k < K; ++k) parked[k] = stage_p[k];
+          routed_sum = butterfly_sum<K>(parked);
+          summed = true;
+        } else {
+  #pragma unroll
+          for (int k = 0; k < K; ++k) {
+            const u32 top = __reduce_max_sync(kFullMask, cand_key);
+            // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
+            const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
+            const int id = static_cast<int>(__shfl_sync(kFullMask, cand_id, w));
+            const float won_p = __shfl_sync(kFullMask, cand_p, w);
+            cand_key = lane == w ? kNotCandidate : cand_key;
+            slot_id = lane == k ? id : slot_id;
+            slot_p = lane == k ? won_p : slot_p;
+          }
+        }
+      } else {
+        // Written as selects, not branches: the warp stays converged around the redux and shuffle.
+  #pragma unroll
+        for (int k = 0; k < K; ++k) {
+          u32 best;
+          int best_j;
+          best_in_order<C>(key, best, best_j);  // the lowest j wins inside the lane
+          const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
+          const int owner = static_cast<int>(winner / C);
+          float won_p = take_at<C>(key, p, best_j, owner == lane);
+          won_p = __shfl_sync(kFullMask, won_p, owner);
+          slot_id = lane == k ? static_cast<int>(winner) : slot_id;
           slot_p = lane == k ? won_p : slot_p;
         }
       }
-    } else {
-      // Written as selects, not branches: the warp stays converged around the redux and shuffle.
-#pragma unroll
-      for (int k = 0; k < K; ++k) {
-        u32 best;
-        int best_j;
-        best_in_order<C>(key, best, best_j);  // the lowest j wins inside the lane
-        const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
-        const int owner = static_cast<int>(winner / C);
-        float won_p = take_at<C>(key, p, best_j, owner == lane);
-        won_p = __shfl_sync(kFullMask, won_p, owner);
-        slot_id = lane == k ? static_cast<int>(winner) : slot_id;
-        slot_p = lane == k ? won_p : slot_p;
-      }
-    }
 
-    // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
-    if (!summed) routed_sum = routed_sum_from_lanes(slot_p, lane, out);
-    write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
-                         routed_sum, lane, out);
+      // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
+      if (!summed) routed_sum = routed_sum_from_lanes(slot_p, lane, out);
+      write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
+                           routed_sum, lane, out);
+    }
+  };
+  if constexpr (PLAN == kPlanLatency || C >= 16) {
+    route_rows(Layout<kEitherLoads>());
+  } else if (vec) {
+    route_rows(Layout<kVectorLoads>());
+  } else {
+    route_rows(Layout<kScalarLoads>());
   }
 }
 
@@ -1200,92 +1249,102 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   float bias_f[C];
   load_bias_lane<C>(bias, bias_dtype, q, bias_f);
 
-  for (i64 first = warp_first_row; first < num_rows; first += num_segments) {  // warp-uniform
-    const i64 row = first + lane / L;
-    const bool active = row < num_rows;
-    // ---- step 1: probabilities (x is overwritten by p) ----
-    typename Loader::InFlight in_flight;
-    Loader::issue(row_start<Raw>(scores, active ? row : num_rows - 1, row_stride), q, vec, in_flight);
-    float p[C];
-    Loader::decode(in_flight, p);
-    if constexpr (SCORING == kSigmoid) {
-      sigmoid_in_place<C, false>(p);  // elementwise: the fast path's choice is the lane's own
-    } else {
-      softmax_segment_in_place<C, L>(p);
-    }
-
-    // ---- step 2: biased_scores ----
-    u32 key[C];
-    biased_score_keys<C>(p, bias_f, has_bias, key);
-    __syncwarp();  // the previous rows' reads of the parked p are done
-#pragma unroll
-    for (int j = 0; j < C; ++j) parked_p[lane * C + j] = p[j];
-
-    if constexpr (kHasGroups) {
-      // ---- step 3: group_scores; step 4: group_selection, inside the segment's row ----
-      // (the warp kernel's helpers on the same keys: every group key and kept group is the warp kernel's)
-      const u32 my_group_key = group_key_of_lanes<C, SLPG, N == 1>(key, has_bias);
-      if (!group_kept<G, KG, SLPG>(my_group_key, q / SLPG, segment_base)) {
-#pragma unroll
-        for (int j = 0; j < C; ++j) key[j] = kNotCandidate;  // no candidate: below every real key
-      }
-    }
-
-    // ---- step 5: expert_selection: K argmax rounds (largest key, lowest index), slot k = round k ----
-    int slot_id[K];
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      u32 best;
-      int at;
-      best_in_tree<C>(key, best, at);
-      // The segment's largest key; the lowest lane holding it holds the lowest expert index among them
-      // (lanes own ascending expert ranges), and its best position is the lowest inside that lane.
-      const u32 top = segment_max<L>(best);
-      const u32 holders = (__ballot_sync(kFullMask, best == top) >> segment_base) & kSegmentLanes;
-      const int owner = __ffs(holders) - 1;
-      const int owner_at = __shfl_sync(kFullMask, at, segment_base + owner);
-      const int id = owner * C + owner_at;
-      const int local = q == owner ? owner_at : -1;  // the owner drops it
-#pragma unroll
-      for (int j = 0; j < C; ++j) key[j] = j == local ? kNotCandidate : key[j];
-      slot_id[k] = id;
-    }
-    // The winners' p: expert id of this segment's row is parked at the segment's first lane's words + id.
-    __syncwarp();
-    float slot_p[K];
-#pragma unroll
-    for (int k = 0; k < K; ++k) slot_p[k] = parked_p[segment_base * C + slot_id[k]];
-
-    // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
-    if (active) {
-      const float routed_sum = butterfly_sum<K>(slot_p);  // the warp kernels' order, slot k in lane k
-      int* ids = out_ids + row * out.width;
-      float* weights = out_weights + row * out.width;
-      if constexpr (K <= L) {
-        // Lane q < K writes slot q: its (id, p) picked by selects, then one division per lane (a loop
-        // over the slots would issue K predicated divisions per warp).
-        int my_id = 0;
-        float my_p = 0.0f;
-#pragma unroll
-        for (int k = 0; k < K; ++k) {
-          my_id = k == q ? slot_id[k] : my_id;
-          my_p = k == q ? slot_p[k] : my_p;
-        }
-        if (q < K) {
-          ids[q] = my_id;
-          weights[q] = output_scaling(routed_weight(my_p, routed_sum, out), out);
-        }
+  // The row loop, compiled once per layout (Layout; route_warp_kernel says why).
+  const auto route_rows = [&](auto layout) {
+    constexpr bool kVec = decltype(layout)::kLoads == kVectorLoads;
+    for (i64 first = warp_first_row; first < num_rows; first += num_segments) {  // warp-uniform
+      const i64 row = first + lane / L;
+      const bool active = row < num_rows;
+      // ---- step 1: probabilities (x is overwritten by p) ----
+      typename Loader::InFlight in_flight;
+      Loader::issue(row_start<Raw>(scores, active ? row : num_rows - 1, row_stride), q, kVec, in_flight);
+      float p[C];
+      if constexpr (SCORING == kSigmoid) {
+        Loader::widen(in_flight, p);
+        sigmoid_in_place<C, false>(p);  // elementwise: the fast path's choice is the lane's own
       } else {
-#pragma unroll
-        for (int k = 0; k < K; ++k) {
-          if (k % L == q) {
-            ids[k] = slot_id[k];
-            weights[k] = output_scaling(routed_weight(slot_p[k], routed_sum, out), out);
+        Loader::decode(in_flight, p);
+        softmax_segment_in_place<C, L>(p);
+      }
+
+      // ---- step 2: biased_scores ----
+      u32 key[C];
+      biased_score_keys<C>(p, bias_f, has_bias, key);
+      __syncwarp();  // the previous rows' reads of the parked p are done
+  #pragma unroll
+      for (int j = 0; j < C; ++j) parked_p[lane * C + j] = p[j];
+
+      if constexpr (kHasGroups) {
+        // ---- step 3: group_scores; step 4: group_selection, inside the segment's row ----
+        // (the warp kernel's helpers on the same keys: every group key and kept group is the warp kernel's)
+        const u32 my_group_key = group_key_of_lanes<C, SLPG, N == 1>(key, has_bias);
+        if (!group_kept<G, KG, SLPG>(my_group_key, q / SLPG, segment_base)) {
+  #pragma unroll
+          for (int j = 0; j < C; ++j) key[j] = kNotCandidate;  // no candidate: below every real key
+        }
+      }
+
+      // ---- step 5: expert_selection: K argmax rounds (largest key, lowest index), slot k = round k ----
+      int slot_id[K];
+  #pragma unroll
+      for (int k = 0; k < K; ++k) {
+        u32 best;
+        int at;
+        best_in_tree<C>(key, best, at);
+        // The segment's largest key; the lowest lane holding it holds the lowest expert index among them
+        // (lanes own ascending expert ranges), and its best position is the lowest inside that lane.
+        const u32 top = segment_max<L>(best);
+        const u32 holders = (__ballot_sync(kFullMask, best == top) >> segment_base) & kSegmentLanes;
+        const int owner = __ffs(holders) - 1;
+        const int owner_at = __shfl_sync(kFullMask, at, segment_base + owner);
+        const int id = owner * C + owner_at;
+        const int local = q == owner ? owner_at : -1;  // the owner drops it
+  #pragma unroll
+        for (int j = 0; j < C; ++j) key[j] = j == local ? kNotCandidate : key[j];
+        slot_id[k] = id;
+      }
+      // The winners' p: expert id of this segment's row is parked at the segment's first lane's words + id.
+      __syncwarp();
+      float slot_p[K];
+  #pragma unroll
+      for (int k = 0; k < K; ++k) slot_p[k] = parked_p[segment_base * C + slot_id[k]];
+
+      // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
+      if (active) {
+        const float routed_sum = butterfly_sum<K>(slot_p);  // the warp kernels' order, slot k in lane k
+        int* ids = out_ids + row * out.width;
+        float* weights = out_weights + row * out.width;
+        if constexpr (K <= L) {
+          // Lane q < K writes slot q: its (id, p) picked by selects, then one division per lane (a loop
+          // over the slots would issue K predicated divisions per warp).
+          int my_id = 0;
+          float my_p = 0.0f;
+  #pragma unroll
+          for (int k = 0; k < K; ++k) {
+            my_id = k == q ? slot_id[k] : my_id;
+            my_p = k == q ? slot_p[k] : my_p;
+          }
+          if (q < K) {
+            ids[q] = my_id;
+            weights[q] = output_scaling(routed_weight(my_p, routed_sum, out), out);
+          }
+        } else {
+  #pragma unroll
+          for (int k = 0; k < K; ++k) {
+            if (k % L == q) {
+              ids[k] = slot_id[k];
+              weights[k] = output_scaling(routed_weight(slot_p[k], routed_sum, out), out);
+            }
           }
         }
+        shared_slots(ids, weights, row, routed_sum, q, L, out);
       }
-      shared_slots(ids, weights, row, routed_sum, q, L, out);
     }
+  };
+  if (vec) {
+    route_rows(Layout<kVectorLoads>());
+  } else {
+    route_rows(Layout<kScalarLoads>());
   }
 }
 
@@ -1331,10 +1390,11 @@ __global__ void __launch_bounds__(kThreadKernelBlock) route_thread_kernel(
     typename Loader::InFlight in_flight;
     Loader::issue(row_start<Raw>(scores, row, row_stride), 0, vec, in_flight);
     float p[E];
-    Loader::decode(in_flight, p);
     if constexpr (SCORING == kSigmoid) {
+      Loader::widen(in_flight, p);
       sigmoid_in_place<E, false>(p);
     } else {
+      Loader::decode(in_flight, p);
       softmax_in_place<E, false>(p);
     }
 
