@@ -570,15 +570,34 @@ __device__ __forceinline__ u32 group_key_of_lanes(const u32 (&key)[C], bool has_
 // Step 4: whether group `my_group` (key `my_group_key`, held by each of its lanes; group g starts at lane
 // first_lane + g * LPG) is kept: fewer than Kg of the row's G groups beat it (a larger key, or an equal
 // one at a lower group index). Independent comparisons, summed as a tree.
-template <int G, int KG, int LPG>
+// kSpread (G >= LPG): each of the group's LPG lanes compares the groups i, i + LPG, ... (i = its place in
+// the group), and a butterfly over the group's lanes adds the counts: G / LPG shuffles and comparisons per
+// lane instead of G (DeepSeek-V3: 2 instead of 8), for log2(LPG) dependent shuffles more, so the throughput
+// kernels take it and the latency kernel keeps the G independent comparisons. Both count the same groups.
+template <int G, int KG, int LPG, bool kSpread>
 __device__ __forceinline__ bool group_kept(u32 my_group_key, int my_group, int first_lane) {
-  int beats[G];
+  if constexpr (kSpread && G >= LPG) {
+    constexpr int kChecks = (G + LPG - 1) / LPG;
+    const int i = (static_cast<int>(threadIdx.x) & (kWarpSize - 1)) & (LPG - 1);  // groups are LPG-aligned
+    int beats = 0;
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
-    const u32 other = __shfl_sync(kFullMask, my_group_key, first_lane + g * LPG);
-    beats[g] = (other > my_group_key || (other == my_group_key && g < my_group)) ? 1 : 0;
+    for (int t = 0; t < kChecks; ++t) {
+      const int g = i + t * LPG;
+      const u32 other = __shfl_sync(kFullMask, my_group_key, first_lane + (g < G ? g : 0) * LPG);
+      beats += (g < G && (other > my_group_key || (other == my_group_key && g < my_group))) ? 1 : 0;
+    }
+#pragma unroll
+    for (int offset = 1; offset < LPG; offset <<= 1) beats += __shfl_xor_sync(kFullMask, beats, offset);
+    return beats < KG;
+  } else {
+    int beats[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const u32 other = __shfl_sync(kFullMask, my_group_key, first_lane + g * LPG);
+      beats[g] = (other > my_group_key || (other == my_group_key && g < my_group)) ? 1 : 0;
+    }
+    return tree_sum<G>(beats) < KG;
   }
-  return tree_sum<G>(beats) < KG;
 }
 
 // ---- step 5: expert_selection (helper) ---------------------------------------------------------------
@@ -865,9 +884,14 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
   typedef RowLoader<DT, C> Loader;
   typedef typename Loader::Raw Raw;
   // Step 5's staging area, 32 candidates per warp (__launch_bounds__(256): at most 8 warps a block).
-  __shared__ __align__(16) u32 stage_keys[kMaxWarpsPerBlock][kWarpSize];
-  __shared__ u32 stage_ids[kMaxWarpsPerBlock][kWarpSize];
-  __shared__ __align__(16) float stage_ps[kMaxWarpsPerBlock][kWarpSize];
+  // The throughput kernel's is one array per warp, the keys, ids and p of the 32 positions in three rows
+  // at fixed offsets, so that a position's three stores share one address (separate arrays took an
+  // address each). The latency kernel keeps three arrays: with the one array its single row took longer
+  // (DeepSeek-V3 T = 1 on an H200: 1.89 -> 2.04 us, together with the rounds below).
+  __shared__ __align__(16) u32 stage[PLAN == kPlanThroughput ? kMaxWarpsPerBlock : 1][3][kWarpSize];
+  __shared__ __align__(16) u32 stage_keys[PLAN == kPlanLatency ? kMaxWarpsPerBlock : 1][kWarpSize];
+  __shared__ u32 stage_ids[PLAN == kPlanLatency ? kMaxWarpsPerBlock : 1][kWarpSize];
+  __shared__ __align__(16) float stage_ps[PLAN == kPlanLatency ? kMaxWarpsPerBlock : 1][kWarpSize];
   const int lane = static_cast<int>(threadIdx.x) & (kWarpSize - 1);
   const i64 first_warp = (static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize;
   const i64 num_warps = static_cast<i64>(gridDim.x) * blockDim.x / kWarpSize;
@@ -883,9 +907,18 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
   // round is shorter than a rank count (Llama-4 on the H200, docs/perf.md: T = 1 1.82 -> 1.5 us), so the
   // latency kernel of a K = 1 row selects as the throughput plan does (and keeps its early bias load).
   const bool rank_select = K > 1 && latency;
-  u32* stage_key = stage_keys[threadIdx.x / kWarpSize];
-  u32* stage_id = stage_ids[threadIdx.x / kWarpSize];
-  float* stage_p = stage_ps[threadIdx.x / kWarpSize];
+  u32* stage_key;
+  u32* stage_id;
+  float* stage_p;
+  if constexpr (PLAN == kPlanThroughput) {
+    stage_key = stage[threadIdx.x / kWarpSize][0];
+    stage_id = stage[threadIdx.x / kWarpSize][1];
+    stage_p = reinterpret_cast<float*>(stage[threadIdx.x / kWarpSize][2]);
+  } else {
+    stage_key = stage_keys[threadIdx.x / kWarpSize];
+    stage_id = stage_ids[threadIdx.x / kWarpSize];
+    stage_p = stage_ps[threadIdx.x / kWarpSize];
+  }
 
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
   wait_for_predecessors_and_release_successor(out.shared_weight);
@@ -927,8 +960,8 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
       if constexpr (kHasGroups) {
         // ---- step 3: group_scores; step 4: group_selection (a dropped group's keys are no candidates) ----
         const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, has_bias);
-        if (!group_kept<G, KG, LPG>(my_group_key, lane / LPG, 0)) {
-  #pragma unroll
+        if (!group_kept<G, KG, LPG, PLAN == kPlanThroughput>(my_group_key, lane / LPG, 0)) {
+#pragma unroll
           for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
         }
       }
@@ -955,7 +988,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
         tau = __reduce_min_sync(kFullMask, larger < K ? lane_max : 0xffffffffu);
       } else {
         u32 v = lane_max;
-  #pragma unroll
+#pragma unroll
         for (int k = 0; k < K; ++k) {
           tau = __reduce_max_sync(kFullMask, v);
           const u32 first = __reduce_min_sync(kFullMask, v == tau ? static_cast<u32>(lane) : kNoIndex);
@@ -964,14 +997,14 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
       }
       const u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
       int count = 0;
-  #pragma unroll
+#pragma unroll
       for (int j = 0; j < C; ++j) count += key[j] >= floor_key ? 1 : 0;
       int below = 0;  // candidates in the lanes below this one
       int staged = 0;
       if (rank_select) {
         // One ballot per register position, independent of each other.
         const u32 lanes_below = (1u << lane) - 1u;
-  #pragma unroll
+#pragma unroll
         for (int j = 0; j < C; ++j) {
           const u32 holders = __ballot_sync(kFullMask, key[j] >= floor_key);
           below += __popc(holders & lanes_below);
@@ -979,7 +1012,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
         }
       } else {
         int inclusive = count;  // inclusive prefix sum of the counts over the lanes
-  #pragma unroll
+#pragma unroll
         for (int d = 1; d < kWarpSize; d <<= 1) {
           const int lower = __shfl_up_sync(kFullMask, inclusive, d);
           inclusive += lane >= d ? lower : 0;
@@ -991,7 +1024,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
       if (staged <= kWarpSize) {
         __syncwarp();  // the latency plan's reads of the lane maxima are done
         int slot = below;
-  #pragma unroll
+#pragma unroll
         for (int j = 0; j < C; ++j) {
           if (key[j] >= floor_key) {
             stage_key[slot] = key[j];
@@ -1006,54 +1039,72 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
         __syncwarp();
         const bool has = lane < staged;
         u32 cand_key = has ? stage_key[lane] : kNotCandidate;
-        const u32 cand_id = has ? stage_id[lane] : 0u;
-        const float cand_p = has ? stage_p[lane] : 0.0f;
-        if (rank_select) {
-          // Each candidate's rank among the staged ones is its slot; the winners park (id, p) at their
-          // slot, and lane k collects slot k.
-          // A candidate's slot: how many candidates are larger, plus how many equal ones sit at a lower
-          // position (positions ascend with the expert index: SPEC's tie rule). Without ties the counts of
-          // the larger ones are exactly 0 .. staged - 1, which one OR over the lanes confirms; only then is
-          // the match over the lanes (slow with many distinct keys) skipped. Positions past the candidates
-          // hold no key, and so do lanes past them.
-          int rank = count_larger_staged(stage_key, cand_key);
-          const u32 seen = __reduce_or_sync(kFullMask, has ? 1u << rank : 0u);
-          if (seen != (staged == kWarpSize ? kFullMask : (1u << staged) - 1u)) {  // ties: warp-uniform
-            rank += __popc(__match_any_sync(kFullMask, cand_key) & ((1u << lane) - 1u));
-          }
-          __syncwarp();  // every lane has read its candidate's id and p
-          if (has && rank < K) {
-            stage_id[rank] = cand_id;
-            stage_p[rank] = cand_p;
-          }
-          __syncwarp();
-          if (lane < K) {
-            slot_id = static_cast<int>(stage_id[lane]);
-            slot_p = stage_p[lane];
-          }
-          // routed_weights' sum from the K parked p (broadcast reads, a few adds), the bits of the
-          // lanes' butterfly without its five dependent shuffles.
-          float parked[K];
-  #pragma unroll
-          for (int k = 0; k < K; ++k) parked[k] = stage_p[k];
-          routed_sum = butterfly_sum<K>(parked);
-          summed = true;
-        } else {
-  #pragma unroll
+        if constexpr (PLAN == kPlanThroughput) {
+          // K rounds over the staged keys; lane k keeps round k's winning position, and then reads that
+          // position's id and p (one load each, instead of two shuffles and two selects per round).
+          int won_at = 0;
+#pragma unroll
           for (int k = 0; k < K; ++k) {
             const u32 top = __reduce_max_sync(kFullMask, cand_key);
             // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
             const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
-            const int id = static_cast<int>(__shfl_sync(kFullMask, cand_id, w));
-            const float won_p = __shfl_sync(kFullMask, cand_p, w);
             cand_key = lane == w ? kNotCandidate : cand_key;
-            slot_id = lane == k ? id : slot_id;
-            slot_p = lane == k ? won_p : slot_p;
+            won_at = lane == k ? w : won_at;
+          }
+          if (lane < K) {
+            slot_id = static_cast<int>(stage_id[won_at]);
+            slot_p = stage_p[won_at];
+          }
+        } else {  // the latency kernel (both of its paths), as measured fastest for its single row
+          const u32 cand_id = has ? stage_id[lane] : 0u;
+          const float cand_p = has ? stage_p[lane] : 0.0f;
+          if (rank_select) {
+            // Each candidate's rank among the staged ones is its slot; the winners park (id, p) at their
+            // slot, and lane k collects slot k.
+            // A candidate's slot: how many candidates are larger, plus how many equal ones sit at a lower
+            // position (positions ascend with the expert index: SPEC's tie rule). Without ties the counts of
+            // the larger ones are exactly 0 .. staged - 1, which one OR over the lanes confirms; only then is
+            // the match over the lanes (slow with many distinct keys) skipped. Positions past the candidates
+            // hold no key, and so do lanes past them.
+            int rank = count_larger_staged(stage_key, cand_key);
+            const u32 seen = __reduce_or_sync(kFullMask, has ? 1u << rank : 0u);
+            if (seen != (staged == kWarpSize ? kFullMask : (1u << staged) - 1u)) {  // ties: warp-uniform
+              rank += __popc(__match_any_sync(kFullMask, cand_key) & ((1u << lane) - 1u));
+            }
+            __syncwarp();  // every lane has read its candidate's id and p
+            if (has && rank < K) {
+              stage_id[rank] = cand_id;
+              stage_p[rank] = cand_p;
+            }
+            __syncwarp();
+            if (lane < K) {
+              slot_id = static_cast<int>(stage_id[lane]);
+              slot_p = stage_p[lane];
+            }
+            // routed_weights' sum from the K parked p (broadcast reads, a few adds), the bits of the
+            // lanes' butterfly without its five dependent shuffles.
+            float parked[K];
+#pragma unroll
+            for (int k = 0; k < K; ++k) parked[k] = stage_p[k];
+            routed_sum = butterfly_sum<K>(parked);
+            summed = true;
+          } else {  // the throughput path: K rounds, each winner's id and p taken by shuffles
+#pragma unroll
+            for (int k = 0; k < K; ++k) {
+              const u32 top = __reduce_max_sync(kFullMask, cand_key);
+              // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
+              const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
+              const int id = static_cast<int>(__shfl_sync(kFullMask, cand_id, w));
+              const float won_p = __shfl_sync(kFullMask, cand_p, w);
+              cand_key = lane == w ? kNotCandidate : cand_key;
+              slot_id = lane == k ? id : slot_id;
+              slot_p = lane == k ? won_p : slot_p;
+            }
           }
         }
       } else {
         // Written as selects, not branches: the warp stays converged around the redux and shuffle.
-  #pragma unroll
+#pragma unroll
         for (int k = 0; k < K; ++k) {
           u32 best;
           int best_j;
@@ -1271,22 +1322,22 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
       u32 key[C];
       biased_score_keys<C>(p, bias_f, has_bias, key);
       __syncwarp();  // the previous rows' reads of the parked p are done
-  #pragma unroll
+#pragma unroll
       for (int j = 0; j < C; ++j) parked_p[lane * C + j] = p[j];
 
       if constexpr (kHasGroups) {
         // ---- step 3: group_scores; step 4: group_selection, inside the segment's row ----
         // (the warp kernel's helpers on the same keys: every group key and kept group is the warp kernel's)
         const u32 my_group_key = group_key_of_lanes<C, SLPG, N == 1>(key, has_bias);
-        if (!group_kept<G, KG, SLPG>(my_group_key, q / SLPG, segment_base)) {
-  #pragma unroll
+        if (!group_kept<G, KG, SLPG, true>(my_group_key, q / SLPG, segment_base)) {
+#pragma unroll
           for (int j = 0; j < C; ++j) key[j] = kNotCandidate;  // no candidate: below every real key
         }
       }
 
       // ---- step 5: expert_selection: K argmax rounds (largest key, lowest index), slot k = round k ----
       int slot_id[K];
-  #pragma unroll
+#pragma unroll
       for (int k = 0; k < K; ++k) {
         u32 best;
         int at;
@@ -1299,14 +1350,14 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
         const int owner_at = __shfl_sync(kFullMask, at, segment_base + owner);
         const int id = owner * C + owner_at;
         const int local = q == owner ? owner_at : -1;  // the owner drops it
-  #pragma unroll
+#pragma unroll
         for (int j = 0; j < C; ++j) key[j] = j == local ? kNotCandidate : key[j];
         slot_id[k] = id;
       }
       // The winners' p: expert id of this segment's row is parked at the segment's first lane's words + id.
       __syncwarp();
       float slot_p[K];
-  #pragma unroll
+#pragma unroll
       for (int k = 0; k < K; ++k) slot_p[k] = parked_p[segment_base * C + slot_id[k]];
 
       // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
@@ -1319,7 +1370,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
           // over the slots would issue K predicated divisions per warp).
           int my_id = 0;
           float my_p = 0.0f;
-  #pragma unroll
+#pragma unroll
           for (int k = 0; k < K; ++k) {
             my_id = k == q ? slot_id[k] : my_id;
             my_p = k == q ? slot_p[k] : my_p;
@@ -1329,7 +1380,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
             weights[q] = output_scaling(routed_weight(my_p, routed_sum, out), out);
           }
         } else {
-  #pragma unroll
+#pragma unroll
           for (int k = 0; k < K; ++k) {
             if (k % L == q) {
               ids[k] = slot_id[k];
