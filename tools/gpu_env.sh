@@ -1,4 +1,4 @@
-# Sourced by the device scripts (tools/gpu_session6*.sh) before their own steps: $OUT made (default
+# Sourced by the device scripts (tools/gpu_session*.sh) before their own steps: $OUT made (default
 # /tmp/out), unbuffered Python, the project installed editable (the device has no package registry), and
 # the card, driver and versions written to $OUT/env.log and shown.
 set -o pipefail
@@ -7,3 +7,24 @@ export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -1
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c "import torch, cupy; print('torch', torch.__version__, 'cupy', cupy.__version__)"; } | tee "$OUT/env.log"
+
+# The sign-off steps the device scripts share, each writing its log under $OUT and printing a summary:
+# gpu_suite LIMIT_S (the GPU tests), gpu_sanitize (compute-sanitizer over every kernel), gpu_bench (moegate
+# bench against the peers on every preset with the host path; `.peers/*` carried).
+gpu_suite() {
+  SECONDS=0
+  timeout "$1" python3 -m pytest -m gpu -q -p no:cacheprovider tests > "$OUT/pytest_gpu.log" 2>&1
+  echo "pytest -m gpu exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_gpu.log")"; grep -E "^FAILED|^ERROR" "$OUT/pytest_gpu.log" | head
+}
+gpu_sanitize() {
+  SECONDS=0
+  timeout 130 python3 tools/sanitize.py > "$OUT/sanitize.log" 2>&1
+  echo "sanitize exit $? in ${SECONDS}s"; tail -3 "$OUT/sanitize.log" | cut -c1-120
+}
+gpu_bench() {
+  SECONDS=0
+  MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache timeout 150 python3 -m moegate.properties \
+    bench --impl optimized --impl flashinfer-default --impl flashinfer-cake --impl vllm --preset all --dtype bfloat16 \
+    --host --out "$OUT/bench" > "$OUT/bench.log" 2>&1; echo "bench exit $? in ${SECONDS}s"
+  grep -E "^optimized" "$OUT/bench.log" | grep -E " (1|4096|262144) " | cut -c1-90
+}
