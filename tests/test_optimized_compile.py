@@ -65,3 +65,73 @@ def test_kernel_source_is_self_contained() -> None:
     for step in SPEC_STEPS:
         assert step in text, f"SPEC step {step!r} is not named in {KERNEL_SOURCE.name}"
     assert "use_fast_math" not in " ".join(nvcc_options())
+
+
+SORTING_NETWORK_CHECK = r"""
+#include <cstdio>
+// Every SortingNetwork<N, M> route.cu can instantiate for a segment lane (N = C experts, M = min(C, K)),
+// run on the host over all 2^N inputs of zeros and ones: by the 0-1 principle, a comparator network whose
+// first M outputs are the M largest inputs in descending order on every 0-1 input does so on every input.
+// The pruned comparators write only what a later comparator or an output reads, so those values are the
+// full network's. Prints "N M failures comparators" per pair.
+template <int N, int M>
+void check() {
+  constexpr moegate::SortingNetwork<N, M> net{};
+  long failures = 0;
+  for (unsigned bits = 0; bits < (1u << N); ++bits) {
+    int v[N];
+    int ones = 0;
+    for (int j = 0; j < N; ++j) {
+      v[j] = static_cast<int>((bits >> j) & 1u);
+      ones += v[j];
+    }
+    for (int i = 0; i < net.size; ++i) {
+      const int a = net.a[i], b = net.b[i];
+      const int first = v[a] > v[b] ? v[a] : v[b], second = v[a] > v[b] ? v[b] : v[a];
+      if (net.kind[i] & 1) v[a] = first;
+      if (net.kind[i] & 2) v[b] = second;
+    }
+    for (int m = 0; m < M; ++m) failures += v[m] != (m < ones ? 1 : 0);
+  }
+  std::printf("%d %d %ld %d\n", N, M, failures, net.size);
+}
+template <int N, int M = 1>
+void check_all_m() {
+  check<N, M>();
+  if constexpr (M < N) check_all_m<N, M + 1>();
+}
+template <int N = 1>
+void check_all() {
+  check_all_m<N>();
+  if constexpr (N < 16) check_all<N + 1>();
+}
+int main() {
+  check_all();
+  return 0;
+}
+"""
+
+
+@needs_nvcc
+def test_sorting_networks_put_the_m_largest_first_in_order(tmp_path: Path) -> None:
+    """route.cu's SortingNetwork<N, M> (the segment kernel sorts a lane's keys with it) for every N <= 16 and
+    M <= N, compiled for the host with nvcc and run on every 0-1 input; and the full network's size for N
+    = 8 is that of Knuth's merge exchange (19 comparators), so the pruning and the construction both show."""
+    assert NVCC is not None
+    source = tmp_path / "sorting_networks.cu"
+    source.write_text(f'#include "{KERNEL_SOURCE}"\n' + SORTING_NETWORK_CHECK)
+    binary = tmp_path / "sorting_networks"
+    cmd = [NVCC, "-std=c++17", "-arch=sm_90", "-Werror", "all-warnings", str(source), "-o", str(binary)]
+    built = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert built.returncode == 0, f"nvcc failed:\n{built.stdout}\n{built.stderr}"
+    ran = subprocess.run([str(binary)], capture_output=True, text=True, timeout=120, check=True)
+    results = {
+        (int(n), int(m)): (int(f), int(c))
+        for n, m, f, c in (line.split() for line in ran.stdout.split("\n") if line)
+    }
+    assert len(results) == 16 * 17 // 2
+    bad = {nm: f for nm, (f, _) in results.items() if f != 0}
+    assert not bad, f"(N, M): failures on 0-1 inputs: {bad}"
+    assert results[8, 8][1] == 19 and results[4, 4][1] == 5 and results[16, 16][1] == 63
+    assert results[8, 1][1] == 7  # the maximum alone: a tree of N - 1 comparators
+    assert all(results[n, m][1] <= results[n, n][1] for n, m in results)

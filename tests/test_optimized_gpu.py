@@ -379,16 +379,35 @@ def test_specialization_equals_generic_kernel(spec, dtype) -> None:
 
 
 # ---- step 5's two plans return bitwise the same output -------------------------------------------------
+def clustered_scores(config: RoutingConfig, seed: int) -> torch.Tensor:
+    """float32 rows whose largest logits crowd into a few lanes, so that one lane wins most of the K rounds
+    (route.cu's segment kernel keeps two keys of a lane at hand and refills them after a lane wins both):
+    ascending and descending ramps (the K largest on the last or the first lanes), and a block of K to 2K
+    high logits at a random offset over a low background."""
+    g = torch.Generator().manual_seed(seed)
+    E, K = config.num_experts, config.topk
+    ramp = torch.linspace(-2.0, 2.0, E)
+    rows = [ramp, ramp.flip(0)]
+    for _ in range(14):
+        row = torch.randn(E, generator=g) - 6.0
+        width = min(E, int(torch.randint(K, 2 * K + 1, (1,), generator=g)))
+        start = int(torch.randint(0, E - width + 1, (1,), generator=g))
+        row[start : start + width] = torch.randn(width, generator=g) + 2.0
+        rows.append(row)
+    return torch.stack(rows)
+
+
 def tie_heavy_scores(config: RoutingConfig, dtype: torch.dtype, seed: int) -> torch.Tensor:
     """Rows that stress the selection: coarse values (many exact ties, often more than 32 candidates at
-    the K-th key), all-equal rows, a row where every lane maximum ties, and non-finite rows."""
+    the K-th key), all-equal rows, a row where every lane maximum ties, rows whose top keys crowd into a
+    few lanes, and non-finite rows."""
     g = torch.Generator().manual_seed(seed)
     E = config.num_experts
     coarse = torch.randint(-2, 3, (96, E), generator=g) * 0.5
     equal = torch.full((4, E), 0.25)
     lanes = torch.full((1, E), -1.0)
     lanes[0, :: max(1, E // 32)] = 1.0  # one top key per lane
-    rows = torch.cat([coarse, equal, lanes]).to(dtype).to(CUDA)
+    rows = torch.cat([coarse, equal, lanes, clustered_scores(config, seed)]).to(dtype).to(CUDA)
     return torch.cat([rows, nonfinite_scores(config, dtype, seed)])
 
 

@@ -1144,8 +1144,10 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
 // long chain per row. With 16 or more experts per lane it is slower (the slow paths' subroutine calls keep
 // the arrays in local memory: docs/perf.md, session 8). Here the groups are scored by a butterfly inside
 // their lanes and ranked by one shuffle per group, and the selection is K argmax rounds inside the
-// segment: a lane's best key by a tree over its C keys (independent comparisons), the segment's largest by
-// log2(L) xor shuffles, its lowest holder by one ballot; each instruction serves 32 / L rows.
+// segment: each lane offers its best remaining key, the segment's largest is found by log2(L) xor shuffles
+// and its lowest holder by one ballot; each instruction serves 32 / L rows. A lane's best key comes from a
+// sorting network run once over its C keys (kSortLanes: a round then moves the winner's next key up), or
+// from a tree over its C keys every round (K = 1, and 10 experts per lane).
 // Every order is the warp kernels': the groups' keys are the same integers, the rounds pick the largest
 // key with the lowest expert index, and the two float sums replay their butterflies (segment_row_sum,
 // butterfly_sum), so the output is bitwise theirs (and the generic kernel's; GPU test). Every lane takes
@@ -1192,33 +1194,61 @@ __device__ __forceinline__ float segment_row_sum(float (&part)[M]) {
 // warp kernels on the lanes it stands for. The row statistics and the sum are computed for every row
 // (the shuffles need every lane); each lane then takes its row's case. The division's fast path is
 // decided per lane: both paths give div.rn's bits.
-template <int C, int L>
+// kUnfiltered: the logits come with NaN unfiltered (RowLoader::widen). A row whose sum is finite has no
+// NaN, no +inf and a finite maximum (fmaxf ignores NaN, and a NaN, a +inf maximum or an all -inf row each
+// make a numerator NaN), so it takes the first path, which neither filters NaN (a compare and a select per
+// logit) nor counts +inf entries. Only when some row of the warp has a NaN sum (warp-uniform) do all its
+// rows start over with NaN read as -inf, along the second path, which handles every case. Otherwise the
+// logits come NaN-filtered (RowLoader::decode) and take the second path alone.
+template <int C, int L, bool kUnfiltered>
 __device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
   constexpr int M = kWarpSize / L;  // warp-kernel lanes per segment lane
   constexpr int CW = C / M;         // experts per warp-kernel lane
   static_assert(C % M == 0, "a segment lane stands for whole warp-kernel lanes");
-  const u32 max_key = segment_max<L>(orderable(float_max_in_tree<C>(x)));
-  const float row_max = from_orderable(max_key);
-  u32 num_inf = 0;  // counted only when some segment's row has a +inf logit (rare); the vote keeps the
+  // The exps, their lane-sequential sums (softmax_row's order) and the segment's sum, from a maximum.
+  float numerator[C];
+  bool far = false;
+  const auto row_sum = [&](float row_max) {
+    float part[M];
+    far = false;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      part[m] = 0.0f;
+#pragma unroll
+      for (int c = 0; c < CW; ++c) {
+        numerator[m * CW + c] = expf(x[m * CW + c] - row_max);
+        part[m] += numerator[m * CW + c];
+        far |= !quotient_in_range_ok(numerator[m * CW + c]);
+      }
+    }
+    return segment_row_sum<M, L>(part);
+  };
+  const auto divide = [&](float sum) {
+    if (far) {
+#pragma unroll
+      for (int j = 0; j < C; ++j) x[j] = numerator[j] / sum;
+    } else {
+#pragma unroll
+      for (int j = 0; j < C; ++j) x[j] = quotient_in_range(numerator[j], sum);
+    }
+  };
+  if constexpr (kUnfiltered) {
+    const float sum = row_sum(from_orderable(segment_max<L>(orderable(float_max_in_tree<C>(x)))));
+    if (!__any_sync(kFullMask, sum != sum)) {  // every row of the warp: finite maximum, no NaN
+      divide(sum);
+      return;
+    }
+#pragma unroll
+    for (int j = 0; j < C; ++j) x[j] = nan_to_neg_inf(x[j]);
+  }
+  const float row_max = from_orderable(segment_max<L>(orderable(float_max_in_tree<C>(x))));
+  u32 num_inf = 0;  // counted only when some segment's row has a +inf logit; the vote keeps the
   if (__any_sync(kFullMask, row_max == pos_inf())) {  // segment shuffles warp-uniform
 #pragma unroll
     for (int j = 0; j < C; ++j) num_inf += x[j] == pos_inf() ? 1u : 0u;
     num_inf = segment_count<L>(num_inf);
   }
-  float numerator[C];
-  float part[M];
-  bool far = false;
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    part[m] = 0.0f;  // lane-sequential, as softmax_row's
-#pragma unroll
-    for (int c = 0; c < CW; ++c) {
-      numerator[m * CW + c] = expf(x[m * CW + c] - row_max);
-      part[m] += numerator[m * CW + c];
-      far |= !quotient_in_range_ok(numerator[m * CW + c]);
-    }
-  }
-  const float sum = segment_row_sum<M, L>(part);
+  const float sum = row_sum(row_max);
   if (row_max == pos_inf()) {  // the +inf entries share 1
     const float share = 1.0f / static_cast<float>(num_inf);
 #pragma unroll
@@ -1226,12 +1256,8 @@ __device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
   } else if (row_max == neg_inf()) {  // a row of all -inf
 #pragma unroll
     for (int j = 0; j < C; ++j) x[j] = 0.0f;
-  } else if (far) {
-#pragma unroll
-    for (int j = 0; j < C; ++j) x[j] = numerator[j] / sum;
   } else {
-#pragma unroll
-    for (int j = 0; j < C; ++j) x[j] = quotient_in_range(numerator[j], sum);
+    divide(sum);
   }
 }
 
@@ -1254,6 +1280,98 @@ __device__ __forceinline__ void best_in_tree(const u32 (&key)[N], u32& best, int
   }
 }
 
+// A sorting network for N entries (Knuth's merge exchange, TAOCP 5.2.2 Algorithm M), pruned to what the
+// first M outputs need: comparator i orders entries a[i] < b[i] and writes the first of the two (kind[i]
+// & 1), the second (kind[i] & 2) or both, whichever a later comparator or one of the first M outputs
+// reads. Built at compile time.
+template <int N, int M>
+struct SortingNetwork {
+  static constexpr int kCapacity = N * N;
+  int a[kCapacity];
+  int b[kCapacity];
+  int kind[kCapacity];
+  int size;
+  __host__ __device__ constexpr SortingNetwork() : a{}, b{}, kind{}, size(0) {
+    int all_a[kCapacity] = {};
+    int all_b[kCapacity] = {};
+    int all = 0;
+    int t = 0;
+    while ((1 << t) < N) ++t;
+    for (int p = t > 0 ? 1 << (t - 1) : 0; p > 0; p >>= 1) {
+      int q = 1 << (t - 1);
+      int r = 0;
+      int d = p;
+      for (;;) {
+        for (int i = 0; i + d < N; ++i) {
+          if ((i & p) == r) {
+            all_a[all] = i;
+            all_b[all] = i + d;
+            ++all;
+          }
+        }
+        if (q == p) break;
+        d = q - p;
+        q >>= 1;
+        r = p;
+      }
+    }
+    bool need[N] = {};
+    for (int j = 0; j < M; ++j) need[j] = true;
+    int kept_a[kCapacity] = {};
+    int kept_b[kCapacity] = {};
+    int kept_kind[kCapacity] = {};
+    for (int i = all - 1; i >= 0; --i) {  // backwards: what each comparator's outputs feed
+      const int k = (need[all_a[i]] ? 1 : 0) | (need[all_b[i]] ? 2 : 0);
+      if (k != 0) {
+        kept_a[size] = all_a[i];
+        kept_b[size] = all_b[i];
+        kept_kind[size] = k;
+        ++size;
+        need[all_a[i]] = true;
+        need[all_b[i]] = true;
+      }
+    }
+    for (int i = 0; i < size; ++i) {
+      a[i] = kept_a[size - 1 - i];
+      b[i] = kept_b[size - 1 - i];
+      kind[i] = kept_kind[size - 1 - i];
+    }
+  }
+};
+
+// One comparator in the rounds' order (larger key first, lower position first among equal keys): entry
+// (ka, pa) becomes the first of the two, (kb, pb) the second; kKind says which of them is written.
+template <int kKind>
+__device__ __forceinline__ void order_two(u32& ka, int& pa, u32& kb, int& pb) {
+  const bool b_first = kb > ka || (kb == ka && pb < pa);
+  const u32 first = max(ka, kb);
+  const u32 second = min(ka, kb);
+  const int first_at = b_first ? pb : pa;
+  const int second_at = b_first ? pa : pb;
+  if constexpr ((kKind & 1) != 0) {
+    ka = first;
+    pa = first_at;
+  }
+  if constexpr ((kKind & 2) != 0) {
+    kb = second;
+    pb = second_at;
+  }
+}
+
+// The first M of a lane's C keys and their positions in the rounds' order (SortingNetwork<C, M>, unrolled
+// at compile time: every index a constant, so the arrays stay in registers); the entries from M on are
+// left in no particular order.
+template <int C, int M, int I = 0>
+__device__ __forceinline__ void sort_in_round_order(u32 (&key)[C], int (&at)[C]) {
+  constexpr SortingNetwork<C, M> kNet{};
+  if constexpr (I < kNet.size) {
+    constexpr int kA = kNet.a[I];
+    constexpr int kB = kNet.b[I];
+    order_two<kNet.kind[I]>(key[kA], at[kA], key[kB], at[kB]);
+    sort_in_round_order<C, M, I + 1>(key, at);
+  }
+}
+
 template <int DT, int SCORING, int E, int G, int KG, int K, int L>
 __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
@@ -1264,6 +1382,19 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   constexpr int N = E / G;  // experts per group
   constexpr int SLPG = G == 1 ? L : N / C;  // segment lanes per group
   constexpr bool kHasGroups = KG < G;
+  // Step 5 by keys sorted once per lane (SortingNetwork) where that measured faster on an H200 (docs/perf.md,
+  // session 11): K > 1 and at most 8 experts per lane (with the softmax's rare NaN path below, 0.87x to
+  // 0.98x the trees' time at T = 262144). With K = 1 one tree is the whole selection (the network was
+  // 1.04x). At 10 per lane (DeepSeek-V2), measured with the NaN path at 73 registers, it was 1.20x at
+  // T = 4096 and 1.02x at 262144.
+  constexpr bool kSortLanes = K > 1 && C <= 8;
+  // Softmax logits NaN-filtered only on a rare path (softmax_segment_in_place) at up to 8 experts per lane;
+  // with 10 (DeepSeek-V2) the second path took the kernel from 64 registers to 74.
+  constexpr bool kSoftmaxUnfiltered = C <= 8;
+  // Steps 6-8 with slot q in lane q of the segment (1 < K <= L): its p read once and the routed sum by
+  // shuffles, instead of K reads and K selects per lane. Not at 10 experts per lane (DeepSeek-V2 then
+  // spilled), nor at K = 1 (Llama-4: 1% slower on an H200).
+  constexpr bool kSlotPerLane = K > 1 && K <= L && C <= 8;
   static_assert(L == 2 || L == 4 || L == 8 || L == 16, "a segment is 2, 4, 8 or 16 lanes");
   static_assert(E % kWarpSize == 0 && C <= 32, "the row-per-segment kernel takes E % 32 == 0, E / L <= 32");
   static_assert(E % G == 0 && 1 <= KG && KG <= G, "invalid grouping");
@@ -1314,8 +1445,12 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
         Loader::widen(in_flight, p);
         sigmoid_in_place<C, false>(p);  // elementwise: the fast path's choice is the lane's own
       } else {
-        Loader::decode(in_flight, p);
-        softmax_segment_in_place<C, L>(p);
+        if constexpr (kSoftmaxUnfiltered) {
+          Loader::widen(in_flight, p);  // NaN stays NaN: the softmax reads it as -inf (rare path)
+        } else {
+          Loader::decode(in_flight, p);
+        }
+        softmax_segment_in_place<C, L, kSoftmaxUnfiltered>(p);
       }
 
       // ---- step 2: biased_scores ----
@@ -1335,60 +1470,111 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
         }
       }
 
-      // ---- step 5: expert_selection: K argmax rounds (largest key, lowest index), slot k = round k ----
+      // ---- step 5: expert_selection: K rounds (largest key, lowest index), slot k = round k ----
       int slot_id[K];
+      int my_id = 0;  // lane q < K: slot q's expert (kSlotPerLane)
+      (void)my_id;
+      if constexpr (kSortLanes) {
+        // Each lane sorts its C keys in the rounds' order once; a round compares the lanes' first keys: the
+        // segment's largest, held by its lowest lane (lanes own ascending expert ranges), wins, and that lane
+        // moves its next key up (only the entries the remaining rounds can still reach).
+        constexpr int M = C < K ? C : K;  // the most rounds one lane can win
+        int at[C];
 #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        u32 best;
-        int at;
-        best_in_tree<C>(key, best, at);
-        // The segment's largest key; the lowest lane holding it holds the lowest expert index among them
-        // (lanes own ascending expert ranges), and its best position is the lowest inside that lane.
-        const u32 top = segment_max<L>(best);
-        const u32 holders = (__ballot_sync(kFullMask, best == top) >> segment_base) & kSegmentLanes;
-        const int owner = __ffs(holders) - 1;
-        const int owner_at = __shfl_sync(kFullMask, at, segment_base + owner);
-        const int id = owner * C + owner_at;
-        const int local = q == owner ? owner_at : -1;  // the owner drops it
+        for (int j = 0; j < C; ++j) at[j] = j;
+        sort_in_round_order<C, M>(key, at);
 #pragma unroll
-        for (int j = 0; j < C; ++j) key[j] = j == local ? kNotCandidate : key[j];
-        slot_id[k] = id;
+        for (int k = 0; k < K; ++k) {
+          const u32 top = segment_max<L>(key[0]);
+          const u32 holders = (__ballot_sync(kFullMask, key[0] == top) >> segment_base) & kSegmentLanes;
+          const int owner = __ffs(holders) - 1;
+          const int owner_at = __shfl_sync(kFullMask, at[0], segment_base + owner);
+          slot_id[k] = owner * C + owner_at;
+          if constexpr (kSlotPerLane) my_id = q == k ? slot_id[k] : my_id;
+          const bool mine = q == owner;
+          // Entry m + 1 < K - k <= M moves up: the remaining K - 1 - k rounds reach no further.
+#pragma unroll
+          for (int m = 0; m < K - 1 - k && m < C; ++m) {
+            key[m] = mine ? (m + 1 < C ? key[m + 1] : kNotCandidate) : key[m];
+            if (m + 1 < C) at[m] = mine ? at[m + 1] : at[m];
+          }
+        }
+      } else {
+        // A lane's best key by a tree over its C keys each round; the owner clears the winner.
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+          u32 best;
+          int at;
+          best_in_tree<C>(key, best, at);
+          // The segment's largest key; the lowest lane holding it holds the lowest expert index among them
+          // (lanes own ascending expert ranges), and its best position is the lowest inside that lane.
+          const u32 top = segment_max<L>(best);
+          const u32 holders = (__ballot_sync(kFullMask, best == top) >> segment_base) & kSegmentLanes;
+          const int owner = __ffs(holders) - 1;
+          const int owner_at = __shfl_sync(kFullMask, at, segment_base + owner);
+          const int id = owner * C + owner_at;
+          const int local = q == owner ? owner_at : -1;  // the owner drops it
+#pragma unroll
+          for (int j = 0; j < C; ++j) key[j] = j == local ? kNotCandidate : key[j];
+          slot_id[k] = id;
+          if constexpr (kSlotPerLane) my_id = q == k ? id : my_id;
+        }
       }
+      // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
       // The winners' p: expert id of this segment's row is parked at the segment's first lane's words + id.
       __syncwarp();
-      float slot_p[K];
+      if constexpr (kSlotPerLane) {
+        // Lane q < K holds slot q: its id from the rounds, its p read once. The routed sum is the warp
+        // kernels' xor butterfly with slot k in lane k, inside the segment: lanes K .. P - 1 hold +0, which
+        // changes no sum of probabilities (butterfly_sum's bits), and the offsets from P on meet only +0.
+        // Every lane takes part in the shuffles (before `active`); a division per lane q < K follows.
+        constexpr int P = K <= 1 ? 1 : (K <= 2 ? 2 : (K <= 4 ? 4 : (K <= 8 ? 8 : 16)));
+        const float my_p = q < K ? parked_p[segment_base * C + my_id] : 0.0f;
+        float routed_sum = my_p;
 #pragma unroll
-      for (int k = 0; k < K; ++k) slot_p[k] = parked_p[segment_base * C + slot_id[k]];
-
-      // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
-      if (active) {
-        const float routed_sum = butterfly_sum<K>(slot_p);  // the warp kernels' order, slot k in lane k
-        int* ids = out_ids + row * out.width;
-        float* weights = out_weights + row * out.width;
-        if constexpr (K <= L) {
-          // Lane q < K writes slot q: its (id, p) picked by selects, then one division per lane (a loop
-          // over the slots would issue K predicated divisions per warp).
-          int my_id = 0;
-          float my_p = 0.0f;
-#pragma unroll
-          for (int k = 0; k < K; ++k) {
-            my_id = k == q ? slot_id[k] : my_id;
-            my_p = k == q ? slot_p[k] : my_p;
-          }
+        for (int d = P / 2; d > 0; d >>= 1) routed_sum += __shfl_xor_sync(kFullMask, routed_sum, d);
+        if (active) {
+          int* ids = out_ids + row * out.width;
+          float* weights = out_weights + row * out.width;
           if (q < K) {
             ids[q] = my_id;
             weights[q] = output_scaling(routed_weight(my_p, routed_sum, out), out);
           }
-        } else {
+          shared_slots(ids, weights, row, routed_sum, q, L, out);
+        }
+      } else {
+        float slot_p[K];
 #pragma unroll
-          for (int k = 0; k < K; ++k) {
-            if (k % L == q) {
-              ids[k] = slot_id[k];
-              weights[k] = output_scaling(routed_weight(slot_p[k], routed_sum, out), out);
+        for (int k = 0; k < K; ++k) slot_p[k] = parked_p[segment_base * C + slot_id[k]];
+        if (active) {
+          const float routed_sum = butterfly_sum<K>(slot_p);  // the warp kernels' order, slot k in lane k
+          int* ids = out_ids + row * out.width;
+          float* weights = out_weights + row * out.width;
+          if constexpr (K <= L) {
+            // Lane q < K writes slot q: its (id, p) picked by selects, then one division per lane (a loop
+            // over the slots would issue K predicated divisions per warp).
+            int slot_q_id = 0;
+            float slot_q_p = 0.0f;
+#pragma unroll
+            for (int k = 0; k < K; ++k) {
+              slot_q_id = k == q ? slot_id[k] : slot_q_id;
+              slot_q_p = k == q ? slot_p[k] : slot_q_p;
+            }
+            if (q < K) {
+              ids[q] = slot_q_id;
+              weights[q] = output_scaling(routed_weight(slot_q_p, routed_sum, out), out);
+            }
+          } else {
+#pragma unroll
+            for (int k = 0; k < K; ++k) {
+              if (k % L == q) {
+                ids[k] = slot_id[k];
+                weights[k] = output_scaling(routed_weight(slot_p[k], routed_sum, out), out);
+              }
             }
           }
+          shared_slots(ids, weights, row, routed_sum, q, L, out);
         }
-        shared_slots(ids, weights, row, routed_sum, q, L, out);
       }
     }
   };
