@@ -144,16 +144,25 @@ __device__ __forceinline__ int tree_add(int a, int b) {
   return s;
 }
 
-// The sum of v[First .. First + Count) as a balanced tree of tree_add (depth ceil(log2 Count) instead
-// of Count - 1), split at compile time so that every index is a constant (the array stays in registers).
-template <int N, int First = 0, int Count = N>
-__device__ __forceinline__ int tree_sum(const int (&v)[N]) {
+// op over v[First .. First + Count) as a balanced tree (depth ceil(log2 Count) instead of a chain of
+// Count - 1), split at compile time so that every index is a constant and the array stays in registers:
+// written as a loop over the tree's widths, the tree of 16 was not unrolled, and ptxas emulated its
+// indexing with predicated moves (Qwen3-Next T = 1: 2.55 -> 3.34 us on an H200).
+template <int N, int First = 0, int Count = N, typename T, typename Op>
+__device__ __forceinline__ T tree_reduce(const T (&v)[N], Op op) {
   static_assert(Count >= 1 && First + Count <= N, "a range inside v");
   if constexpr (Count == 1) {
     return v[First];
   } else {
-    return tree_add(tree_sum<N, First, Count / 2>(v), tree_sum<N, First + Count / 2, Count - Count / 2>(v));
+    return op(tree_reduce<N, First, Count / 2>(v, op),
+              tree_reduce<N, First + Count / 2, Count - Count / 2>(v, op));
   }
+}
+
+// The sum of v's N counts as a tree of tree_add.
+template <int N>
+__device__ __forceinline__ int tree_sum(const int (&v)[N]) {
+  return tree_reduce(v, [](int a, int b) { return tree_add(a, b); });
 }
 
 template <int DT>
@@ -327,21 +336,26 @@ __device__ __forceinline__ float quotient_in_range(float a, float b) {
 // at least 1, the row maximum's own term, and at most E <= 1024 < 2^10).
 __device__ __forceinline__ bool quotient_in_range_ok(float a) { return a == 0.0f || a >= kFastQuotientMin; }
 
-// The largest of N logits (never NaN here: NaN is read as -inf on load) as a balanced tree of fmaxf, one
-// instruction per logit where max over orderable keys took four. Where the logits hold both -0 and +0 it
-// may return either; its callers take orderable() of it, which maps both to the same key.
-// This and the other *_in_tree helpers split [First, First + Count) at compile time, so every index is
-// a constant and the array stays in registers: written as a loop over the tree's widths, the tree of 16
-// was not unrolled, and ptxas emulated its indexing with predicated moves (Qwen3-Next T = 1: 2.55 ->
-// 3.34 us on an H200).
-template <int N, int First = 0, int Count = N>
-__device__ __forceinline__ float float_max_in_tree(const float (&x)[N]) {
-  if constexpr (Count == 1) {
-    return x[First];
+// x[j] = numerator[j] / sum for N softmax numerators, div.rn's bits: branch-free (quotient_in_range) unless
+// `far` (some numerator outside quotient_in_range_ok, decided by the caller for its lane or its warp).
+template <int N>
+__device__ __forceinline__ void divide_by_sum(const float (&numerator)[N], float sum, bool far, float (&x)[N]) {
+  if (far) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) x[j] = numerator[j] / sum;
   } else {
-    return fmaxf(float_max_in_tree<N, First, Count / 2>(x),
-                 float_max_in_tree<N, First + Count / 2, Count - Count / 2>(x));
+#pragma unroll
+    for (int j = 0; j < N; ++j) x[j] = quotient_in_range(numerator[j], sum);
   }
+}
+
+// The largest of N logits as a tree of fmaxf (tree_reduce), one instruction per logit where max over
+// orderable keys took four. fmaxf ignores a NaN (all NaN give NaN: softmax_segment_in_place relies on
+// both). Where the logits hold both -0 and +0 it may return either; its callers take orderable() of it,
+// which maps both to the same key.
+template <int N>
+__device__ __forceinline__ float float_max_in_tree(const float (&x)[N]) {
+  return tree_reduce(x, [](float a, float b) { return fmaxf(a, b); });
 }
 
 // p of one logit for a compile-time scoring function (branch-free: the row's cases are selects).
@@ -420,13 +434,7 @@ __device__ __forceinline__ void softmax_in_place(float (&x)[N]) {
       (void)local_sum;
       sum = butterfly_sum<N>(numerator);
     }
-    if (far) {
-#pragma unroll
-      for (int j = 0; j < N; ++j) x[j] = numerator[j] / sum;
-    } else {
-#pragma unroll
-      for (int j = 0; j < N; ++j) x[j] = quotient_in_range(numerator[j], sum);
-    }
+    divide_by_sum<N>(numerator, sum, far, x);
   }
 }
 
@@ -503,15 +511,10 @@ __device__ __forceinline__ void push_top_two(u32 k, u32& t1, u32& t2) {
   }
 }
 
-// The largest of N keys as a balanced tree (depth ceil(log2 N); a scan is a chain of N - 1 dependent max).
-template <int N, int First = 0, int Count = N>
+// The largest of N keys as a tree (tree_reduce; a scan is a chain of N - 1 dependent max).
+template <int N>
 __device__ __forceinline__ u32 max_in_tree(const u32 (&key)[N]) {
-  if constexpr (Count == 1) {
-    return key[First];
-  } else {
-    return max(max_in_tree<N, First, Count / 2>(key),
-               max_in_tree<N, First + Count / 2, Count - Count / 2>(key));
-  }
+  return tree_reduce(key, [](u32 a, u32 b) { return max(a, b); });
 }
 
 // The top two of N keys (the same pair as N push_top_two calls: equal keys count twice) as a balanced
@@ -1223,19 +1226,10 @@ __device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
     }
     return segment_row_sum<M, L>(part);
   };
-  const auto divide = [&](float sum) {
-    if (far) {
-#pragma unroll
-      for (int j = 0; j < C; ++j) x[j] = numerator[j] / sum;
-    } else {
-#pragma unroll
-      for (int j = 0; j < C; ++j) x[j] = quotient_in_range(numerator[j], sum);
-    }
-  };
   if constexpr (kUnfiltered) {
     const float sum = row_sum(from_orderable(segment_max<L>(orderable(float_max_in_tree<C>(x)))));
     if (!__any_sync(kFullMask, sum != sum)) {  // every row of the warp: finite maximum, no NaN
-      divide(sum);
+      divide_by_sum<C>(numerator, sum, far, x);
       return;
     }
 #pragma unroll
@@ -1257,7 +1251,7 @@ __device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
 #pragma unroll
     for (int j = 0; j < C; ++j) x[j] = 0.0f;
   } else {
-    divide(sum);
+    divide_by_sum<C>(numerator, sum, far, x);
   }
 }
 
