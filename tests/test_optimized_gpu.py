@@ -381,9 +381,9 @@ def test_specialization_equals_generic_kernel(spec, dtype) -> None:
 # ---- step 5's two plans return bitwise the same output -------------------------------------------------
 def clustered_scores(config: RoutingConfig, seed: int) -> torch.Tensor:
     """float32 rows whose largest logits crowd into a few lanes, so that one lane wins most of the K rounds
-    (route.cu's segment kernel keeps two keys of a lane at hand and refills them after a lane wins both):
-    ascending and descending ramps (the K largest on the last or the first lanes), and a block of K to 2K
-    high logits at a random offset over a low background."""
+    (route.cu's segment kernel then moves a lane's sorted keys up round after round, as far as the rounds
+    reach): ascending and descending ramps (the K largest on the last or the first lanes), and a block of K
+    to 2K high logits at a random offset over a low background."""
     g = torch.Generator().manual_seed(seed)
     E, K = config.num_experts, config.topk
     ramp = torch.linspace(-2.0, 2.0, E)
