@@ -8,14 +8,22 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -1
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c "import torch, cupy; print('torch', torch.__version__, 'cupy', cupy.__version__)"; } | tee "$OUT/env.log"
 
-# The sign-off steps the device scripts share, each writing its log under $OUT and printing a summary:
-# gpu_suite LIMIT_S (the GPU tests), gpu_sanitize (compute-sanitizer over every kernel), gpu_bench (moegate
-# bench against the peers on every preset with the host path; `.peers/*` carried).
+# The steps the device scripts share, each writing its log under $OUT and printing a summary:
+# gpu_suite LIMIT_S [NAME PYTEST_ARGS...] (the GPU tests: all of tests/, or those PYTEST_ARGS pick, logged
+# as $OUT/pytest_NAME.log, NAME "gpu" by default), gpu_sanitize (compute-sanitizer over every kernel),
+# gpu_bench [LIMIT_S] [T_SHOWN] (moegate bench against the peers on every preset with the host path,
+# `.peers/*` carried; its rows at the T of the regex T_SHOWN are printed).
 gpu_suite() {
+  local limit=$1 name=gpu
+  shift
+  if [ $# -gt 0 ]; then name=$1; shift; else set -- tests; fi
   SECONDS=0
-  timeout "$1" python3 -m pytest -m gpu -q -p no:cacheprovider tests > "$OUT/pytest_gpu.log" 2>&1
-  echo "pytest -m gpu exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_gpu.log")"; grep -E "^FAILED|^ERROR" "$OUT/pytest_gpu.log" | head
+  timeout "$limit" python3 -m pytest -m gpu -q -p no:cacheprovider "$@" > "$OUT/pytest_$name.log" 2>&1
+  echo "pytest -m gpu ($name) exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_$name.log")"
+  { grep -E "^FAILED|^ERROR" "$OUT/pytest_$name.log" || true; } | head
 }
+# The GPU tests of the specialized kernels against the generic kernel and between plans (session 11's probes).
+SELECTION_TESTS=(tests/test_optimized_gpu.py -k "segment or plans_agree or nonfinite or specialization_equals")
 gpu_sanitize() {
   SECONDS=0
   timeout 130 python3 tools/sanitize.py > "$OUT/sanitize.log" 2>&1
@@ -23,8 +31,8 @@ gpu_sanitize() {
 }
 gpu_bench() {
   SECONDS=0
-  MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache timeout 150 python3 -m moegate.properties \
+  MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache timeout "${1:-150}" python3 -m moegate.properties \
     bench --impl optimized --impl flashinfer-default --impl flashinfer-cake --impl vllm --preset all --dtype bfloat16 \
     --host --out "$OUT/bench" > "$OUT/bench.log" 2>&1; echo "bench exit $? in ${SECONDS}s"
-  grep -E "^optimized" "$OUT/bench.log" | grep -E " (1|4096|262144) " | cut -c1-90
+  grep -E "^optimized" "$OUT/bench.log" | grep -E " (${2:-1|4096|262144}) " | cut -c1-90
 }

@@ -10,14 +10,7 @@ timeout 100 python3 tools/source_probe.py --variant c1=build/route_c1.cu --varia
   --preset deepseek-v3 --preset kimi-k2 --preset glm-4.5 --preset deepseek-v2 --preset moonlight-16b-a3b \
   --preset qwen3-next-80b-a3b --preset deepseek-v2-lite --rows 1,262144 --rounds 2 > "$OUT/source_probe.log" 2>&1
 echo "source_probe exit $? in ${SECONDS}s"; grep -E "T=" "$OUT/source_probe.log"
-SECONDS=0
-timeout 260 python3 -m pytest -m gpu -q -p no:cacheprovider tests > "$OUT/pytest_gpu.log" 2>&1
-echo "pytest -m gpu exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_gpu.log")"; grep -E "^FAILED|^ERROR" "$OUT/pytest_gpu.log" | head
-SECONDS=0
-timeout 130 python3 tools/sanitize.py > "$OUT/sanitize.log" 2>&1
-echo "sanitize exit $? in ${SECONDS}s"; tail -3 "$OUT/sanitize.log" | cut -c1-120
+gpu_suite 260
+gpu_sanitize
 export MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache
-SECONDS=0
-timeout 120 python3 -m moegate.properties bench --impl optimized --impl flashinfer-default --impl flashinfer-cake \
-  --impl vllm --preset all --dtype bfloat16 --host --out "$OUT/bench" > "$OUT/bench.log" 2>&1; echo "bench exit $? in ${SECONDS}s"
-grep -E "^optimized" "$OUT/bench.log" | grep -E " (1|4096|262144) " | cut -c1-90
+gpu_bench 120

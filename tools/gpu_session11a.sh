@@ -6,10 +6,7 @@
 # Usage (GPU machine, repo root, build/*.cu and .peers/cache carried): OUT=dir bash tools/gpu_session11a.sh
 source tools/gpu_env.sh
 export MOEGATE_CACHE_DIR=$PWD/.peers/cache
-SECONDS=0
-timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_optimized_gpu.py \
-  -k "segment or plans_agree or nonfinite or specialization_equals" > "$OUT/pytest_seg.log" 2>&1
-echo "pytest segment exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_seg.log")"; grep -E "^FAILED|^ERROR" "$OUT/pytest_seg.log" | head
+gpu_suite 150 seg "${SELECTION_TESTS[@]}"
 SECONDS=0
 timeout 280 python3 tools/source_probe.py --variant head=build/route_head.cu --variant heads=build/route_heads.cu \
   --variant tree=optimized/kernels/route.cu --preset deepseek-v3 --preset qwen3-moe --preset glm-4.5-air \

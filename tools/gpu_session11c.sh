@@ -5,10 +5,7 @@
 # (build/route_head.cu) against the working tree on the segment presets and DeepSeek-V3. Logs under $OUT.
 # Usage (GPU machine, repo root, build/*.cu carried): OUT=dir bash tools/gpu_session11c.sh
 source tools/gpu_env.sh
-SECONDS=0
-timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_optimized_gpu.py \
-  -k "segment or plans_agree or nonfinite or specialization_equals" > "$OUT/pytest_seg.log" 2>&1
-echo "pytest segment exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_seg.log")"; grep -E "^FAILED|^ERROR" "$OUT/pytest_seg.log" | head
+gpu_suite 150 seg "${SELECTION_TESTS[@]}"
 SECONDS=0
 timeout 200 python3 tools/source_probe.py --variant head=build/route_head.cu --variant tree=optimized/kernels/route.cu \
   --preset deepseek-v3 --preset qwen3-moe --preset glm-4.5-air --preset gpt-oss-120b --preset deepseek-v2 \

@@ -4,10 +4,7 @@
 # route.cu (build/route_head.cu), part 3's tree (build/route_sort.cu) and the working tree side by side.
 # Usage (GPU machine, repo root, build/*.cu carried): OUT=dir bash tools/gpu_session11e.sh
 source tools/gpu_env.sh
-SECONDS=0
-timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_optimized_gpu.py \
-  -k "segment or plans_agree or nonfinite or specialization_equals" > "$OUT/pytest_seg.log" 2>&1
-echo "pytest segment exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_seg.log")"; grep -E "^FAILED|^ERROR" "$OUT/pytest_seg.log" | head
+gpu_suite 150 seg "${SELECTION_TESTS[@]}"
 SECONDS=0
 timeout 200 python3 tools/source_probe.py --variant head=build/route_head.cu --variant sort=build/route_sort.cu \
   --variant tree=optimized/kernels/route.cu --preset qwen3-moe --preset glm-4.5-air --preset gpt-oss-120b \

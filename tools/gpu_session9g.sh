@@ -8,9 +8,5 @@ SECONDS=0
 timeout 120 python3 tools/source_probe.py --variant before=build/route_committed.cu --variant after=optimized/kernels/route.cu \
   --preset deepseek-v3 --preset deepseek-v2 --rows 1,4096,65536,262144 --rounds 2 > "$OUT/source_probe.log" 2>&1
 echo "source_probe exit $? in ${SECONDS}s"; grep -v "^NVIDIA" "$OUT/source_probe.log"
-SECONDS=0
-timeout 260 python3 -m pytest -m gpu -q -p no:cacheprovider tests > "$OUT/pytest_gpu.log" 2>&1
-echo "pytest -m gpu exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_gpu.log")"; grep -E "^FAILED|^ERROR" "$OUT/pytest_gpu.log" | head
-SECONDS=0
-timeout 130 python3 tools/sanitize.py > "$OUT/sanitize.log" 2>&1
-echo "sanitize exit $? in ${SECONDS}s"; tail -3 "$OUT/sanitize.log" | cut -c1-120
+gpu_suite 260
+gpu_sanitize
