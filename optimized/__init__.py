@@ -12,6 +12,7 @@ first launch.
 from .build import COMPILE_OPTIONS, KERNEL_SOURCE, KNOWN_DEFINES, nvcc_options, nvrtc_options
 from .dispatch import (
     MAX_EXPERTS,
+    PLAN_BOUND,
     PLAN_LATENCY,
     PLAN_THROUGHPUT,
     SPECIALIZATIONS,
@@ -28,6 +29,7 @@ __all__ = [
     "KERNEL_SOURCE",
     "KNOWN_DEFINES",
     "MAX_EXPERTS",
+    "PLAN_BOUND",
     "PLAN_LATENCY",
     "PLAN_THROUGHPUT",
     "SPECIALIZATIONS",

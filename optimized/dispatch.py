@@ -103,6 +103,11 @@ class Specialization:
             )
 
     @property
+    def has_bound_plan(self) -> bool:
+        """Whether this row has a bound-plan kernel: a warp-kernel row that `bound_plan_applies` admits."""
+        return self.kernel == "warp" and bound_plan_applies(*self.key)
+
+    @property
     def key(self) -> tuple[str, int, int, int, int]:
         """What dispatch matches: (scoring_func, E, G, Kg, K)."""
         return (self.scoring_func, self.num_experts, self.num_expert_group, self.topk_group, self.topk)
@@ -118,6 +123,24 @@ class Specialization:
             **fields,
         )
 
+
+def bound_plan_applies(
+    scoring_func: str, num_experts: int, num_groups: int, topk_group: int, topk: int
+) -> bool:
+    """route.cu's bound_plan_applies, the same rule: sigmoid; E % 32 == 0 and E <= 256 (an expert is named by
+    one byte); at least two experts a lane (C = E / 32); and the kept groups' lanes (all 32 without
+    groups) hold K + 1 keys or more among their first min(C, 4) sorted ones (the K rounds and the next key).
+    """
+    per_lane = num_experts // WARP_SIZE
+    if scoring_func != "sigmoid" or num_experts % WARP_SIZE or num_experts > 256 or per_lane < 2:
+        return False
+    depth = min(per_lane, BOUND_DEPTH)
+    lanes = topk_group * ((num_experts // num_groups) // per_lane) if topk_group < num_groups else WARP_SIZE
+    return lanes * depth >= topk + 1
+
+
+# The sorted keys a lane keeps for the bound plan's rounds (route.cu: kBoundDepth).
+BOUND_DEPTH = 4
 
 # The kernel kinds a table row can name (Specialization.kernel).
 KERNEL_KINDS: tuple[str, ...] = ("warp", "thread", "segment")
@@ -224,6 +247,13 @@ MAX_THREADS_PER_SM = 2048
 # PLAN); launches pass the chosen plan in the kernels' argument `plan` too (the latency kernel follows it).
 PLAN_THROUGHPUT = 0
 PLAN_LATENCY = 1
+# The bound plan (route.cu: route_row_bound; PLAN = 2): approximate keys, exact keys for the winners and a
+# proof per row, for the largest batches of the rows bound_plan_applies admits. It is taken from
+# BOUND_MIN_BLOCKS_PER_SM full blocks per SM on: measured on an H200 (docs/perf.md, session 12), DeepSeek-V3
+# took 1.36x the throughput plan's time at T = 4096 (8 blocks of 8 rows per SM: each warp routes one row,
+# and the bound plan's per-warp constants and longer chain show), 0.98x at 16384 and 0.85x at 65536.
+PLAN_BOUND = 2
+BOUND_MIN_BLOCKS_PER_SM = 16
 
 
 @dataclass(frozen=True)
@@ -236,6 +266,7 @@ class KernelPlan:
     warps_per_block: block = 32 * warps_per_block threads.
     shared_mem_bytes: dynamic shared memory per block (0 for the specialized kernels).
     latency_name_expression: the latency plan's kernel, or None where one kernel serves every T.
+    bound_name_expression: the bound plan's kernel, or None where the bound plan does not apply.
     rows_per_warp: rows a warp routes at a time in the throughput plan (1; 32 / L for the row-per-segment
         kernel; 32 for the row-per-thread kernel).
     """
@@ -246,11 +277,15 @@ class KernelPlan:
     shared_mem_bytes: int
     latency_name_expression: str | None = None
     rows_per_warp: int = 1
+    bound_name_expression: str | None = None
 
     def kernel_name(self, selection: int) -> str:
-        """The name expression of the kernel that runs step 5's plan `selection`."""
+        """The name expression of the kernel that runs step 5's plan `selection` (the throughput plan's
+        where the row has no kernel of its own for that plan)."""
         if selection == PLAN_LATENCY and self.latency_name_expression is not None:
             return self.latency_name_expression
+        if selection == PLAN_BOUND and self.bound_name_expression is not None:
+            return self.bound_name_expression
         return self.name_expression
 
     @property
@@ -294,15 +329,20 @@ class KernelPlan:
         has at most one block per SM (each scheduler runs two warps or fewer, so a call lasts one row's
         dependency chain and nothing hides it), PLAN_THROUGHPUT beyond (enough warps per scheduler to
         hide latency, so a call lasts the instructions it issues). Measured on an H200 (docs/perf.md):
-        the latency plan wins up to T = 1024 and loses from T = 4096 on. Both plans return bitwise the
-        same output; where one kernel serves every T (the generic and the row-per-thread kernels) the
-        plan changes nothing."""
+        the latency plan wins up to T = 1024 and loses from T = 4096 on. Where the row has a bound plan,
+        PLAN_BOUND from BOUND_MIN_BLOCKS_PER_SM blocks per SM on. Every plan returns bitwise the same
+        output; where one kernel serves every T (the generic and the row-per-thread kernels) the plan
+        changes nothing."""
         if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
             raise ValueError(
                 f"num_rows={num_rows}, sm_count={sm_count}, but need num_rows >= 0 and sm_count >= 1"
             )
         blocks = -(-num_rows // self.warps_per_block)
-        return PLAN_LATENCY if blocks <= sm_count else PLAN_THROUGHPUT
+        if blocks <= sm_count:
+            return PLAN_LATENCY
+        if self.bound_name_expression is not None and blocks >= BOUND_MIN_BLOCKS_PER_SM * sm_count:
+            return PLAN_BOUND
+        return PLAN_THROUGHPUT
 
 
 def config_arguments(config: RoutingConfig) -> tuple[int | float, ...]:
@@ -347,7 +387,11 @@ def specialized_name(spec: Specialization, dtype: torch.dtype, selection: int = 
 
 
 def _plans_of(spec: Specialization) -> tuple[int, ...]:
-    return (PLAN_THROUGHPUT,) if spec.kernel == "thread" else (PLAN_THROUGHPUT, PLAN_LATENCY)
+    if spec.kernel == "thread":
+        return (PLAN_THROUGHPUT,)
+    if spec.has_bound_plan:
+        return (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)
+    return (PLAN_THROUGHPUT, PLAN_LATENCY)
 
 
 def generic_name(dtype: torch.dtype) -> str:
@@ -418,4 +462,5 @@ def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
         shared_mem_bytes=0,
         latency_name_expression=specialized_name(spec, dtype, PLAN_LATENCY),
         rows_per_warp=WARP_SIZE // spec.lanes if spec.kernel == "segment" else 1,
+        bound_name_expression=specialized_name(spec, dtype, PLAN_BOUND) if spec.has_bound_plan else None,
     )

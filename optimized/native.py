@@ -146,16 +146,18 @@ def make_record(module: Any, config: RoutingConfig, plan: KernelPlan) -> Any:
         plan.rows_per_warp,
         int(plan.latency_name_expression is not None),
         plan.shared_mem_bytes,
+        int(plan.bound_name_expression is not None),
     )
 
 
-def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int]:
+def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int, bool]:
     """What a record fixes of a plan: the same for every scores dtype of a config (checked on registering)."""
     return (
         plan.warps_per_block,
         plan.rows_per_warp,
         plan.latency_name_expression is not None,
         plan.shared_mem_bytes,
+        plan.bound_name_expression is not None,
     )
 
 
@@ -165,7 +167,7 @@ class Records:
 
     def __init__(self) -> None:
         self.by_id: dict[
-            int, tuple[RoutingConfig, Any, tuple[int, int, bool, int], set[tuple[int, int]]]
+            int, tuple[RoutingConfig, Any, tuple[int, int, bool, int, bool], set[tuple[int, int]]]
         ] = {}
         self.lock = threading.Lock()
 
@@ -180,6 +182,7 @@ class Records:
         programmatic: bool,
         throughput_function: int,
         latency_function: int,
+        bound_function: int,
     ) -> None:
         """Store the kernels of (config, scores dtype, device) so that later calls take the C++ path."""
         with self.lock:
@@ -203,6 +206,7 @@ class Records:
                 code,
                 throughput_function,
                 latency_function,
+                bound_function,
             )
             entry[3].add((device_index, code))
 

@@ -20,6 +20,7 @@ from . import native
 from .build import check_defines, get_kernel
 from .dispatch import (
     BIAS_DTYPE_CODES,
+    PLAN_BOUND,
     PLAN_LATENCY,
     PLAN_THROUGHPUT,
     KernelPlan,
@@ -90,7 +91,7 @@ def launch(
     """Launch `plan`'s kernel on torch's current stream of the scores' device, writing ids and weights
     [T, W] in place: the kernel from CuPy's NVRTC compile of route.cu (loaded on that device), launched
     with the driver's cuLaunchKernelEx (optimized/launch.py), with programmatic dependent launch on sm_90+.
-    `selection`: step 5's plan (dispatch.PLAN_LATENCY or PLAN_THROUGHPUT); None lets
+    `selection`: step 5's plan (dispatch.PLAN_LATENCY, PLAN_THROUGHPUT or PLAN_BOUND); None lets
     `plan.selection_plan` choose from T.
 
     The caller has validated everything (`route` does). Exposed for tests, which launch the generic
@@ -207,6 +208,7 @@ def _register_native(config: RoutingConfig, plan: KernelPlan, scores: torch.Tens
         programmatic,
         get_kernel(plan.kernel_name(PLAN_THROUGHPUT), (), device_index).ptr,
         get_kernel(plan.kernel_name(PLAN_LATENCY), (), device_index).ptr,
+        get_kernel(plan.kernel_name(PLAN_BOUND), (), device_index).ptr,
     )
 
 

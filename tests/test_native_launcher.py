@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from moegate.optimized import (
+    PLAN_BOUND,
     PLAN_LATENCY,
     PLAN_THROUGHPUT,
     SPECIALIZATIONS,
@@ -126,6 +127,7 @@ def record_for(module, config: RoutingConfig, dtypes=tuple(SCORE_DTYPE_CODES), d
             SCORE_DTYPE_CODES[dtype],
             FAKE_FUNCTIONS[plan.kernel_name(PLAN_THROUGHPUT)],
             FAKE_FUNCTIONS[plan.kernel_name(PLAN_LATENCY)],
+            FAKE_FUNCTIONS[plan.kernel_name(PLAN_BOUND)],
         )
     return record
 
@@ -172,7 +174,7 @@ CONFIGS = [s.config(num_fused_shared_experts=1) for s in SPECIALIZATIONS] + [
         routed_scaling_factor=2.5,
     ),
 ]
-ROWS = (0, 1, 2, 33, 8 * SM_COUNT, 8 * SM_COUNT + 1, 40_000)
+ROWS = (0, 1, 2, 33, 8 * SM_COUNT, 8 * SM_COUNT + 1, 128 * SM_COUNT - 8, 128 * SM_COUNT, 40_000)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"E{c.num_experts}K{c.topk}G{c.num_expert_group}")
@@ -225,12 +227,16 @@ def test_a_config_has_one_plan_geometry_for_every_scores_dtype() -> None:
         assert len(keys) == 1, config
 
 
-def test_both_plans_and_the_grid_cap_are_reached(launcher) -> None:
-    """The comparison above spans the latency plan (T <= 8 * SMs), the throughput plan and the capped
-    grid: checked here so that a change of ROWS cannot quietly lose one."""
+def test_every_plan_and_the_grid_cap_are_reached(launcher) -> None:
+    """The comparison above spans the latency plan (T <= 8 * SMs), the throughput plan, the bound plan
+    (from 16 blocks of 8 rows per SM on) and the capped grid: checked here so that a change of ROWS cannot
+    quietly lose one."""
     plan = dispatch_plan(SPECIALIZATIONS[0].config(), torch.bfloat16)
+    assert plan.bound_name_expression is not None
     selections = {plan.selection_plan(t, SM_COUNT) for t in ROWS if t}
-    assert selections == {PLAN_LATENCY, PLAN_THROUGHPUT}
+    assert selections == {PLAN_LATENCY, PLAN_THROUGHPUT, PLAN_BOUND}
+    assert plan.selection_plan(128 * SM_COUNT - 8, SM_COUNT) == PLAN_THROUGHPUT
+    assert plan.selection_plan(128 * SM_COUNT, SM_COUNT) == PLAN_BOUND
     assert any(plan.grid(t, SM_COUNT) < -(-t // plan.warps_per_block) for t in ROWS)
 
 
@@ -274,11 +280,11 @@ def test_records_and_kernels_reject_bad_arguments(launcher) -> None:
     module = launcher.module
     record = record_for(module, SPECIALIZATIONS[0].config())
     with pytest.raises(ValueError, match="device=64"):
-        module.set_kernels(record, 64, SM_COUNT, 1, 0, 1, 2)
+        module.set_kernels(record, 64, SM_COUNT, 1, 0, 1, 2, 3)
     with pytest.raises(ValueError, match="dtype_code=3"):
-        module.set_kernels(record, 0, SM_COUNT, 1, 3, 1, 2)
+        module.set_kernels(record, 0, SM_COUNT, 1, 3, 1, 2, 3)
     with pytest.raises(ValueError, match="sm_count=0"):
-        module.set_kernels(record, 0, 0, 1, 0, 1, 2)
+        module.set_kernels(record, 0, 0, 1, 0, 1, 2, 3)
     with pytest.raises(TypeError):
         module.route(torch.zeros(2, 256), None, "not a record", None)
     with pytest.raises(TypeError, match=r"4 arguments|got 3"):
@@ -455,7 +461,7 @@ def test_records_are_per_config_object_and_bounded(launcher, monkeypatch) -> Non
     config = SPECIALIZATIONS[0].config()
     equal_but_other = SPECIALIZATIONS[0].config()
     plan = dispatch_plan(config, torch.bfloat16)
-    records.register(module, config, plan, torch.bfloat16, 0, SM_COUNT, True, 1, 2)
+    records.register(module, config, plan, torch.bfloat16, 0, SM_COUNT, True, 1, 2, 3)
     assert records.registered(config, torch.bfloat16, 0)
     assert not records.registered(config, torch.float16, 0) and not records.registered(
         config, torch.bfloat16, 1
@@ -465,7 +471,7 @@ def test_records_are_per_config_object_and_bounded(launcher, monkeypatch) -> Non
     others = [SPECIALIZATIONS[i].config() for i in (1, 2)]
     for other in others:
         records.register(
-            module, other, dispatch_plan(other, torch.bfloat16), torch.bfloat16, 0, SM_COUNT, True, 1, 2
+            module, other, dispatch_plan(other, torch.bfloat16), torch.bfloat16, 0, SM_COUNT, True, 1, 2, 3
         )
     assert len(records.by_id) <= 2
 

@@ -135,3 +135,32 @@ def test_sorting_networks_put_the_m_largest_first_in_order(tmp_path: Path) -> No
     assert results[8, 8][1] == 19 and results[4, 4][1] == 5 and results[16, 16][1] == 63
     assert results[8, 1][1] == 7  # the maximum alone: a tree of N - 1 comparators
     assert all(results[n, m][1] <= results[n, n][1] for n, m in results)
+
+
+@needs_nvcc
+def test_route_cu_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
+    """route.cu's bound_plan_applies (which its bound kernels static_assert) against dispatch.py's, over a
+    grid of shapes: each case a static_assert in a translation unit compiled by nvcc."""
+    from moegate.optimized.dispatch import SCORING_CODES, bound_plan_applies
+
+    cases = []
+    for scoring in ("sigmoid", "softmax"):
+        for e in (32, 64, 80, 96, 128, 160, 256, 288, 384, 512):
+            for g, kg in ((1, 1), (2, 1), (4, 2), (8, 1), (8, 4), (8, 8), (16, 3)):
+                if e % g or (g > 1 and (e // g) % max(1, e // 32)):
+                    continue  # not a warp-kernel shape (groups on whole lanes)
+                for k in (1, 2, 6, 8, 9, 16, 31):
+                    if k <= kg * (e // g):
+                        cases.append((scoring, e, g, kg, k))
+    lines = [f'#include "{KERNEL_SOURCE}"']
+    for scoring, e, g, kg, k in cases:
+        want = "true" if bound_plan_applies(scoring, e, g, kg, k) else "false"
+        args = f"{SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}"
+        lines.append(f'static_assert(moegate::bound_plan_applies({args}) == {want}, "{scoring} {args}");')
+    source = tmp_path / "bound_rule.cu"
+    source.write_text("\n".join(lines) + "\n")
+    assert NVCC is not None
+    cmd = [NVCC, "-c", *nvcc_options(()), "-arch=sm_90", str(source), "-o", str(tmp_path / "bound_rule.o")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert len(cases) > 100
+    assert result.returncode == 0, f"nvcc failed:\n{result.stdout}\n{result.stderr}"

@@ -14,6 +14,7 @@ import torch
 
 from moegate.optimized import (
     MAX_EXPERTS,
+    PLAN_BOUND,
     PLAN_LATENCY,
     PLAN_THROUGHPUT,
     SPECIALIZATIONS,
@@ -23,7 +24,12 @@ from moegate.optimized import (
     name_expressions,
     route,
 )
-from moegate.optimized.dispatch import SCORE_DTYPE_CODES, KernelPlan
+from moegate.optimized.dispatch import (
+    BOUND_MIN_BLOCKS_PER_SM,
+    SCORE_DTYPE_CODES,
+    KernelPlan,
+    bound_plan_applies,
+)
 from moegate.reference import PRESETS, RoutingConfig, check_inputs
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -44,9 +50,25 @@ def test_hot_presets_are_specialized() -> None:
             assert plan.specialization is not None, f"{name} {dtype} runs the generic kernel: {plan}"
 
 
+def test_bound_plan_rows() -> None:
+    # route.cu's route_row_bound: sigmoid, E % 32 == 0, 64 <= E <= 256, K + 1 keys among the kept lanes'
+    # first min(E / 32, 4) sorted ones. tests/test_optimized_compile.py checks route.cu's copy of the rule.
+    assert [s.name for s in SPECIALIZATIONS if s.has_bound_plan] == ["deepseek-v3", "glm-4.5"]
+    assert bound_plan_applies("sigmoid", 256, 8, 4, 8)
+    assert not bound_plan_applies("softmax", 256, 8, 4, 8)
+    assert not bound_plan_applies("sigmoid", 384, 1, 1, 8)  # an expert needs more than one byte
+    assert not bound_plan_applies("sigmoid", 32, 1, 1, 4)  # one expert a lane
+    assert bound_plan_applies("sigmoid", 96, 1, 1, 4)  # three experts a lane
+    assert not bound_plan_applies("sigmoid", 80, 1, 1, 4)  # E % 32 != 0
+    assert bound_plan_applies("sigmoid", 64, 8, 1, 7)  # 1 group of 4 lanes x 2 sorted keys = 8 >= K + 1
+    assert not bound_plan_applies("sigmoid", 64, 8, 1, 8)  # 8 < K + 1
+
+
 def test_every_plan_names_a_compiled_kernel() -> None:
     compiled = name_expressions()
-    kernels_per_dtype = sum(1 if s.kernel == "thread" else 2 for s in SPECIALIZATIONS) + 1  # + generic
+    kernels_per_dtype = (
+        sum(1 if s.kernel == "thread" else 3 if s.has_bound_plan else 2 for s in SPECIALIZATIONS) + 1
+    )  # + generic
     assert len(compiled) == len(set(compiled)) == kernels_per_dtype * len(SCORE_DTYPE_CODES)
     configs = [*PRESETS.values(), RoutingConfig(num_experts=72, topk=5, num_expert_group=3, topk_group=2)]
     for config in configs:
@@ -54,6 +76,7 @@ def test_every_plan_names_a_compiled_kernel() -> None:
             plan = dispatch_plan(config, dtype)
             assert plan.name_expression in compiled
             assert plan.kernel_name(PLAN_LATENCY) in compiled
+            assert plan.kernel_name(PLAN_BOUND) in compiled
             assert plan.kernel_name(PLAN_THROUGHPUT) == plan.name_expression
             assert generic_plan(config, dtype).name_expression in compiled
 
@@ -276,7 +299,16 @@ def test_selection_plan_is_latency_up_to_one_block_per_sm() -> None:
         assert plan.selection_plan(1, sm_count) == PLAN_LATENCY
         assert plan.selection_plan(sm_count * rows_per_block, sm_count) == PLAN_LATENCY
         assert plan.selection_plan(sm_count * rows_per_block + 1, sm_count) == PLAN_THROUGHPUT
-        assert plan.selection_plan(10**12, sm_count) == PLAN_THROUGHPUT
+        first_bound = BOUND_MIN_BLOCKS_PER_SM * sm_count * rows_per_block  # full blocks of one row a warp
+        assert plan.selection_plan(first_bound - rows_per_block, sm_count) == PLAN_THROUGHPUT
+        assert plan.selection_plan(first_bound - rows_per_block + 1, sm_count) == PLAN_BOUND
+        assert plan.selection_plan(first_bound, sm_count) == PLAN_BOUND
+        assert plan.selection_plan(10**12, sm_count) == PLAN_BOUND
+    # A row without a bound plan stays in the throughput plan at every T past the latency plan's.
+    kimi = dispatch_plan(PRESETS["kimi-k2"], torch.bfloat16)
+    assert kimi.bound_name_expression is None
+    assert kimi.selection_plan(10**12, 132) == PLAN_THROUGHPUT
+    assert kimi.kernel_name(PLAN_BOUND) == kimi.name_expression
     with pytest.raises(ValueError, match="sm_count=0"):
         plan.selection_plan(1, 0)
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import zlib
 
+import numpy as np
 import pytest
 import torch
 
 from moegate import reference
 from moegate.optimized import (
+    PLAN_BOUND,
     PLAN_LATENCY,
     PLAN_THROUGHPUT,
     SPECIALIZATIONS,
@@ -346,6 +348,12 @@ def spread_scores(config: RoutingConfig, dtype: torch.dtype, seed: int) -> torch
     return torch.cat([near, far, edge]).to(dtype).to(CUDA)
 
 
+def plan_selections(plan) -> tuple[int, ...]:
+    """Step 5's plans that have a kernel of their own in `plan` (the bound plan only where it applies)."""
+    bound = (PLAN_BOUND,) if plan.bound_name_expression is not None else ()
+    return (PLAN_THROUGHPUT, PLAN_LATENCY, *bound)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("spec", SPECIALIZATIONS, ids=lambda s: s.name)
 def test_specialization_equals_generic_kernel(spec, dtype) -> None:
@@ -367,7 +375,7 @@ def test_specialization_equals_generic_kernel(spec, dtype) -> None:
                     [scores, nonfinite_scores(config, dtype, seed), spread_scores(config, dtype, seed)]
                 )
                 slow = run_plan(generic_plan(config, dtype), scores, bias, config)
-                for selection in (PLAN_THROUGHPUT, PLAN_LATENCY):
+                for selection in plan_selections(plan):
                     fast = run_plan(plan, scores, bias, config, selection)
                     assert torch.equal(fast[0], slow[0]), (
                         f"{spec.name} {config} plan {selection}: ids differ from the generic kernel"
@@ -378,7 +386,7 @@ def test_specialization_equals_generic_kernel(spec, dtype) -> None:
                     assert_valid(config, *fast)
 
 
-# ---- step 5's two plans return bitwise the same output -------------------------------------------------
+# ---- step 5's plans return bitwise the same output -------------------------------------------------
 def clustered_scores(config: RoutingConfig, seed: int) -> torch.Tensor:
     """float32 rows whose largest logits crowd into a few lanes, so that one lane wins most of the K rounds
     (route.cu's segment kernel then moves a lane's sorted keys up round after round, as far as the rounds
@@ -428,6 +436,10 @@ def test_latency_and_throughput_plans_agree_bitwise(spec, dtype) -> None:
         assert_valid(config, *latency)
         assert torch.equal(latency[0], throughput[0]), f"{spec.name} bias={has_bias}: ids differ by plan"
         assert torch.equal(latency[1], throughput[1]), f"{spec.name} bias={has_bias}: weights differ"
+        if plan.bound_name_expression is not None:
+            bound = run_plan(plan, scores, bias, config, PLAN_BOUND)
+            assert torch.equal(bound[0], throughput[0]), f"{spec.name} bias={has_bias}: bound plan ids"
+            assert torch.equal(bound[1], throughput[1]), f"{spec.name} bias={has_bias}: bound plan weights"
         if plan.latency_name_expression is not None:
             # The latency kernel holds the throughput path too (route.cu: it follows the argument `plan`);
             # launched with plan = throughput (and the throughput geometry) it must agree as well.
@@ -481,8 +493,11 @@ def test_dispatch_switches_plans_past_one_block_per_sm() -> None:
     assert plan.selection_plan(1, sm_count) == PLAN_LATENCY
     assert plan.selection_plan(last, sm_count) == PLAN_LATENCY
     assert plan.selection_plan(last + 1, sm_count) == PLAN_THROUGHPUT
-    # On either side of the switch the kernel still returns the reference's routing.
-    for T in (last, last + 1):
+    first_bound = 16 * last  # BOUND_MIN_BLOCKS_PER_SM full blocks per SM
+    assert plan.selection_plan(first_bound - plan.warps_per_block, sm_count) == PLAN_THROUGHPUT
+    assert plan.selection_plan(first_bound, sm_count) == PLAN_BOUND
+    # On either side of each switch the kernel still returns the reference's routing.
+    for T in (last, last + 1, first_bound - plan.warps_per_block, first_bound):
         scores, bias = random_inputs(config, T, torch.bfloat16, torch.float32, seed_of("switch", T))
         assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"T={T}")
 
@@ -532,7 +547,6 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
     1, 2, 1024, the largest float below each power of two up to 1024, the table's E, and random floats in
     [1, 1024]; plus numerators 0, 1 and 2^-64 exactly. A mismatch would change p, hence weights and ties."""
     import cupy
-    import numpy as np
 
     from moegate.optimized import KERNEL_SOURCE, nvrtc_options
 
@@ -588,6 +602,208 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
     assert bad == 0, (
         f"{bad} quotients differ from div.rn, e.g. index {where} (denominator {denominators[where >> 23]})"
     )
+
+
+# ---- the bound plan (route.cu: route_row_bound): approximate keys, exact keys for the winners ---------
+# The throughput kernel of a sigmoid row of E <= 256 on the warp kernel routes on approximate keys and
+# proves each row (route.cu's comment above route_row_bound); a row it cannot prove takes the exact path.
+# These tests force the bound plan (selection) at any T and compare bitwise with the generic kernel.
+BOUND_SPECS = [s for s in SPECIALIZATIONS if s.has_bound_plan]
+
+
+def test_bound_plan_serves_deepseek_v3() -> None:
+    assert "deepseek-v3" in [s.name for s in BOUND_SPECS]
+    assert all(s.has_bound_plan for s in BOUND_SPECS)
+
+
+def test_approximate_sigmoid_is_within_its_bound_on_every_float() -> None:
+    """route.cu's `approx_sigmoid` against `sigmoid` on all 2^32 - 2^24 floats that are not NaN: the
+    bound plan's proof assumes |approx_sigmoid(x) - sigmoid(x)| <= kApproxSigmoidError for each."""
+    import cupy
+
+    from moegate.optimized import KERNEL_SOURCE, nvrtc_options
+
+    checker = r"""
+    extern "C" __global__ void approx_sigmoid_excess(unsigned long long* excess, unsigned* example,
+                                                     unsigned* worst) {
+      const unsigned long long stride = static_cast<unsigned long long>(gridDim.x) * blockDim.x;
+      unsigned long long local = 0;
+      float local_worst = 0.0f;
+      for (unsigned long long i = static_cast<unsigned long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+           i < (1ull << 32); i += stride) {
+        const float x = __uint_as_float(static_cast<unsigned>(i));
+        if (x != x) continue;
+        const double error = fabs(static_cast<double>(moegate::approx_sigmoid(x)) -
+                                  static_cast<double>(moegate::sigmoid(x)));
+        local_worst = fmaxf(local_worst, static_cast<float>(error));
+        if (!(error <= static_cast<double>(moegate::kApproxSigmoidError))) {
+          ++local;
+          atomicCAS(example, 0u, static_cast<unsigned>(i));
+        }
+      }
+      atomicAdd(excess, local);
+      atomicMax(worst, __float_as_uint(local_worst));
+    }
+    """
+    # RawModule appends -ftz=true (docs/architecture.md): it flushes only sigmoids below 2^-126, whose
+    # error is below 2^-126 either way.
+    module = cupy.RawModule(code=KERNEL_SOURCE.read_text() + checker, options=tuple(nvrtc_options(())))
+    kernel = module.get_function("approx_sigmoid_excess")
+    excess = cupy.zeros(1, dtype=cupy.uint64)
+    example = cupy.zeros(1, dtype=cupy.uint32)
+    worst = cupy.zeros(1, dtype=cupy.uint32)
+    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    kernel((sm_count * 16,), (256,), (excess, example, worst))
+    count = int(excess.get()[0])
+    largest = float(worst.get().view("float32")[0])
+    assert 0.0 < largest, "the check compared nothing"
+    assert count == 0, (
+        f"{count} floats exceed the bound, e.g. bits {int(example.get()[0]):#010x}; largest error {largest}"
+    )
+
+
+def _kept_groups(key: torch.Tensor, config: RoutingConfig, has_bias: bool) -> torch.Tensor:
+    """Group scores (float64) of one row's keys [E] and the kept groups' indices (SPEC steps 3-4)."""
+    G, KG = config.num_expert_group, config.topk_group
+    grouped = key.view(G, -1)
+    top = grouped.topk(min(2, grouped.shape[1]), dim=1).values
+    scores = top.sum(dim=1) if has_bias else top[:, 0]
+    return scores, scores.argsort(descending=True, stable=True)[:KG]
+
+
+def near_tie_rows(config: RoutingConfig, bias: torch.Tensor | None, seed: int, base_rows: int = 20):
+    """float32 logits whose K-th and (K+1)-th keys of the kept groups, or whose Kg-th and (Kg+1)-th group
+    scores, differ by 0 and by +-2^-8 .. +-2^-30: on both sides of the bound plan's margins (about 2^-14)
+    and down to float32's resolution. Built in float64 from random rows by moving one logit."""
+    g = torch.Generator().manual_seed(seed)
+    E, G, KG, K = config.num_experts, config.num_expert_group, config.topk_group, config.topk
+    b = torch.zeros(E, dtype=torch.float64) if bias is None else bias.double().cpu()
+    offsets = [0.0] + [s * 2.0**-j for j in range(8, 31, 2) for s in (1.0, -1.0)]
+    rows = []
+
+    def logit(p: float) -> float | None:
+        return None if not 0.0 < p < 1.0 else float(torch.tensor(p / (1.0 - p), dtype=torch.float64).log())
+
+    for _ in range(base_rows):
+        x = torch.randn(E, generator=g, dtype=torch.float64) * 2.0
+        key = torch.sigmoid(x) + b
+        group_scores, kept = _kept_groups(key, config, bias is not None)
+        in_kept = torch.zeros(G, dtype=torch.bool)
+        in_kept[kept] = True
+        candidates = key.masked_fill(~in_kept.repeat_interleave(E // G), float("-inf"))
+        order = candidates.argsort(descending=True, stable=True)
+        w, n = int(order[K - 1]), int(order[K])
+        for off in offsets:
+            moved = logit(float(key[w]) + off - float(b[n]))
+            if moved is not None:
+                row = x.clone()
+                row[n] = moved
+                rows.append(row)
+        if KG < G:
+            ranked = group_scores.argsort(descending=True, stable=True)
+            kept_last, dropped_first = int(ranked[KG - 1]), int(ranked[KG])
+            members = key.view(G, -1)[dropped_first]
+            top2 = members.topk(2)
+            first = dropped_first * (E // G) + int(top2.indices[0])
+            for off in offsets:
+                wanted = float(group_scores[kept_last]) + off
+                new_top = wanted - float(top2.values[1]) if bias is not None else wanted
+                moved = logit(new_top - float(b[first]))
+                if moved is not None and new_top >= float(top2.values[1]):
+                    row = x.clone()
+                    row[first] = moved
+                    rows.append(row)
+    return torch.stack(rows).float()
+
+
+def negative_nan_rows(config: RoutingConfig, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    """Rows with NaN logits of negative sign and odd payloads (a fraction of each row, and whole groups)."""
+    g = torch.Generator().manual_seed(seed)
+    E = config.num_experts
+    rows = torch.randn(6, E, generator=g)
+    if dtype == torch.float32:
+        nans = torch.from_numpy(np.array([0xFFC00001, 0xFF800001, 0x7F800003], np.uint32).view(np.float32))
+    else:
+        nans = torch.from_numpy(np.array([0xFFC1, 0xFF81, 0x7F83], np.uint16).view(np.int16)).view(dtype)
+    rows = rows.to(dtype)
+    for r in range(6):
+        picks = torch.rand(E, generator=g) < (0.1 if r < 3 else 1.0 / 3)
+        if r == 5:
+            picks = torch.arange(E) < E // max(1, config.num_expert_group)  # the first group, whole
+        idx = picks.nonzero().flatten()
+        rows[r, idx] = nans[torch.randint(0, 3, (idx.numel(),), generator=g)]
+    return rows.to(CUDA)
+
+
+def _assert_bound_plan_matches_generic(config, scores, bias, note: str) -> None:
+    plan = dispatch_plan(config, scores.dtype)
+    slow = run_plan(generic_plan(config, scores.dtype), scores, bias, config)
+    fast = run_plan(plan, scores, bias, config, PLAN_BOUND)
+    assert_valid(config, *fast)
+    assert torch.equal(fast[0], slow[0]), f"{note}: ids differ from the generic kernel"
+    assert torch.equal(fast[1], slow[1]), f"{note}: weights differ bitwise from the generic kernel"
+
+
+@pytest.mark.parametrize("has_bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("spec", BOUND_SPECS, ids=lambda s: s.name)
+def test_bound_plan_near_ties_equal_the_generic_kernel(spec, has_bias) -> None:
+    config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
+    seed = seed_of("bound-near", spec.name, has_bias)
+    bias = None
+    if has_bias:
+        bias = (torch.randn(config.num_experts, generator=torch.Generator().manual_seed(seed)) * 0.3).to(CUDA)
+    rows = near_tie_rows(config, bias, seed).to(CUDA)
+    assert rows.shape[0] > 400
+    for dtype in (torch.float32, torch.bfloat16):
+        scores = rows.to(dtype)
+        _assert_bound_plan_matches_generic(config, scores, bias, f"{spec.name} near ties {dtype}")
+        fast = run_plan(dispatch_plan(config, dtype), scores, bias, config, PLAN_BOUND)
+        assert_matches_reference(config, scores, bias, fast, f"{spec.name} near ties {dtype}")
+
+
+def bound_biases(config: RoutingConfig, seed: int) -> dict[str, torch.Tensor | None]:
+    """Biases that stress the bound plan's constants (bmin, B) and its non-finite rules."""
+    g = torch.Generator().manual_seed(seed)
+    E = config.num_experts
+    base = torch.randn(E, generator=g) * 0.3
+    every_third = torch.arange(E) % 3 == 0
+    biases: dict[str, torch.Tensor | None] = {
+        "none": None,
+        "bf16": base.to(torch.bfloat16),
+        "f16": base.to(torch.float16),
+        "wide": torch.randn(E, generator=g) * 1000.0,
+        "equal": torch.full((E,), 0.5),
+        "one +inf": base.clone().index_fill_(0, torch.tensor([E // 2]), float("inf")),
+        "all -inf": torch.full((E,), float("-inf")),
+    }
+    for fill in (float("nan"), float("inf"), float("-inf")):
+        biases[f"every third {fill}"] = base.masked_fill(every_third, fill)
+    return {k: None if v is None else v.to(CUDA) for k, v in biases.items()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("spec", BOUND_SPECS, ids=lambda s: s.name)
+def test_bound_plan_equals_the_generic_kernel_on_hard_rows_and_biases(spec, dtype) -> None:
+    config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=2, renormalize=True)
+    seed = seed_of("bound-hard", spec.name, dtype)
+    random_rows, _ = random_inputs(config, 300, dtype, None, seed)
+    rows = torch.cat(
+        [
+            random_rows,
+            tie_heavy_scores(config, dtype, seed),
+            nonfinite_scores(config, dtype, seed),
+            negative_nan_rows(config, dtype, seed),
+        ]
+    )
+    E = config.num_experts
+    for name, bias in bound_biases(config, seed).items():
+        for layout in ("contiguous", "misaligned"):
+            scores = rows
+            if layout == "misaligned":  # one element in: the scalar-load loop
+                buffer = torch.zeros(rows.shape[0], E + 1, dtype=dtype, device=CUDA)
+                buffer[:, 1:] = rows
+                scores = buffer[:, 1:]
+            _assert_bound_plan_matches_generic(config, scores, bias, f"{spec.name} bias {name} {layout}")
 
 
 # ---- determinism, row independence, graphs ------------------------------------------------------------

@@ -43,6 +43,9 @@ namespace {
 
 constexpr int kPlanThroughput = 0;  // dispatch.py PLAN_THROUGHPUT, route.cu kPlanThroughput
 constexpr int kPlanLatency = 1;     // dispatch.py PLAN_LATENCY
+constexpr int kPlanBound = 2;       // dispatch.py PLAN_BOUND
+constexpr int kNumPlans = 3;
+constexpr int64_t kBoundMinBlocksPerSm = 16;  // dispatch.py BOUND_MIN_BLOCKS_PER_SM
 constexpr int kWarpSize = 32;
 constexpr int64_t kMaxThreadsPerSm = 2048;  // dispatch.py MAX_THREADS_PER_SM
 constexpr int kMaxDevices = 64;             // devices beyond take the Python path
@@ -103,7 +106,7 @@ static_assert(offsetof(RouteParams, plan) == 76 && offsetof(RouteParams, ids) ==
 struct DeviceKernels {
   int64_t sm_count = 0;  // 0: this device is not registered
   int programmatic = 0;  // programmatic dependent launch (sm_90+)
-  uint64_t function[kNumScoreDtypes][2] = {};  // [scores dtype code][plan]: CUfunction, 0 = not loaded
+  uint64_t function[kNumScoreDtypes][kNumPlans] = {};  // [scores dtype code][plan]: CUfunction, 0 = none
 };
 
 struct Record {
@@ -112,7 +115,7 @@ struct Record {
   float r;
   int width;  // W, config.output_width
   // KernelPlan (the same for every scores dtype)
-  int warps_per_block, rows_per_warp, has_latency_kernel, shared_mem_bytes;
+  int warps_per_block, rows_per_warp, has_latency_kernel, shared_mem_bytes, has_bound_kernel;
   DeviceKernels devices[kMaxDevices];
 };
 
@@ -217,9 +220,14 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
   // ---- step 5's plan and the geometry: dispatch.py's KernelPlan.selection_plan and geometry ----
   const int64_t sm_count = kernels.sm_count;
   const int64_t warps_per_block = rec->warps_per_block;
-  const int plan = ceil_div(num_rows, warps_per_block) <= sm_count ? kPlanLatency : kPlanThroughput;
+  const int64_t blocks = ceil_div(num_rows, warps_per_block);
+  const int plan = blocks <= sm_count ? kPlanLatency
+                   : rec->has_bound_kernel && blocks >= kBoundMinBlocksPerSm * sm_count ? kPlanBound
+                                                                                       : kPlanThroughput;
   const bool latency_kernel = rec->has_latency_kernel && plan == kPlanLatency;
-  const uint64_t function = kernels.function[dtype_code][latency_kernel ? kPlanLatency : kPlanThroughput];
+  const bool bound_kernel = rec->has_bound_kernel && plan == kPlanBound;
+  const int kernel_plan = latency_kernel ? kPlanLatency : bound_kernel ? kPlanBound : kPlanThroughput;
+  const uint64_t function = kernels.function[dtype_code][kernel_plan];
   if (function == 0) Py_RETURN_NONE;
   int64_t grid, block;
   // A row with two plans spreads its warps over the SMs until a full block per SM is needed (a warp takes
@@ -317,13 +325,13 @@ void delete_record(PyObject* capsule) {
 
 // make_record(num_experts, num_groups, topk_group, topk, scoring, renormalize, num_shared, replica,
 //             apply_scaling, r, width, warps_per_block, rows_per_warp, has_latency_kernel,
-//             shared_mem_bytes) -> capsule
+//             shared_mem_bytes, has_bound_kernel) -> capsule
 PyObject* make_record(PyObject* /*module*/, PyObject* args) {
   auto* rec = new Record();
-  if (!PyArg_ParseTuple(args, "iiiiiiiiifiiiii", &rec->num_experts, &rec->num_groups, &rec->topk_group,
+  if (!PyArg_ParseTuple(args, "iiiiiiiiifiiiiii", &rec->num_experts, &rec->num_groups, &rec->topk_group,
                         &rec->topk, &rec->scoring, &rec->renormalize, &rec->num_shared, &rec->replica,
                         &rec->apply_scaling, &rec->r, &rec->width, &rec->warps_per_block, &rec->rows_per_warp,
-                        &rec->has_latency_kernel, &rec->shared_mem_bytes)) {
+                        &rec->has_latency_kernel, &rec->shared_mem_bytes, &rec->has_bound_kernel)) {
     delete rec;
     return nullptr;
   }
@@ -337,14 +345,15 @@ PyObject* make_record(PyObject* /*module*/, PyObject* args) {
   return capsule;
 }
 
-// set_kernels(record, device, sm_count, programmatic, dtype_code, throughput_function, latency_function)
+// set_kernels(record, device, sm_count, programmatic, dtype_code, throughput_function, latency_function,
+//             bound_function)
 PyObject* set_kernels(PyObject* /*module*/, PyObject* args) {
   PyObject* capsule;
   int device, programmatic, dtype_code;
   long long sm_count;
-  unsigned long long throughput, latency;
-  if (!PyArg_ParseTuple(args, "OiLiiKK", &capsule, &device, &sm_count, &programmatic, &dtype_code,
-                        &throughput, &latency)) {
+  unsigned long long throughput, latency, bound;
+  if (!PyArg_ParseTuple(args, "OiLiiKKK", &capsule, &device, &sm_count, &programmatic, &dtype_code,
+                        &throughput, &latency, &bound)) {
     return nullptr;
   }
   if (!PyCapsule_IsValid(capsule, kRecordName)) {
@@ -363,6 +372,7 @@ PyObject* set_kernels(PyObject* /*module*/, PyObject* args) {
   k.programmatic = programmatic;
   k.function[dtype_code][kPlanThroughput] = throughput;
   k.function[dtype_code][kPlanLatency] = latency;
+  k.function[dtype_code][kPlanBound] = bound;
   Py_RETURN_NONE;
 }
 

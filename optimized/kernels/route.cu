@@ -50,6 +50,13 @@
 //     the slots add the equal keys below only in a row with ties), the staging offsets by one ballot per
 //     register position, the routed sum from the parked slots. Same tau, same candidates, same slots:
 //     bitwise the same output.
+//   * A third plan, kPlanBound (its own kernel, the dispatch's choice for the largest batches of the sigmoid
+//     rows with E <= 256: DeepSeek-V3 and GLM-4.5), routes each row on approximate keys (two hardware
+//     approximations per expert instead of the exact sigmoid's dozen instructions), with the exact keys
+//     of its K winners only, and proves that the result is the exact one: strict gaps, larger than the
+//     approximation's proven error, at the group boundary and after the K-th key (route_row_bound has the
+//     argument). A row it cannot prove (about 1 in 100 random rows, every row with ties there) is routed
+//     again exactly. Bitwise the same output as the other plans.
 //   * Float sums (softmax denominator, renormalization) are lane-sequential, then a fixed xor butterfly;
 //     max reductions use __reduce_max_sync on orderable keys. No atomics: the result is bitwise
 //     deterministic, and each row depends only on its own logits (and, in replica mode, its index).
@@ -98,7 +105,7 @@ constexpr float kRenormalizeEpsilon = 1e-20f;  // SPEC step 6
 constexpr int kWarpSize = 32;
 // Step 5's plan (chosen by optimized/dispatch.py from T; header comment): the specialized kernel's template
 // parameter PLAN, and the kernels' runtime argument `plan` (which the latency kernel follows).
-enum SelectionPlan { kPlanThroughput = 0, kPlanLatency = 1 };
+enum SelectionPlan { kPlanThroughput = 0, kPlanLatency = 1, kPlanBound = 2 };
 
 // ---- scalar helpers ----------------------------------------------------------------------------------
 
@@ -853,17 +860,406 @@ __device__ __forceinline__ void load_bias_lane(const void* bias, int bias_dtype,
   }
 }
 
+// A sorting network for N entries (Knuth's merge exchange, TAOCP 5.2.2 Algorithm M), pruned to what the
+// first M outputs need: comparator i orders entries a[i] < b[i] and writes the first of the two (kind[i]
+// & 1), the second (kind[i] & 2) or both, whichever a later comparator or one of the first M outputs
+// reads. Built at compile time.
+template <int N, int M>
+struct SortingNetwork {
+  static constexpr int kCapacity = N * N;
+  int a[kCapacity];
+  int b[kCapacity];
+  int kind[kCapacity];
+  int size;
+  __host__ __device__ constexpr SortingNetwork() : a{}, b{}, kind{}, size(0) {
+    int all_a[kCapacity] = {};
+    int all_b[kCapacity] = {};
+    int all = 0;
+    int t = 0;
+    while ((1 << t) < N) ++t;
+    for (int p = t > 0 ? 1 << (t - 1) : 0; p > 0; p >>= 1) {
+      int q = 1 << (t - 1);
+      int r = 0;
+      int d = p;
+      for (;;) {
+        for (int i = 0; i + d < N; ++i) {
+          if ((i & p) == r) {
+            all_a[all] = i;
+            all_b[all] = i + d;
+            ++all;
+          }
+        }
+        if (q == p) break;
+        d = q - p;
+        q >>= 1;
+        r = p;
+      }
+    }
+    bool need[N] = {};
+    for (int j = 0; j < M; ++j) need[j] = true;
+    int kept_a[kCapacity] = {};
+    int kept_b[kCapacity] = {};
+    int kept_kind[kCapacity] = {};
+    for (int i = all - 1; i >= 0; --i) {  // backwards: what each comparator's outputs feed
+      const int k = (need[all_a[i]] ? 1 : 0) | (need[all_b[i]] ? 2 : 0);
+      if (k != 0) {
+        kept_a[size] = all_a[i];
+        kept_b[size] = all_b[i];
+        kept_kind[size] = k;
+        ++size;
+        need[all_a[i]] = true;
+        need[all_b[i]] = true;
+      }
+    }
+    for (int i = 0; i < size; ++i) {
+      a[i] = kept_a[size - 1 - i];
+      b[i] = kept_b[size - 1 - i];
+      kind[i] = kept_kind[size - 1 - i];
+    }
+  }
+};
+
+// ---- the bound plan (kPlanBound, sigmoid): exact keys for the winners only ---------------------------
+// The bound kernel of a sigmoid row with E <= 256 routes each row on approximate keys and the exact keys
+// of its K winners alone, and proves that the result is the exact one; a row it cannot prove (a near-tie
+// at the group boundary or at the K-th key, a non-finite value, one lane holding more than kBoundDepth of
+// the K + 1 best keys) is routed again exactly. The argument, with u = 2^-24:
+//   * p~ = approx_sigmoid(x) is within kApproxSigmoidError (d) of p = sigmoid(x) for every float x
+//     that is not NaN (tests/test_optimized_gpu.py checks all of them on the GPU at hand); a NaN logit
+//     gets the approximate key of p = 0, its exact p.
+//   * With bmin the least finite bias entry, B the largest finite |bias| and c = RN(bias - bmin), the
+//     approximate key of expert e is k~ = RN(p~ + c) with the low 8 bits replaced by 255 - e (unique
+//     keys, so that a warp maximum names its expert): a = that float. For every expert of finite bias
+//     the exact key k = RN(p + bias) satisfies |k - (a + bmin)| <= M, where M = d + (2^-15 + 2^-21)
+//     (1 + 2B) + 2^-100 bounds the roundings of k (u(1 + B)), of c (2uB) and of k~ (u(1 + 2B)), and
+//     the replaced bits (2^-15 (1 + 2B)), each magnitude taken with (1 + 2^-9) to spare.
+//   * Sorted, the i-th largest a of any set is within M of the i-th largest (k - bmin) of it, so a group
+//     score s~ = RN(a1 + a2) (a1 alone without a bias) is within Mg = 2M + 2^-21 (1 + 2B) of the exact
+//     score s minus 2 bmin (minus bmin). Kept groups: if the least s~ of the Kg groups kept on s~
+//     exceeds the largest s~ of the others by more than 2 Mg, every kept group's exact score exceeds
+//     every other's, so the exact group_selection keeps the same groups, whatever the tie rule.
+//   * Selected experts: the K rounds take the K largest a of the kept groups, and a(K+1) is the largest
+//     a left. If the least exact key of the K exceeds a(K+1) + bmin + M (rounded upwards), each of them
+//     exceeds every other kept expert's exact key, so expert_selection selects the same K; their slots
+//     are their order by exact key, lower id first among equal keys (checked, else ranked).
+//   * Non-finite values: an infinite bias entry gives an infinite c, hence an a whose float is NaN; an
+//     a(K+1) or a group score that is NaN, infinite or negative (bits >= 0x7f800000 unsigned) makes the
+//     row fall back.
+// All comparisons that prove are strict and written so that NaN fails them.
+constexpr float kApproxSigmoidError = 0x1p-20f;  // d above
+constexpr int kBoundDepth = 4;                    // sorted keys a lane keeps for the K rounds
+constexpr int kLowestInt = static_cast<int>(0x80000000u);  // no key: below every key, even -inf's
+
+// Whether the bound plan serves a warp-kernel row (optimized/dispatch.py: bound_plan_applies, the same
+// rule): sigmoid, E <= 256 (an expert named by one byte), at least two experts a lane, and enough sorted
+// keys in the kept groups' lanes for K + 1 rounds.
+__host__ __device__ constexpr bool bound_plan_applies(int scoring, int e, int g, int kg, int k) {
+  const int c = e / kWarpSize;
+  const int depth = c < kBoundDepth ? c : kBoundDepth;
+  const int lanes = kg < g ? kg * ((e / g) / (c > 0 ? c : 1)) : kWarpSize;
+  return scoring == kSigmoid && e % kWarpSize == 0 && e <= 256 && c >= 2 && lanes * depth >= k + 1;
+}
+
+// sigmoid from the hardware approximations of 2^x and 1 / y (two MUFU instructions), within
+// kApproxSigmoidError of sigmoid(x) for every x that is not NaN; a NaN stays NaN (approx_keys catches it).
+__device__ __forceinline__ float approx_sigmoid(float x) {
+  float e;
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(x * -1.44269504f));
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(1.0f + e));
+  return r;
+}
+
+// The type T where B holds, else F.
+template <bool B, typename T, typename F>
+struct PickType {
+  typedef T type;
+};
+template <typename T, typename F>
+struct PickType<false, T, F> {
+  typedef F type;
+};
+
+// What a kernel without the bound plan holds in place of BoundConstants: nothing.
+template <int C>
+struct NoBoundConstants {
+  __device__ __forceinline__ NoBoundConstants(const float (&)[C], int, float*) {}
+};
+
+// The per-warp constants of the bound plan for a lane's C bias entries (bias_f: NaN read as -inf, 0 when
+// absent): the shifted bias c, bmin, M and 2 Mg (see above), and the bytes 255 - e of the lane's experts.
+template <int C>
+struct BoundConstants {
+  const float* shift;  // the warp's c, in shared memory (C per lane, lane-major): read once per row
+  float bmin;
+  float margin;
+  float twice_group_margin;
+  u32 id_bytes[(C + 3) / 4];
+
+  __device__ __forceinline__ BoundConstants(const float (&bias_f)[C], int lane, float* warp_shift) {
+    float lo = pos_inf();
+    float magnitude = 0.0f;
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      const bool finite = fabsf(bias_f[j]) != pos_inf();
+      lo = finite ? fminf(lo, bias_f[j]) : lo;
+      magnitude = finite ? fmaxf(magnitude, fabsf(bias_f[j])) : magnitude;
+    }
+    lo = from_orderable(__reduce_min_sync(kFullMask, orderable(lo)));
+    magnitude = __uint_as_float(__reduce_max_sync(kFullMask, __float_as_uint(magnitude)));
+    bmin = lo == pos_inf() ? 0.0f : lo;  // no finite entry: every c is infinite and every row falls back
+#pragma unroll
+    for (int j = 0; j < C; ++j) warp_shift[lane * C + j] = bias_f[j] - bmin;  // +0 or more, or +-inf
+    shift = warp_shift + lane * C;
+    __syncwarp();
+    const float spread = __fadd_ru(1.0f, __fmul_ru(2.0f, magnitude));  // 1 + 2B
+    margin = __fadd_ru(__fadd_ru(kApproxSigmoidError, __fmul_ru(0x1p-15f + 0x1p-21f, spread)), 0x1p-100f);
+    twice_group_margin = __fmul_ru(2.0f, __fadd_ru(__fmul_ru(2.0f, margin), __fmul_ru(0x1p-21f, spread)));
+#pragma unroll
+    for (int w = 0; w < (C + 3) / 4; ++w) {
+      u32 bytes = 0;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int e = lane * C + 4 * w + i;
+        bytes |= (4 * w + i < C ? static_cast<u32>(255 - e) & 0xffu : 0u) << (8 * i);
+      }
+      id_bytes[w] = bytes;
+    }
+  }
+};
+
+// a of a lane's C logits (above), as signed integers: the order of the floats a >= +0, -inf's below them,
+// +inf's above. fmaxf(k~, c) is k~ unless p~ is NaN (a NaN logit), where it is c: the key of p = 0.
+template <int C>
+__device__ __forceinline__ void approx_keys(const float (&x)[C], const BoundConstants<C>& k, int (&a)[C]) {
+  float shift[C];
+  if constexpr (C % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < C / 4; ++i) {
+      const float4 v = reinterpret_cast<const float4*>(k.shift)[i];
+      shift[4 * i] = v.x;
+      shift[4 * i + 1] = v.y;
+      shift[4 * i + 2] = v.z;
+      shift[4 * i + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < C; ++j) shift[j] = k.shift[j];
+  }
+#pragma unroll
+  for (int j = 0; j < C; ++j) {
+    const float key = fmaxf(approx_sigmoid(x[j]) + shift[j], shift[j]);
+    a[j] = static_cast<int>(__byte_perm(__float_as_uint(key), k.id_bytes[j / 4], 0x3214 + j % 4));
+  }
+}
+
+// The first M of N distinct integer keys, largest first (SortingNetwork<N, M>, keys only).
+template <int N, int M, int I = 0>
+__device__ __forceinline__ void sort_keys_descending(int (&key)[N]) {
+  constexpr SortingNetwork<N, M> kNet{};
+  if constexpr (I < kNet.size) {
+    constexpr int kA = kNet.a[I];
+    constexpr int kB = kNet.b[I];
+    const int first = max(key[kA], key[kB]);
+    const int second = min(key[kA], key[kB]);
+    if constexpr ((kNet.kind[I] & 1) != 0) key[kA] = first;
+    if constexpr ((kNet.kind[I] & 2) != 0) key[kB] = second;
+    sort_keys_descending<N, M, I + 1>(key);
+  }
+}
+
+// Steps 1 to 8 of one row in the bound plan (above), from the lane's widened logits x (NaN kept as NaN):
+// true when the row is written, false when the exact path must route it. warp_bias: the E bias entries as
+// load_bias_lane reads them, then room for the row's E logits (shared memory, the warp's own); stage_id,
+// stage_p: the warp's staging rows.
+template <int E, int G, int KG, int K>
+__device__ __forceinline__ bool route_row_bound(const float (&x)[E / kWarpSize], i64 row, int lane,
+                                                const BoundConstants<E / kWarpSize>& bc, float* warp_bias,
+                                                bool has_bias, u32* stage_id, float* stage_p, int* out_ids,
+                                                float* out_weights, const OutputArgs& out) {
+  constexpr int C = E / kWarpSize;
+  constexpr int N = E / G;
+  constexpr int LPG = G == 1 ? kWarpSize : N / C;
+  constexpr int D = C < kBoundDepth ? C : kBoundDepth;
+  constexpr bool kHasGroups = G > 1 && KG < G;
+  static_assert(E <= 256 && C >= 2, "the bound plan names an expert by one byte and needs two keys a lane");
+  static_assert((kHasGroups ? KG * LPG : kWarpSize) * D >= K + 1, "the rounds must see K + 1 keys");
+
+  // ---- steps 1-2 on approximate keys, each lane's first D sorted ----
+  int a[C];
+  approx_keys<C>(x, bc, a);
+  sort_keys_descending<C, D>(a);
+  bool doubt = false;  // this lane's share of the row proves nothing
+  bool kept = true;
+  bool groups_proved = true;
+  if constexpr (kHasGroups) {
+    // ---- steps 3-4 on approximate keys: group_scores, group_selection ----
+    int t1 = a[0];
+    int t2 = a[1];
+#pragma unroll
+    for (int offset = 1; offset < LPG; offset <<= 1) {
+      const int o1 = __shfl_xor_sync(kFullMask, t1, offset);
+      const int o2 = __shfl_xor_sync(kFullMask, t2, offset);
+      t2 = max(min(t1, o1), max(t2, o2));
+      t1 = max(t1, o1);
+    }
+    float s = __int_as_float(t1);
+    if (has_bias) s = s + __int_as_float(t2);
+    const u32 score = __float_as_uint(s);
+    doubt = score >= 0x7f800000u;  // NaN, infinite or negative
+    kept = group_kept<G, KG, LPG, true>(score, lane / LPG, 0);
+    const u32 least_kept = __reduce_min_sync(kFullMask, kept ? score : 0xffffffffu);
+    const u32 best_dropped = __reduce_max_sync(kFullMask, kept ? 0u : score);
+    groups_proved = __uint_as_float(least_kept) >
+                    __fadd_ru(__uint_as_float(best_dropped), bc.twice_group_margin);
+    if (!kept) {
+#pragma unroll
+      for (int d = 0; d < D; ++d) a[d] = kLowestInt;
+    }
+  }
+
+  // ---- step 5 on approximate keys: K rounds, round k's key parked at stage_id[k]; then a(K+1) ----
+  __syncwarp();  // the previous row's reads of the staging area and of its logits are done
+  float* const row_x = warp_bias + E;  // the row's logits, for the winners' exact p
+  if constexpr (C % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < C / 4; ++i) {
+      reinterpret_cast<float4*>(row_x + lane * C)[i] =
+          make_float4(x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < C; ++j) row_x[lane * C + j] = x[j];
+  }
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int top = __reduce_max_sync(kFullMask, a[0]);
+    const bool mine = a[0] == top;  // one lane: the keys are distinct
+#pragma unroll
+    for (int d = 0; d + 1 < D; ++d) a[d] = mine ? a[d + 1] : a[d];
+    a[D - 1] = mine ? kLowestInt : a[D - 1];
+    stage_id[k] = static_cast<u32>(top);  // every lane stores the same word (one select per round fewer)
+  }
+  const int next = __reduce_max_sync(kFullMask, a[0]);
+  __syncwarp();
+  const int won = lane < K ? static_cast<int>(stage_id[lane]) : kLowestInt;
+  if constexpr (C > D) doubt |= kept && a[0] == kLowestInt;  // the lane gave all D: its next is unknown
+
+  // ---- steps 1-2 exactly, for the K winners (lane k: round k's) ----
+  const bool slot = lane < K;
+  const int id = slot ? 255 - (won & 0xff) : 0;
+  float px[1] = {slot ? row_x[id] : 0.0f};
+  sigmoid_in_place<1, true>(px);
+  const float p = px[0];
+  u32 key = __float_as_uint(p) | 0x80000000u;  // biased_score_keys' two cases
+  if (has_bias) key = probability_key(p, slot ? warp_bias[id] : 0.0f);
+
+  // ---- the proof (above); a row without one takes the exact path ----
+  const u32 least_won = __reduce_min_sync(kFullMask, slot ? key : 0xffffffffu);
+  const float bound = __fadd_ru(__fadd_ru(__int_as_float(next), bc.bmin), bc.margin);
+  const bool experts_proved = static_cast<u32>(next) < 0x7f800000u && least_won > orderable(bound);
+  if (!(__all_sync(kFullMask, !doubt) && groups_proved && experts_proved)) return false;
+
+  // ---- the slots in exact order (the rounds' order unless exact keys say otherwise) ----
+  const u32 next_key = __shfl_down_sync(kFullMask, key, 1);
+  const int next_id = __shfl_down_sync(kFullMask, id, 1);
+  const bool in_order = lane >= K - 1 || key > next_key || (key == next_key && id < next_id);
+  int slot_id = id;
+  float slot_p = p;
+  if (!__all_sync(kFullMask, in_order)) {
+    int rank = 0;  // larger exact keys, and equal ones of a lower id
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      const u32 other_key = __shfl_sync(kFullMask, key, j);
+      const int other_id = __shfl_sync(kFullMask, id, j);
+      rank += (other_key > key || (other_key == key && other_id < id)) ? 1 : 0;
+    }
+    __syncwarp();  // every lane has read its round's key
+    if (slot) {
+      stage_id[rank] = static_cast<u32>(id);
+      stage_p[rank] = p;
+    }
+    __syncwarp();
+    if (slot) {
+      slot_id = static_cast<int>(stage_id[lane]);
+      slot_p = stage_p[lane];
+    }
+  }
+
+  // ---- steps 6-8 ----
+  const float routed_sum = routed_sum_from_lanes(slot_p, lane, out);
+  write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
+                       routed_sum, lane, out);
+  return true;
+}
+
+// Steps 1 to 8 of one row exactly, for the rows the bound plan cannot prove: the logits and the bias read
+// again, exact p (sigmoid_in_place), its keys, group_scores and group_selection as the warp kernels
+// compute them, and K argmax rounds over every key (best_in_order, warp_argmax_index: the largest key, the
+// lowest expert index among equal ones), so every bit is the exact path's. Not inlined, so that the bound
+// kernel's registers are the bound path's where the exact path inline would need more (bound_exact_call:
+// DeepSeek-V3's kernel needed 78 with it inline, 61 without it); about one row in a hundred comes here.
+template <int DT, int E, int G, int KG, int K>
+__device__ __noinline__ void route_row_exact(const typename ScoreTraits<DT>::Raw* row_logits, i64 row,
+                                             int lane, const void* bias, int bias_dtype, int* out_ids,
+                                             float* out_weights, OutputArgs out) {
+  constexpr int C = E / kWarpSize;
+  constexpr int N = E / G;
+  constexpr int LPG = G == 1 ? kWarpSize : N / C;
+  float p[C];
+#pragma unroll
+  for (int j = 0; j < C; ++j) p[j] = ScoreTraits<DT>::to_float(__ldg(row_logits + lane * C + j));
+  sigmoid_in_place<C, true>(p);
+  float bias_f[C];
+  load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
+  u32 key[C];
+  biased_score_keys<C>(p, bias_f, bias_dtype != kNoBias, key);
+  if constexpr (KG < G) {
+    const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, bias_dtype != kNoBias);
+    if (!group_kept<G, KG, LPG, true>(my_group_key, lane / LPG, 0)) {
+#pragma unroll
+      for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
+    }
+  }
+  int slot_id = 0;
+  float slot_p = 0.0f;
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    u32 best;
+    int best_j;
+    best_in_order<C>(key, best, best_j);
+    const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
+    const int owner = static_cast<int>(winner / C);
+    const float won_p = __shfl_sync(kFullMask, take_at<C>(key, p, best_j, owner == lane), owner);
+    slot_id = lane == k ? static_cast<int>(winner) : slot_id;
+    slot_p = lane == k ? won_p : slot_p;
+  }
+  const float routed_sum = routed_sum_from_lanes(slot_p, lane, out);
+  write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
+                       routed_sum, lane, out);
+}
+
 // ======================================================================================================
 // Specialized kernel: E, G, Kg, K known at compile time, the row in registers.
 // ======================================================================================================
 constexpr int kMaxWarpsPerBlock = 8;  // the specialized kernel's block: 256 threads at most
+
+// Whether the bound kernel routes the rows it cannot prove in a call (route_row_exact) rather than inline.
+__host__ __device__ constexpr bool bound_exact_call(int e) { return e / kWarpSize >= 8; }
+
+// The blocks per SM a warp kernel declares (__launch_bounds__' second argument; 0 declares none): see below
+// for the latency kernel; the bound kernel with its exact rows in a call is held to 4 blocks of 256 threads
+// (64 registers; DeepSeek-V3 T = 262144 on an H200: 141.6 us against 147.5 at 80 registers, 3 blocks).
+template <int PLAN, int E>
+constexpr int kWarpMinBlocks =
+    PLAN == kPlanLatency ? 1 : (PLAN == kPlanBound && bound_exact_call(E) ? 4 : 0);
 
 // The latency kernel runs at most one block per SM (its plan's definition), so it declares that minimum:
 // without it ptxas held it to 64 registers and spilled the row index around the exact paths' calls, and a
 // single row waited for that local load before its own (T = 1). The throughput kernel states no minimum
 // (0 emits none) and keeps its registers as they were.
 template <int DT, int SCORING, int E, int G, int KG, int K, int PLAN>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLatency ? 1 : 0) route_warp_kernel(
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<PLAN, E>) route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
@@ -877,7 +1273,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
   static_assert(G == 1 || (N % C == 0 && (LPG & (LPG - 1)) == 0 && LPG <= kWarpSize),
                 "a group must span a power-of-two number of whole lanes");
   static_assert(1 <= K && K <= kWarpSize && K <= KG * N, "the specialized kernel needs K <= 32");
-  static_assert(PLAN == kPlanThroughput || PLAN == kPlanLatency, "unknown plan");
+  static_assert(PLAN == kPlanThroughput || PLAN == kPlanLatency || PLAN == kPlanBound, "unknown plan");
   (void)num_experts;  // the compile-time SCORING, E, G, Kg, K stand for these
   (void)scoring;
   (void)num_groups;
@@ -891,7 +1287,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
   // at fixed offsets, so that a position's three stores share one address (separate arrays took an
   // address each). The latency kernel keeps three arrays: with the one array its single row took longer
   // (DeepSeek-V3 T = 1 on an H200: 1.89 -> 2.04 us, together with the rounds below).
-  __shared__ __align__(16) u32 stage[PLAN == kPlanThroughput ? kMaxWarpsPerBlock : 1][3][kWarpSize];
+  __shared__ __align__(16) u32 stage[PLAN != kPlanLatency ? kMaxWarpsPerBlock : 1][3][kWarpSize];
   __shared__ __align__(16) u32 stage_keys[PLAN == kPlanLatency ? kMaxWarpsPerBlock : 1][kWarpSize];
   __shared__ u32 stage_ids[PLAN == kPlanLatency ? kMaxWarpsPerBlock : 1][kWarpSize];
   __shared__ __align__(16) float stage_ps[PLAN == kPlanLatency ? kMaxWarpsPerBlock : 1][kWarpSize];
@@ -913,7 +1309,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
   u32* stage_key;
   u32* stage_id;
   float* stage_p;
-  if constexpr (PLAN == kPlanThroughput) {
+  if constexpr (PLAN != kPlanLatency) {
     stage_key = stage[threadIdx.x / kWarpSize][0];
     stage_id = stage[threadIdx.x / kWarpSize][1];
     stage_p = reinterpret_cast<float*>(stage[threadIdx.x / kWarpSize][2]);
@@ -933,6 +1329,14 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
   // requesting the next row before routing this one (raw words live across the loop cost registers).
   float bias_f[C];
   if (!latency) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
+  // The bound plan (route_row_bound): its own kernel (PLAN = kPlanBound), the throughput plan otherwise,
+  // for the table rows bound_plan_applies admits (optimized/dispatch.py: the largest batches).
+  constexpr bool kBound = PLAN == kPlanBound;
+  constexpr bool kExactCall = kBound && bound_exact_call(E);
+  static_assert(!kBound || bound_plan_applies(SCORING, E, G, KG, K), "the bound plan does not apply");
+  // The bound plan's winners read their bias entry from the warp's copy in shared memory.
+  __shared__ __align__(16) float bound_bias[kBound ? kMaxWarpsPerBlock : 1][kBound ? 3 * E : 1];
+  float* const warp_bias = bound_bias[kBound ? threadIdx.x / kWarpSize : 0];
 
   // The row loop, compiled per layout (Layout): in the throughput plan (below 16 experts per lane) once for
   // vector loads and once for scalar loads, chosen once per launch. With the run-time `vec` inside the
@@ -942,11 +1346,55 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
   const auto route_rows = [&](auto layout) {
     constexpr int kLoads = decltype(layout)::kLoads;
     const bool use_vec = kLoads == kEitherLoads ? vec : kLoads == kVectorLoads;
+    // The bound plan requests each row's logits one row ahead (its rows wait on fewer instructions than
+    // the exact path's, so the load's latency showed), the first before its constants are computed.
+    typename Loader::InFlight ahead;
+    if constexpr (kBound) {
+      if (first_warp < num_rows) {
+        Loader::issue(row_start<Raw>(scores, first_warp, row_stride), lane, use_vec, ahead);
+      }
+    } else {
+      (void)ahead;
+    }
+    const typename PickType<kBound, BoundConstants<C>, NoBoundConstants<C>>::type bound(bias_f, lane,
+                                                                                      warp_bias + 2 * E);
+    if constexpr (kBound) {
+#pragma unroll
+      for (int j = 0; j < C; ++j) warp_bias[lane * C + j] = bias_f[j];
+      __syncwarp();
+    }
     for (i64 row = first_warp; row < num_rows; row += num_warps) {
       // ---- step 1: probabilities (x is overwritten by p) ----
       typename Loader::InFlight in_flight;
-      Loader::issue(row_start<Raw>(scores, row, row_stride), lane, use_vec, in_flight);
+      if constexpr (kBound) {
+        in_flight = ahead;
+        const i64 next_row = row + num_warps;
+        if (next_row < num_rows) {
+          Loader::issue(row_start<Raw>(scores, next_row, row_stride), lane, use_vec, ahead);
+        }
+      } else {
+        Loader::issue(row_start<Raw>(scores, row, row_stride), lane, use_vec, in_flight);
+      }
       if (latency && row == first_warp) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
+      if constexpr (kBound) {
+        float x[C];
+        Loader::widen(in_flight, x);
+        if (route_row_bound<E, G, KG, K>(x, row, lane, bound, warp_bias, has_bias, stage_id, stage_p, out_ids,
+                                         out_weights, out)) {
+          continue;
+        }
+        // A row the bound plan cannot prove: at 8 or more experts a lane in route_row_exact, a call (the
+        // exact path inline took DeepSeek-V3's kernel to 78 registers; with the call and 64, T = 262144 took
+        // 141.6 instead of 147.5 us on an H200), else by the exact path below (GLM-4.5 at 5 a lane: 107 us
+        // with it inline at 64 registers, 123 with the call at 70).
+        if constexpr (kExactCall) {
+          route_row_exact<DT, E, G, KG, K>(row_start<Raw>(scores, row, row_stride), row, lane, bias,
+                                           bias_dtype, out_ids, out_weights, out);
+          continue;
+        } else {
+          load_bias_lane<C>(bias, bias_dtype, lane, bias_f);  // reloaded here: not held across the rows
+        }
+      }
       float p[C];
       if constexpr (SCORING == kSigmoid) {
         Loader::widen(in_flight, p);
@@ -963,7 +1411,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
       if constexpr (kHasGroups) {
         // ---- step 3: group_scores; step 4: group_selection (a dropped group's keys are no candidates) ----
         const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, has_bias);
-        if (!group_kept<G, KG, LPG, PLAN == kPlanThroughput>(my_group_key, lane / LPG, 0)) {
+        if (!group_kept<G, KG, LPG, PLAN != kPlanLatency>(my_group_key, lane / LPG, 0)) {
 #pragma unroll
           for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
         }
@@ -1042,7 +1490,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, PLAN == kPlanLa
         __syncwarp();
         const bool has = lane < staged;
         u32 cand_key = has ? stage_key[lane] : kNotCandidate;
-        if constexpr (PLAN == kPlanThroughput) {
+        if constexpr (PLAN != kPlanLatency) {
           // K rounds over the staged keys; lane k keeps round k's winning position, and then reads that
           // position's id and p (one load each, instead of two shuffles and two selects per round).
           int won_at = 0;
@@ -1273,65 +1721,6 @@ __device__ __forceinline__ void best_in_tree(const u32 (&key)[N], u32& best, int
     at = right ? high_at : low_at;
   }
 }
-
-// A sorting network for N entries (Knuth's merge exchange, TAOCP 5.2.2 Algorithm M), pruned to what the
-// first M outputs need: comparator i orders entries a[i] < b[i] and writes the first of the two (kind[i]
-// & 1), the second (kind[i] & 2) or both, whichever a later comparator or one of the first M outputs
-// reads. Built at compile time.
-template <int N, int M>
-struct SortingNetwork {
-  static constexpr int kCapacity = N * N;
-  int a[kCapacity];
-  int b[kCapacity];
-  int kind[kCapacity];
-  int size;
-  __host__ __device__ constexpr SortingNetwork() : a{}, b{}, kind{}, size(0) {
-    int all_a[kCapacity] = {};
-    int all_b[kCapacity] = {};
-    int all = 0;
-    int t = 0;
-    while ((1 << t) < N) ++t;
-    for (int p = t > 0 ? 1 << (t - 1) : 0; p > 0; p >>= 1) {
-      int q = 1 << (t - 1);
-      int r = 0;
-      int d = p;
-      for (;;) {
-        for (int i = 0; i + d < N; ++i) {
-          if ((i & p) == r) {
-            all_a[all] = i;
-            all_b[all] = i + d;
-            ++all;
-          }
-        }
-        if (q == p) break;
-        d = q - p;
-        q >>= 1;
-        r = p;
-      }
-    }
-    bool need[N] = {};
-    for (int j = 0; j < M; ++j) need[j] = true;
-    int kept_a[kCapacity] = {};
-    int kept_b[kCapacity] = {};
-    int kept_kind[kCapacity] = {};
-    for (int i = all - 1; i >= 0; --i) {  // backwards: what each comparator's outputs feed
-      const int k = (need[all_a[i]] ? 1 : 0) | (need[all_b[i]] ? 2 : 0);
-      if (k != 0) {
-        kept_a[size] = all_a[i];
-        kept_b[size] = all_b[i];
-        kept_kind[size] = k;
-        ++size;
-        need[all_a[i]] = true;
-        need[all_b[i]] = true;
-      }
-    }
-    for (int i = 0; i < size; ++i) {
-      a[i] = kept_a[size - 1 - i];
-      b[i] = kept_b[size - 1 - i];
-      kind[i] = kept_kind[size - 1 - i];
-    }
-  }
-};
 
 // One comparator in the rounds' order (larger key first, lower position first among equal keys): entry
 // (ka, pa) becomes the first of the two, (kb, pb) the second; kKind says which of them is written.
