@@ -5,7 +5,8 @@
 Each tool runs this file in `--worker` mode under `compute-sanitizer --tool TOOL`: one small case per
 compiled kernel (every specialization in every scores dtype, the generic kernel in every dtype on
 several shapes, including K > 32, G = E, a misaligned row-strided view and non-finite rows); the
-specialized kernels in both selection plans (latency and throughput). Inputs are
+specialized kernels in each of their selection plans (latency, throughput, and bound where a row has it).
+Inputs are
 made on the CPU and copied, so the only kernels the sanitizer sees are ours. Prints one summary line
 per tool and exits non-zero if any tool reports an error.
 """
@@ -27,6 +28,7 @@ def worker() -> int:
     import torch
 
     from moegate.optimized import (
+        PLAN_BOUND,
         PLAN_LATENCY,
         PLAN_THROUGHPUT,
         SPECIALIZATIONS,
@@ -77,7 +79,11 @@ def worker() -> int:
                 bias = torch.randn(E, generator=gen).cuda()
                 plan = dispatch_plan(config, dtype) if specialized else generic_plan(config, dtype)
                 assert (plan.specialization is not None) == specialized, (name, plan)
-                for selection in (PLAN_THROUGHPUT, PLAN_LATENCY) if specialized else (None,):
+                selections: tuple[int | None, ...] = (None,)
+                if specialized:
+                    bound = (PLAN_BOUND,) if plan.bound_name_expression is not None else ()
+                    selections = (PLAN_THROUGHPUT, PLAN_LATENCY, *bound)
+                for selection in selections:
                     ids = torch.empty(T, config.output_width, dtype=torch.int32, device="cuda")
                     weights = torch.empty(T, config.output_width, dtype=torch.float32, device="cuda")
                     launch(plan, scores, bias, config, ids, weights, selection=selection)
@@ -88,7 +94,7 @@ def worker() -> int:
                         count += 1
     torch.cuda.synchronize()
     print(
-        f"worker: {count} launches ({len(cases)} cases x {len(dtypes)} dtypes x 2 layouts, both plans "
+        f"worker: {count} launches ({len(cases)} cases x {len(dtypes)} dtypes x 2 layouts, every plan "
         f"for the specialized kernels, and route() twice for them: the Python and the compiled launcher) done"
     )
     return 0
