@@ -7,8 +7,8 @@ checks that every one of them is reached by a preset.
 Kernels (optimized/kernels/route.cu):
     route_warp_kernel<DT, SCORING, E, G, KG, K, PLAN>: one warp per row, the row in registers; the
         scoring function, E, G, Kg and K are compile-time constants; each table row is compiled once per
-        step-5 plan (PLAN: PLAN_THROUGHPUT, PLAN_LATENCY), and the dispatch picks the plan from T
-        (`KernelPlan.selection_plan`).
+        step-5 plan (PLAN: PLAN_THROUGHPUT, PLAN_LATENCY, and PLAN_BOUND where `bound_plan_applies`), and
+        the dispatch picks the plan from T (`KernelPlan.selection_plan`).
     route_thread_kernel<DT, SCORING, E, K>: one thread per row, the whole row in its registers, for the
         table rows with E <= 32 and no groups (kernel="thread"); one plan.
     route_segment_kernel<DT, SCORING, E, G, KG, K, L>: one row per aligned segment of L lanes (32 / L rows
@@ -54,9 +54,9 @@ BIAS_DTYPE_CODES: dict[torch.dtype | None, int] = {
 class Specialization:
     """A routing shape compiled with the scoring function, E, G, Kg, K as constants.
 
-    kernel "warp" (`route_warp_kernel`, one warp per row, two plans); constraints (route.cu's
-    static_asserts): E % 32 == 0; G == 1, or each group spans a power-of-two number of whole lanes
-    ((E / G) % (E / 32) == 0); K <= 32.
+    kernel "warp" (`route_warp_kernel`, one warp per row, two plans, three with the bound plan:
+    `has_bound_plan`); constraints (route.cu's static_asserts): E % 32 == 0; G == 1, or each group spans a
+    power-of-two number of whole lanes ((E / G) % (E / 32) == 0); K <= 32.
     kernel "thread" (`route_thread_kernel`, one thread per row, for small E): E <= 32, G == Kg == 1,
     K <= E.
     kernel "segment" (`route_segment_kernel`, one row per L = `lanes` lanes, in the throughput plan; the
