@@ -124,6 +124,10 @@ class Specialization:
         )
 
 
+# The sorted keys a lane keeps for the bound plan's rounds (route.cu: kBoundDepth).
+BOUND_DEPTH = 4
+
+
 def bound_plan_applies(
     scoring_func: str, num_experts: int, num_groups: int, topk_group: int, topk: int
 ) -> bool:
@@ -138,9 +142,6 @@ def bound_plan_applies(
     lanes = topk_group * ((num_experts // num_groups) // per_lane) if topk_group < num_groups else WARP_SIZE
     return lanes * depth >= topk + 1
 
-
-# The sorted keys a lane keeps for the bound plan's rounds (route.cu: kBoundDepth).
-BOUND_DEPTH = 4
 
 # The kernel kinds a table row can name (Specialization.kernel).
 KERNEL_KINDS: tuple[str, ...] = ("warp", "thread", "segment")
