@@ -450,6 +450,69 @@ def test_latency_and_throughput_plans_agree_bitwise(spec, dtype) -> None:
         assert_matches_reference(config, scores, bias, latency, f"latency plan {spec.name}")
 
 
+def _ulps_below(value: torch.Tensor, ulps: int) -> torch.Tensor:
+    """The float32 `ulps` representable values below `value`."""
+    for _ in range(ulps):
+        value = torch.nextafter(value, torch.tensor(float("-inf")))
+    return value
+
+
+def softmax_near_tie_rows(config: RoutingConfig, seed: int, base_rows: int = 12) -> torch.Tensor:
+    """float32 logits for a softmax row whose K-th and (K+1)-th largest differ by 0 to 64 ulps or by 2^-24 ..
+    2^-8, the smaller one at the lower expert index and at the higher (distinct numerators expf(x - max)
+    that the division by the row's sum rounds to one p: SPEC's tie rule then takes the lower index), rows
+    with 2K logits a few ulps apart around the K-th, and rows whose maximum stands 60 above every other
+    logit (their numerators are below 2^-64, or 0)."""
+    g = torch.Generator().manual_seed(seed)
+    E, K = config.num_experts, config.topk
+    rows = []
+    for _ in range(base_rows):
+        x = torch.randn(E, generator=g) * 2.0
+        order = x.argsort(descending=True, stable=True)
+        w, n = int(order[K - 1]), int(order[K])
+        low, high = min(w, n), max(w, n)
+        for gap in [0, 1, 2, 3, 8, 64] + [-(2.0**-j) for j in range(8, 25, 4)]:
+            for larger, smaller in ((low, high), (high, low)):
+                row = x.clone()
+                row[larger] = x[w]
+                row[smaller] = _ulps_below(x[w], gap) if isinstance(gap, int) else x[w] + gap
+                rows.append(row)
+        cluster = x.clone()
+        picks = torch.randperm(E, generator=g)[: min(E, 2 * K)]
+        for i, e in enumerate(picks.tolist()):
+            cluster[e] = _ulps_below(x[w], i % 5)
+        rows.append(cluster)
+        lone = x.clone()
+        lone[int(order[0])] = x[int(order[0])] + 60.0
+        rows.append(lone)
+    return torch.stack(rows)
+
+
+SOFTMAX_SPECS = [s for s in SPECIALIZATIONS if s.scoring_func == "softmax"]
+
+
+@pytest.mark.parametrize("spec", SOFTMAX_SPECS, ids=lambda s: s.name)
+def test_softmax_near_ties_equal_the_generic_kernel_in_every_plan(spec) -> None:
+    # The throughput plan of a warp-per-row softmax row (route.cu: kLazySoftmax, Qwen3-Next) selects on the
+    # numerators and divides only its staged candidates; p ties from distinct numerators must still go to the
+    # lower index, whichever of the two has the larger logit.
+    config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
+    scores = softmax_near_tie_rows(config, seed_of("softmax-near", spec.name)).to(CUDA)
+    assert scores.shape[0] > 200
+    plan = dispatch_plan(config, torch.float32)
+    slow = run_plan(generic_plan(config, torch.float32), scores, None, config)
+    for selection in plan_selections(plan):
+        fast = run_plan(plan, scores, None, config, selection)
+        assert_valid(config, *fast)
+        bad = (fast[0] != slow[0]).any(dim=1).nonzero().flatten().tolist()
+        assert not bad, (
+            f"{spec.name} plan {selection}: ids differ from the generic kernel in {len(bad)} rows, first row "
+            f"{bad[0]}: {fast[0][bad[0]].tolist()} != {slow[0][bad[0]].tolist()}"
+        )
+        assert torch.equal(fast[1], slow[1]), f"{spec.name} plan {selection}: weights differ bitwise"
+    assert_matches_reference(config, scores, None, slow, f"{spec.name} softmax near ties")
+
+
 SEGMENT_SPECS = [s for s in SPECIALIZATIONS if s.kernel == "segment"]
 
 

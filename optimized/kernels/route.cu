@@ -57,6 +57,10 @@
 //     approximation's proven error, at the group boundary and after the K-th key (route_row_bound has the
 //     argument). A row it cannot prove (about 1 in 100 random rows, every row with ties there) is routed
 //     again exactly. Bitwise the same output as the other plans.
+//   * The throughput plan's softmax rows without a bias (kLazySoftmax: Qwen3-Next) select on the numerators
+//     expf(x - rowmax), whose order p = RN(e / sum) keeps, and divide only the staged candidates, which
+//     include every expert whose p can tie the K-th (the argument is at its floor_key); the rounds then run
+//     on those candidates' exact p, so the winners and slots are the other plans'.
 //   * Float sums (softmax denominator, renormalization) are lane-sequential, then a fixed xor butterfly;
 //     max reductions use __reduce_max_sync on orderable keys. No atomics: the result is bitwise
 //     deterministic, and each row depends only on its own logits (and, in replica mode, its index).
@@ -399,19 +403,22 @@ __device__ __forceinline__ SoftmaxRow softmax_row(u32 local_max, u32 local_inf, 
   return row;
 }
 
-// Step 1, softmax, for N logits in place (specialized kernels): bitwise probability_of<kSoftmax> with
-// softmax_row's statistics (the generic kernel's), each exp computed once, and the N divisions
-// branch-free (quotient_in_range) unless a numerator is in (0, 2^-64) (a logit more than about 44 below the
-// row maximum), in which case all N divide with div.rn. kWholeWarp: the N logits are a lane's share of a
-// row the warp routes together; the row statistics are warp reductions, the sum lane-sequential then the
-// xor butterfly, and one warp vote picks the division for the whole row. Otherwise they are one thread's
-// whole row (E <= 32, one expert per lane in the warp kernels' layout); the sum replays that butterfly
-// (butterfly_sum), and the thread decides alone.
+// Step 1, softmax, for N logits in place, without its divisions (specialized kernels): in a row whose maximum
+// is finite, x becomes the numerators expf(x - rowmax), and the row's sum is returned (softmax_row's, each
+// exp computed once), with `far` set when some numerator is in (0, 2^-64) (a logit more than about 44
+// below the row maximum: quotient_in_range does not take it); otherwise (a maximum of +inf or -inf) x
+// becomes p itself and 1 is returned. `finite` says which. kWholeWarp: the N logits are a lane's share of
+// a row the warp routes together; the row statistics are warp reductions, the sum lane-sequential then the
+// xor butterfly, and `far` a warp vote. Otherwise they are one thread's whole row (E <= 32, one expert per
+// lane in the warp kernels' layout); the sum replays that butterfly (butterfly_sum), and the thread
+// decides alone.
 template <int N, bool kWholeWarp>
-__device__ __forceinline__ void softmax_in_place(float (&x)[N]) {
+__device__ __forceinline__ float softmax_numerators_in_place(float (&x)[N], bool& far, bool& finite) {
   u32 max_key = orderable(float_max_in_tree<N>(x));
   if constexpr (kWholeWarp) max_key = __reduce_max_sync(kFullMask, max_key);
   const float row_max = from_orderable(max_key);  // warp-uniform with kWholeWarp
+  far = false;
+  finite = false;
   if (row_max == pos_inf()) {  // the +inf entries share 1
     u32 num_inf = 0;  // counted only here: a row with a +inf logit is rare
 #pragma unroll
@@ -420,29 +427,41 @@ __device__ __forceinline__ void softmax_in_place(float (&x)[N]) {
     const float share = 1.0f / static_cast<float>(num_inf);
 #pragma unroll
     for (int j = 0; j < N; ++j) x[j] = x[j] == pos_inf() ? share : 0.0f;
-  } else if (row_max == neg_inf()) {  // a row of all -inf
+    return 1.0f;
+  }
+  if (row_max == neg_inf()) {  // a row of all -inf
 #pragma unroll
     for (int j = 0; j < N; ++j) x[j] = 0.0f;
-  } else {
-    float numerator[N];
-    float local_sum = 0.0f;  // lane-sequential, as softmax_row's
-    bool far = false;
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      numerator[j] = expf(x[j] - row_max);
-      local_sum += numerator[j];
-      far |= !quotient_in_range_ok(numerator[j]);
-    }
-    float sum;
-    if constexpr (kWholeWarp) {
-      sum = warp_sum(local_sum);
-      far = __any_sync(kFullMask, far);
-    } else {
-      (void)local_sum;
-      sum = butterfly_sum<N>(numerator);
-    }
-    divide_by_sum<N>(numerator, sum, far, x);
+    return 1.0f;
   }
+  finite = true;
+  float local_sum = 0.0f;  // lane-sequential, as softmax_row's
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    x[j] = expf(x[j] - row_max);
+    local_sum += x[j];
+    far |= !quotient_in_range_ok(x[j]);
+  }
+  if constexpr (kWholeWarp) {
+    const float sum = warp_sum(local_sum);
+    far = __any_sync(kFullMask, far);
+    return sum;
+  } else {
+    (void)local_sum;
+    return butterfly_sum<N>(x);
+  }
+}
+
+// Step 1, softmax, for N logits in place (specialized kernels): bitwise probability_of<kSoftmax> with
+// softmax_row's statistics (the generic kernel's): the numerators and their sum
+// (softmax_numerators_in_place), then the N divisions, branch-free (quotient_in_range) unless a numerator
+// is in (0, 2^-64), in which case all N divide with div.rn (one warp vote with kWholeWarp).
+template <int N, bool kWholeWarp>
+__device__ __forceinline__ void softmax_in_place(float (&x)[N]) {
+  bool far;
+  bool finite;
+  const float sum = softmax_numerators_in_place<N, kWholeWarp>(x, far, finite);
+  if (finite) divide_by_sum<N>(x, sum, far, x);
 }
 
 // ---- step 5: expert_selection (in-register helpers) -------------------------------------------------
@@ -1337,6 +1356,10 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
   // The bound plan's winners read their bias entry from the warp's copy in shared memory.
   __shared__ __align__(16) float bound_bias[kBound ? kMaxWarpsPerBlock : 1][kBound ? 3 * E : 1];
   float* const warp_bias = bound_bias[kBound ? threadIdx.x / kWarpSize : 0];
+  // The throughput plan's softmax rows without a bias divide only their staged candidates' numerators (step
+  // 5 says why that selects the same experts), not all E: Qwen3-Next, T = 262144 on an H200 0.98x the time
+  // (docs/perf.md, session 13), at 80 registers as before (three bias words spill, read only with a bias).
+  constexpr bool kLazySoftmax = SCORING == kSoftmax && PLAN == kPlanThroughput;
 
   // The row loop, compiled per layout (Layout): in the throughput plan (below 16 experts per lane) once for
   // vector loads and once for scalar loads, chosen once per launch. With the run-time `vec` inside the
@@ -1396,15 +1419,28 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
         }
       }
       float p[C];
+      // `lazy` (kLazySoftmax, no bias, a finite row maximum; warp-uniform): p holds the numerators
+      // expf(x - rowmax) until step 5, each expert's p being div.rn(p[j], row_sum).
+      bool lazy = false;
+      float row_sum = 1.0f;
       if constexpr (SCORING == kSigmoid) {
         Loader::widen(in_flight, p);
         sigmoid_in_place<C, true>(p);
       } else {
         Loader::decode(in_flight, p);
-        softmax_in_place<C, true>(p);
+        if constexpr (kLazySoftmax) {
+          if (has_bias) {
+            softmax_in_place<C, true>(p);
+          } else {
+            bool far;  // decided again where all E are divided (below), so not held across the rows
+            row_sum = softmax_numerators_in_place<C, true>(p, far, lazy);
+          }
+        } else {
+          softmax_in_place<C, true>(p);
+        }
       }
 
-      // ---- step 2: biased_scores ----
+      // ---- step 2: biased_scores (lazy: the numerators' keys, in the same order as p's) ----
       u32 key[C];
       biased_score_keys<C>(p, bias_f, has_bias, key);
 
@@ -1446,7 +1482,26 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
           v = static_cast<u32>(lane) == first ? kNotCandidate : v;
         }
       }
-      const u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
+      u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
+      // lazy, and the candidates' numerators may fall outside quotient_in_range (e_tau < 2^-63, so that
+      // e_cut may be below 2^-64): every p is computed instead, as in a row with many exact ties.
+      bool lazy_far = false;
+      if (lazy) {
+        // The keys are numerators e, and p = RN(e / row_sum) is non-decreasing in e. K lanes hold an e >=
+        // e_tau, so the K-th largest p is >= p_tau = RN(e_tau / row_sum), and every expert whose p is
+        // >= p_tau (the K winners, and any expert tied with the K-th) has e / row_sum above the midpoint
+        // between p_tau and the float below it, b: e > b * row_sum >= RD(b * row_sum) = e_cut. The
+        // candidates are those with e >= e_cut (the floor only moves down: e_cut < e_tau); each staged one
+        // gets its p below, and the rounds run on p's keys, so the winners and their slots are those of
+        // every p computed.
+        // With e_tau >= 2^-63, e_cut > e_tau (1 - 2^-21) >= 2^-64, so every candidate's p, and p_tau, is
+        // quotient_in_range's.
+        const float e_tau = __uint_as_float(tau & 0x7fffffffu);
+        lazy_far = !(e_tau >= 0x1p-63f);
+        const float p_tau = quotient_in_range(e_tau, row_sum);
+        const float below = __uint_as_float(__float_as_uint(p_tau) - 1u);
+        floor_key = max(__float_as_uint(__fmul_rd(below, row_sum)) | 0x80000000u, 1u);
+      }
       int count = 0;
 #pragma unroll
       for (int j = 0; j < C; ++j) count += key[j] >= floor_key ? 1 : 0;
@@ -1472,7 +1527,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
         staged = __shfl_sync(kFullMask, inclusive, kWarpSize - 1);
       }
 
-      if (staged <= kWarpSize) {
+      if (staged <= kWarpSize && !lazy_far) {
         __syncwarp();  // the latency plan's reads of the lane maxima are done
         int slot = below;
 #pragma unroll
@@ -1490,6 +1545,14 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
         __syncwarp();
         const bool has = lane < staged;
         u32 cand_key = has ? stage_key[lane] : kNotCandidate;
+        if (lazy) {  // each staged candidate's p, and its key (no bias: p's bits with the sign bit set)
+          if (has) {
+            const float cand_p = quotient_in_range(stage_p[lane], row_sum);
+            cand_key = __float_as_uint(cand_p) | 0x80000000u;
+            stage_p[lane] = cand_p;  // its own position: the winners' p are read from there
+          }
+          __syncwarp();
+        }
         if constexpr (PLAN != kPlanLatency) {
           // K rounds over the staged keys; lane k keeps round k's winning position, and then reads that
           // position's id and p (one load each, instead of two shuffles and two selects per round).
@@ -1554,6 +1617,13 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
           }
         }
       } else {
+        if (lazy) {  // every p and its key (rows with many exact ties, or lazy_far)
+          bool far = false;
+#pragma unroll
+          for (int j = 0; j < C; ++j) far |= !quotient_in_range_ok(p[j]);
+          divide_by_sum<C>(p, row_sum, __any_sync(kFullMask, far), p);
+          biased_score_keys<C>(p, bias_f, false, key);
+        }
         // Written as selects, not branches: the warp stays converged around the redux and shuffle.
 #pragma unroll
         for (int k = 0; k < K; ++k) {
@@ -1778,6 +1848,10 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   // shuffles, instead of K reads and K selects per lane. Not at 10 experts per lane (DeepSeek-V2 then
   // spilled), nor at K = 1 (Llama-4: 1% slower on an H200).
   constexpr bool kSlotPerLane = K > 1 && K <= L && C <= 8;
+  // Each row's logits requested one row ahead at up to 8 experts per lane (measured on an H200, docs/perf.md
+  // session 13: T = 262144 0.87x to 0.97x the time of a load issued where the row starts; DeepSeek-V2, at
+  // 10 a lane, went from 64 registers to 80 and was 1.21x at T = 4096, 1.00x at 262144).
+  constexpr bool kLoadAhead = C <= 8;
   static_assert(L == 2 || L == 4 || L == 8 || L == 16, "a segment is 2, 4, 8 or 16 lanes");
   static_assert(E % kWarpSize == 0 && C <= 32, "the row-per-segment kernel takes E % 32 == 0, E / L <= 32");
   static_assert(E % G == 0 && 1 <= KG && KG <= G, "invalid grouping");
@@ -1815,14 +1889,35 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   load_bias_lane<C>(bias, bias_dtype, q, bias_f);
 
   // The row loop, compiled once per layout (Layout; route_warp_kernel says why).
+  // At up to 8 experts per lane each segment requests its next row's logits one row ahead (a segment past
+  // the last row, the last row's), so that the load's latency hides behind this row's instructions.
   const auto route_rows = [&](auto layout) {
     constexpr bool kVec = decltype(layout)::kLoads == kVectorLoads;
+    typename Loader::InFlight ahead;
+    if constexpr (kLoadAhead) {
+      if (warp_first_row < num_rows) {
+        const i64 row = warp_first_row + lane / L;
+        Loader::issue(row_start<Raw>(scores, row < num_rows ? row : num_rows - 1, row_stride), q, kVec, ahead);
+      }
+    } else {
+      (void)ahead;
+    }
     for (i64 first = warp_first_row; first < num_rows; first += num_segments) {  // warp-uniform
       const i64 row = first + lane / L;
       const bool active = row < num_rows;
       // ---- step 1: probabilities (x is overwritten by p) ----
       typename Loader::InFlight in_flight;
-      Loader::issue(row_start<Raw>(scores, active ? row : num_rows - 1, row_stride), q, kVec, in_flight);
+      if constexpr (kLoadAhead) {
+        in_flight = ahead;
+        const i64 next_first = first + num_segments;
+        if (next_first < num_rows) {
+          const i64 next_row = next_first + lane / L;
+          Loader::issue(row_start<Raw>(scores, next_row < num_rows ? next_row : num_rows - 1, row_stride), q,
+                        kVec, ahead);
+        }
+      } else {
+        Loader::issue(row_start<Raw>(scores, active ? row : num_rows - 1, row_stride), q, kVec, in_flight);
+      }
       float p[C];
       if constexpr (SCORING == kSigmoid) {
         Loader::widen(in_flight, p);
