@@ -26,7 +26,7 @@ gpu_suite() {
 SELECTION_TESTS=(tests/test_optimized_gpu.py -k "segment or plans_agree or nonfinite or specialization_equals")
 gpu_sanitize() {
   SECONDS=0
-  timeout 130 python3 tools/sanitize.py > "$OUT/sanitize.log" 2>&1
+  timeout 240 python3 tools/sanitize.py > "$OUT/sanitize.log" 2>&1
   echo "sanitize exit $? in ${SECONDS}s"; tail -3 "$OUT/sanitize.log" | cut -c1-120
 }
 gpu_bench() {
