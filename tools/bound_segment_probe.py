@@ -50,9 +50,8 @@ def main() -> None:
             rows_per_warp=1,
             latency_name_expression=None,
         )
-        plans[p] = {"segment": segment, "bound": bound}
-    extra = [v["bound"].name_expression for v in plans.values()]
-    names = sorted({v["segment"].name_expression for v in plans.values()} | set(extra))
+        plans[p] = {"segment": (segment, PLAN_THROUGHPUT), "bound": (bound, PLAN_BOUND)}
+    names = sorted({plan.name_expression for variants in plans.values() for plan, _ in variants.values()})
     build.name_expressions = lambda: names
     build._binaries.clear()
     build._modules.clear()
@@ -76,8 +75,7 @@ def main() -> None:
                 return ids, torch.full((n, w), float("nan"), device=device)
 
             got = {}
-            for v, plan in variants.items():
-                sel = PLAN_THROUGHPUT if v == "segment" else PLAN_BOUND
+            for v, (plan, sel) in variants.items():
                 got[v] = []
                 for s in checks:
                     o = outputs()
@@ -95,8 +93,7 @@ def main() -> None:
                 return torch.randn(n, e, device=device).to(dtype), b
 
             for _ in range(args.rounds):
-                for v, plan in variants.items():
-                    sel = PLAN_THROUGHPUT if v == "segment" else PLAN_BOUND
+                for v, (plan, sel) in variants.items():
 
                     def call(scores, b, plan=plan, sel=sel, config=config, outputs=outputs) -> None:
                         launch(plan, scores, b, config, *outputs(), selection=sel)

@@ -1893,12 +1893,14 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   // the last row, the last row's), so that the load's latency hides behind this row's instructions.
   const auto route_rows = [&](auto layout) {
     constexpr bool kVec = decltype(layout)::kLoads == kVectorLoads;
+    // The loads of this segment's row of the warp's rows from `first` on (past the last row, the last row's).
+    const auto issue_row = [&](i64 first, typename Loader::InFlight& f) {
+      const i64 row = first + lane / L;
+      Loader::issue(row_start<Raw>(scores, row < num_rows ? row : num_rows - 1, row_stride), q, kVec, f);
+    };
     typename Loader::InFlight ahead;
     if constexpr (kLoadAhead) {
-      if (warp_first_row < num_rows) {
-        const i64 row = warp_first_row + lane / L;
-        Loader::issue(row_start<Raw>(scores, row < num_rows ? row : num_rows - 1, row_stride), q, kVec, ahead);
-      }
+      if (warp_first_row < num_rows) issue_row(warp_first_row, ahead);
     } else {
       (void)ahead;
     }
@@ -1909,14 +1911,9 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
       typename Loader::InFlight in_flight;
       if constexpr (kLoadAhead) {
         in_flight = ahead;
-        const i64 next_first = first + num_segments;
-        if (next_first < num_rows) {
-          const i64 next_row = next_first + lane / L;
-          Loader::issue(row_start<Raw>(scores, next_row < num_rows ? next_row : num_rows - 1, row_stride), q,
-                        kVec, ahead);
-        }
+        if (first + num_segments < num_rows) issue_row(first + num_segments, ahead);
       } else {
-        Loader::issue(row_start<Raw>(scores, active ? row : num_rows - 1, row_stride), q, kVec, in_flight);
+        issue_row(first, in_flight);
       }
       float p[C];
       if constexpr (SCORING == kSigmoid) {
