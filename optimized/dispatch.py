@@ -11,9 +11,10 @@ Kernels (optimized/kernels/route.cu):
         the dispatch picks the plan from T (`KernelPlan.selection_plan`).
     route_thread_kernel<DT, SCORING, E, K>: one thread per row, the whole row in its registers, for the
         table rows with E <= 32 and no groups (kernel="thread"); one plan.
-    route_segment_kernel<DT, SCORING, E, G, KG, K, L>: one row per aligned segment of L lanes (32 / L rows
-        per warp), for table rows with E / L <= 32 experts per lane and each group on whole lanes
-        (kernel="segment", lanes=L): their throughput plan; their latency plan is route_warp_kernel's.
+    route_segment_kernel<DT, SCORING, E, G, KG, K, L, PLAN>: one row per aligned segment of L lanes (32 / L
+        rows per warp), for table rows with E / L <= 32 experts per lane and each group on whole lanes
+        (kernel="segment", lanes=L): their throughput plan, and their bound plan where
+        `segment_bound_plan_applies`; their latency plan is route_warp_kernel's.
     route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
 DT is the scores' dtype code (`SCORE_DTYPE_CODES`), SCORING the scoring function's (`SCORING_CODES`).
 Everything else (renormalize, S, shared mode, output scaling, r, bias dtype; and for the generic kernel
@@ -104,7 +105,10 @@ class Specialization:
 
     @property
     def has_bound_plan(self) -> bool:
-        """Whether this row has a bound-plan kernel: a warp-kernel row that `bound_plan_applies` admits."""
+        """Whether this row has a bound-plan kernel: a warp-kernel row that `bound_plan_applies` admits, or a
+        segment-kernel row that `segment_bound_plan_applies` admits."""
+        if self.kernel == "segment":
+            return segment_bound_plan_applies(*self.key, self.lanes)
         return self.kernel == "warp" and bound_plan_applies(*self.key)
 
     @property
@@ -141,6 +145,25 @@ def bound_plan_applies(
     depth = min(per_lane, BOUND_DEPTH)
     lanes = topk_group * ((num_experts // num_groups) // per_lane) if topk_group < num_groups else WARP_SIZE
     return lanes * depth >= topk + 1
+
+
+def segment_bound_plan_applies(
+    scoring_func: str, num_experts: int, num_groups: int, topk_group: int, topk: int, lanes: int
+) -> bool:
+    """route.cu's segment_bound_plan_applies, the same rule: the bound plan inside a segment of `lanes` lanes
+    (route_segment_row_bound) takes sigmoid rows without groups, E % 32 == 0 and E <= 256 (one byte names an
+    expert), 2 to 8 experts a lane, and one slot per lane (1 < K <= lanes): its K + 1 rounds then always
+    find K + 1 keys among the lanes' first min(E / lanes, K + 1) sorted ones."""
+    per_lane = num_experts // lanes if lanes > 0 else 0
+    return (
+        scoring_func == "sigmoid"
+        and num_groups == 1
+        and topk_group == 1
+        and num_experts % WARP_SIZE == 0
+        and num_experts <= 256
+        and 2 <= per_lane <= 8
+        and 1 < topk <= lanes
+    )
 
 
 # The kernel kinds a table row can name (Specialization.kernel).
@@ -255,6 +278,11 @@ PLAN_LATENCY = 1
 # and the bound plan's per-warp constants and longer chain show), 0.98x at 16384 and 0.85x at 65536.
 PLAN_BOUND = 2
 BOUND_MIN_BLOCKS_PER_SM = 16
+# The segment kernel's bound plan (route_segment_row_bound, PLAN = 2) from this many blocks of 8 warps' rows
+# (T / 8) per SM on: measured on an H200 against the segment kernel's throughput plan (docs/perf.md,
+# session 14), Moonlight and GLM-4.5-Air break even at T = 49152 (46.5 per SM), are 0.97x at 65536 and
+# 0.86x to 0.88x at 262144, and 1.2x to 1.4x slower at T <= 16384 (the proof's per-row constants).
+SEGMENT_BOUND_MIN_BLOCKS_PER_SM = 48
 
 
 @dataclass(frozen=True)
@@ -270,6 +298,9 @@ class KernelPlan:
     bound_name_expression: the bound plan's kernel, or None where the bound plan does not apply.
     rows_per_warp: rows a warp routes at a time in the throughput plan (1; 32 / L for the row-per-segment
         kernel; 32 for the row-per-thread kernel).
+    bound_min_blocks_per_sm: the bound plan is taken from this many blocks (of warps_per_block rows) per SM
+        on (BOUND_MIN_BLOCKS_PER_SM for a warp-kernel row, SEGMENT_BOUND_MIN_BLOCKS_PER_SM for a segment
+        row).
     """
 
     name_expression: str
@@ -279,6 +310,7 @@ class KernelPlan:
     latency_name_expression: str | None = None
     rows_per_warp: int = 1
     bound_name_expression: str | None = None
+    bound_min_blocks_per_sm: int = BOUND_MIN_BLOCKS_PER_SM
 
     def kernel_name(self, selection: int) -> str:
         """The name expression of the kernel that runs step 5's plan `selection` (the throughput plan's
@@ -331,7 +363,7 @@ class KernelPlan:
         dependency chain and nothing hides it), PLAN_THROUGHPUT beyond (enough warps per scheduler to
         hide latency, so a call lasts the instructions it issues). Measured on an H200 (docs/perf.md):
         the latency plan wins up to T = 1024 and loses from T = 4096 on. Where the row has a bound plan,
-        PLAN_BOUND from BOUND_MIN_BLOCKS_PER_SM blocks per SM on. Every plan returns bitwise the same
+        PLAN_BOUND from `bound_min_blocks_per_sm` blocks per SM on. Every plan returns bitwise the same
         output; where one kernel serves every T (the generic and the row-per-thread kernels) the plan
         changes nothing."""
         if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
@@ -341,7 +373,7 @@ class KernelPlan:
         blocks = -(-num_rows // self.warps_per_block)
         if blocks <= sm_count:
             return PLAN_LATENCY
-        if self.bound_name_expression is not None and blocks >= BOUND_MIN_BLOCKS_PER_SM * sm_count:
+        if self.bound_name_expression is not None and blocks >= self.bound_min_blocks_per_sm * sm_count:
             return PLAN_BOUND
         return PLAN_THROUGHPUT
 
@@ -376,10 +408,10 @@ def specialized_name(spec: Specialization, dtype: torch.dtype, selection: int = 
     scoring, e, g, kg, k = spec.key
     if spec.kernel == "thread":
         return f"moegate::route_thread_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {k}>"
-    if spec.kernel == "segment" and selection == PLAN_THROUGHPUT:
+    if spec.kernel == "segment" and selection in (PLAN_THROUGHPUT, PLAN_BOUND):
         return (
             f"moegate::route_segment_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {g}, {kg}, "
-            f"{k}, {spec.lanes}>"
+            f"{k}, {spec.lanes}, {selection}>"
         )
     return (
         f"moegate::route_warp_kernel<{_dtype_code(dtype)}, {SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}, "
@@ -464,4 +496,7 @@ def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
         latency_name_expression=specialized_name(spec, dtype, PLAN_LATENCY),
         rows_per_warp=WARP_SIZE // spec.lanes if spec.kernel == "segment" else 1,
         bound_name_expression=specialized_name(spec, dtype, PLAN_BOUND) if spec.has_bound_plan else None,
+        bound_min_blocks_per_sm=(
+            SEGMENT_BOUND_MIN_BLOCKS_PER_SM if spec.kernel == "segment" else BOUND_MIN_BLOCKS_PER_SM
+        ),
     )

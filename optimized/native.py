@@ -137,9 +137,9 @@ def configure(module: Any, allow_cpu: bool = False, launch_address: int | None =
     module.configure(launch_address, stream_function, LaunchError, allow_cpu)
 
 
-def make_record(module: Any, config: RoutingConfig, plan: KernelPlan) -> Any:
-    """A record (capsule) of `config`'s kernel arguments and `plan`'s geometry; no kernels yet."""
-    return module.make_record(
+def make_record_arguments(config: RoutingConfig, plan: KernelPlan) -> tuple[int | float, ...]:
+    """launcher.cpp's make_record arguments for `config` and `plan`, in its order."""
+    return (
         *config_arguments(config),
         config.output_width,
         plan.warps_per_block,
@@ -147,10 +147,16 @@ def make_record(module: Any, config: RoutingConfig, plan: KernelPlan) -> Any:
         int(plan.latency_name_expression is not None),
         plan.shared_mem_bytes,
         int(plan.bound_name_expression is not None),
+        plan.bound_min_blocks_per_sm,
     )
 
 
-def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int, bool]:
+def make_record(module: Any, config: RoutingConfig, plan: KernelPlan) -> Any:
+    """A record (capsule) of `config`'s kernel arguments and `plan`'s geometry; no kernels yet."""
+    return module.make_record(*make_record_arguments(config, plan))
+
+
+def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int, bool, int]:
     """What a record fixes of a plan: the same for every scores dtype of a config (checked on registering)."""
     return (
         plan.warps_per_block,
@@ -158,6 +164,7 @@ def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int, bool]:
         plan.latency_name_expression is not None,
         plan.shared_mem_bytes,
         plan.bound_name_expression is not None,
+        plan.bound_min_blocks_per_sm,
     )
 
 
@@ -167,7 +174,7 @@ class Records:
 
     def __init__(self) -> None:
         self.by_id: dict[
-            int, tuple[RoutingConfig, Any, tuple[int, int, bool, int, bool], set[tuple[int, int]]]
+            int, tuple[RoutingConfig, Any, tuple[int, int, bool, int, bool, int], set[tuple[int, int]]]
         ] = {}
         self.lock = threading.Lock()
 

@@ -34,9 +34,9 @@ from moegate.optimized import (
     name_expressions,
     native,
 )
-from moegate.optimized.dispatch import SCORE_DTYPE_CODES
+from moegate.optimized.dispatch import SCORE_DTYPE_CODES, SEGMENT_BOUND_MIN_BLOCKS_PER_SM
 from moegate.optimized.launch import ROUTE_PARAMS, _LaunchConfig
-from moegate.reference import RoutingConfig, check_inputs
+from moegate.reference import PRESETS, RoutingConfig, check_inputs
 
 route_module = importlib.import_module("moegate.optimized.route")
 
@@ -174,7 +174,19 @@ CONFIGS = [s.config(num_fused_shared_experts=1) for s in SPECIALIZATIONS] + [
         routed_scaling_factor=2.5,
     ),
 ]
-ROWS = (0, 1, 2, 33, 8 * SM_COUNT, 8 * SM_COUNT + 1, 128 * SM_COUNT - 8, 128 * SM_COUNT, 40_000)
+ROWS = (
+    0,
+    1,
+    2,
+    33,
+    8 * SM_COUNT,
+    8 * SM_COUNT + 1,
+    128 * SM_COUNT - 8,
+    128 * SM_COUNT,
+    40_000,
+    8 * SEGMENT_BOUND_MIN_BLOCKS_PER_SM * SM_COUNT - 8,
+    8 * SEGMENT_BOUND_MIN_BLOCKS_PER_SM * SM_COUNT,
+)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"E{c.num_experts}K{c.topk}G{c.num_expert_group}")
@@ -229,8 +241,8 @@ def test_a_config_has_one_plan_geometry_for_every_scores_dtype() -> None:
 
 def test_every_plan_and_the_grid_cap_are_reached(launcher) -> None:
     """The comparison above spans the latency plan (T <= 8 * SMs), the throughput plan, the bound plan
-    (from 16 blocks of 8 rows per SM on) and the capped grid: checked here so that a change of ROWS cannot
-    quietly lose one."""
+    (from 16 blocks of 8 rows per SM on; a segment row's from SEGMENT_BOUND_MIN_BLOCKS_PER_SM) and the
+    capped grid: checked here so that a change of ROWS cannot quietly lose one."""
     plan = dispatch_plan(SPECIALIZATIONS[0].config(), torch.bfloat16)
     assert plan.bound_name_expression is not None
     selections = {plan.selection_plan(t, SM_COUNT) for t in ROWS if t}
@@ -238,6 +250,14 @@ def test_every_plan_and_the_grid_cap_are_reached(launcher) -> None:
     assert plan.selection_plan(128 * SM_COUNT - 8, SM_COUNT) == PLAN_THROUGHPUT
     assert plan.selection_plan(128 * SM_COUNT, SM_COUNT) == PLAN_BOUND
     assert any(plan.grid(t, SM_COUNT) < -(-t // plan.warps_per_block) for t in ROWS)
+    # A segment row's bound plan starts later (SEGMENT_BOUND_MIN_BLOCKS_PER_SM): reached on both sides too.
+    segment = dispatch_plan(PRESETS["glm-4.5-air"], torch.bfloat16)
+    assert segment.bound_name_expression is not None
+    selections = {segment.selection_plan(t, SM_COUNT) for t in ROWS if t}
+    assert selections == {PLAN_LATENCY, PLAN_THROUGHPUT, PLAN_BOUND}
+    first = 8 * SEGMENT_BOUND_MIN_BLOCKS_PER_SM * SM_COUNT
+    assert segment.selection_plan(first - 8, SM_COUNT) == PLAN_THROUGHPUT
+    assert segment.selection_plan(first, SM_COUNT) == PLAN_BOUND
 
 
 def test_a_device_or_dtype_without_kernels_takes_the_python_path(launcher) -> None:

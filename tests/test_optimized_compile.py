@@ -138,6 +138,35 @@ def test_sorting_networks_put_the_m_largest_first_in_order(tmp_path: Path) -> No
 
 
 @needs_nvcc
+def test_route_cu_segment_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
+    """route.cu's segment_bound_plan_applies (which its segment bound kernels static_assert) against
+    dispatch.py's, over a grid of shapes and segment sizes: each case a static_assert compiled by nvcc."""
+    from moegate.optimized.dispatch import SCORING_CODES, SEGMENT_LANES, segment_bound_plan_applies
+
+    cases = []
+    for scoring in ("sigmoid", "softmax"):
+        for e in (32, 64, 96, 128, 160, 256, 288):
+            for g, kg in ((1, 1), (2, 1), (8, 3)):
+                for k in (1, 2, 6, 8, 9, 16):
+                    for lanes in SEGMENT_LANES:
+                        if e % g == 0 and k <= kg * (e // g):
+                            cases.append((scoring, e, g, kg, k, lanes))
+    lines = [f'#include "{KERNEL_SOURCE}"']
+    for scoring, e, g, kg, k, lanes in cases:
+        want = "true" if segment_bound_plan_applies(scoring, e, g, kg, k, lanes) else "false"
+        args = f"{SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}, {lanes}"
+        lines.append(f'static_assert(moegate::segment_bound_plan_applies({args}) == {want}, "{args}");')
+    source = tmp_path / "segment_bound_rule.cu"
+    source.write_text("\n".join(lines) + "\n")
+    assert NVCC is not None
+    cmd = [NVCC, "-c", *nvcc_options(()), "-arch=sm_90", str(source), "-o", str(tmp_path / "rule.o")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert len(cases) > 300
+    assert sum("== true" in line for line in lines) >= 10
+    assert result.returncode == 0, f"nvcc failed:\n{result.stdout}\n{result.stderr}"
+
+
+@needs_nvcc
 def test_route_cu_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
     """route.cu's bound_plan_applies (which its bound kernels static_assert) against dispatch.py's, over a
     grid of shapes: each case a static_assert in a translation unit compiled by nvcc."""

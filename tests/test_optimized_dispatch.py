@@ -27,8 +27,10 @@ from moegate.optimized import (
 from moegate.optimized.dispatch import (
     BOUND_MIN_BLOCKS_PER_SM,
     SCORE_DTYPE_CODES,
+    SEGMENT_BOUND_MIN_BLOCKS_PER_SM,
     KernelPlan,
     bound_plan_applies,
+    segment_bound_plan_applies,
 )
 from moegate.reference import PRESETS, RoutingConfig, check_inputs
 
@@ -53,7 +55,10 @@ def test_hot_presets_are_specialized() -> None:
 def test_bound_plan_rows() -> None:
     # route.cu's route_row_bound: sigmoid, E % 32 == 0, 64 <= E <= 256, K + 1 keys among the kept lanes'
     # first min(E / 32, 4) sorted ones. tests/test_optimized_compile.py checks route.cu's copy of the rule.
-    assert [s.name for s in SPECIALIZATIONS if s.has_bound_plan] == ["deepseek-v3", "glm-4.5"]
+    assert [s.name for s in SPECIALIZATIONS if s.has_bound_plan and s.kernel == "warp"] == [
+        "deepseek-v3",
+        "glm-4.5",
+    ]
     assert bound_plan_applies("sigmoid", 256, 8, 4, 8)
     assert not bound_plan_applies("softmax", 256, 8, 4, 8)
     assert not bound_plan_applies("sigmoid", 384, 1, 1, 8)  # an expert needs more than one byte
@@ -62,6 +67,31 @@ def test_bound_plan_rows() -> None:
     assert not bound_plan_applies("sigmoid", 80, 1, 1, 4)  # E % 32 != 0
     assert bound_plan_applies("sigmoid", 64, 8, 1, 7)  # 1 group of 4 lanes x 2 sorted keys = 8 >= K + 1
     assert not bound_plan_applies("sigmoid", 64, 8, 1, 8)  # 8 < K + 1
+
+
+def test_segment_bound_plan_rows() -> None:
+    # route.cu's route_segment_row_bound: sigmoid, no groups, E % 32 == 0, E <= 256, 2 to 8 experts a lane,
+    # 1 < K <= L (a slot per lane). tests/test_optimized_compile.py checks route.cu's copy of the rule.
+    segment_rows = [s.name for s in SPECIALIZATIONS if s.has_bound_plan and s.kernel == "segment"]
+    assert segment_rows == ["moonlight-16b-a3b", "glm-4.5-air"]
+    assert segment_bound_plan_applies("sigmoid", 64, 1, 1, 6, 8)  # Moonlight
+    assert segment_bound_plan_applies("sigmoid", 128, 1, 1, 8, 16)  # GLM-4.5-Air
+    assert not segment_bound_plan_applies("sigmoid", 128, 1, 1, 1, 16)  # K = 1 (Llama-4): no slot per lane
+    assert not segment_bound_plan_applies("softmax", 128, 1, 1, 8, 16)  # Qwen3-MoE
+    assert not segment_bound_plan_applies("sigmoid", 160, 8, 3, 6, 16)  # groups
+    assert not segment_bound_plan_applies("sigmoid", 128, 1, 1, 9, 8)  # K > L
+    assert not segment_bound_plan_applies("sigmoid", 160, 1, 1, 6, 16)  # 10 experts a lane
+    assert segment_bound_plan_applies("sigmoid", 32, 1, 1, 2, 16)  # 2 experts a lane
+    assert not segment_bound_plan_applies("sigmoid", 32, 1, 1, 2, 32)  # one expert a lane
+    assert not segment_bound_plan_applies("sigmoid", 288, 1, 1, 8, 16)  # an expert needs more than one byte
+    # Each segment row with a bound plan compiles it as a segment kernel (PLAN = 2), never a warp kernel.
+    for spec in SPECIALIZATIONS:
+        if spec.kernel == "segment" and spec.has_bound_plan:
+            plan = dispatch_plan(spec.config(), torch.bfloat16)
+            assert plan.bound_name_expression is not None
+            assert plan.bound_name_expression.startswith("moegate::route_segment_kernel<")
+            assert plan.bound_name_expression.endswith(f", {spec.lanes}, {PLAN_BOUND}>")
+            assert plan.bound_min_blocks_per_sm == SEGMENT_BOUND_MIN_BLOCKS_PER_SM
 
 
 def test_every_plan_names_a_compiled_kernel() -> None:
@@ -151,7 +181,8 @@ def test_segment_rows_route_32_over_l_rows_per_warp_in_the_throughput_plan(prese
     # the cap (8 blocks of 256 threads per SM).
     plan = dispatch_plan(PRESETS[preset], torch.bfloat16)
     assert f"route_segment_kernel<1, 0, {PRESETS[preset].num_experts}," in plan.kernel_name(PLAN_THROUGHPUT)
-    assert plan.kernel_name(PLAN_THROUGHPUT).endswith(f", {lanes}>") and plan.rows_per_warp == 32 // lanes
+    assert plan.kernel_name(PLAN_THROUGHPUT).endswith(f", {lanes}, {PLAN_THROUGHPUT}>")
+    assert plan.rows_per_warp == 32 // lanes
     assert "route_warp_kernel" in plan.kernel_name(PLAN_LATENCY)
     sm = 132
     assert plan.selection_plan(8 * sm, sm) == PLAN_LATENCY
@@ -167,6 +198,8 @@ def test_segment_rows_route_32_over_l_rows_per_warp_in_the_throughput_plan(prese
     assert plan.geometry(full, sm, PLAN_THROUGHPUT) == (sm, 256)
     assert plan.geometry(10**6, sm, PLAN_THROUGHPUT) == (8 * sm, 256)
     assert plan.geometry(10**9, sm, PLAN_THROUGHPUT) == (sm * 8, 256)  # capped; the kernel loops
+    if plan.bound_name_expression is not None:  # Moonlight: the bound plan is a segment kernel too
+        assert plan.geometry(10**6, sm, PLAN_BOUND) == plan.geometry(10**6, sm, PLAN_THROUGHPUT)
 
 
 def test_small_e_rows_route_a_row_per_thread() -> None:
@@ -311,6 +344,29 @@ def test_selection_plan_is_latency_up_to_one_block_per_sm() -> None:
     assert kimi.kernel_name(PLAN_BOUND) == kimi.name_expression
     with pytest.raises(ValueError, match="sm_count=0"):
         plan.selection_plan(1, 0)
+
+
+def test_segment_rows_switch_to_their_bound_plan_at_their_own_threshold() -> None:
+    # The segment kernel's bound plan pays later than the warp kernel's (docs/perf.md, session 14): from
+    # SEGMENT_BOUND_MIN_BLOCKS_PER_SM blocks of 8 rows per SM, not BOUND_MIN_BLOCKS_PER_SM.
+    assert SEGMENT_BOUND_MIN_BLOCKS_PER_SM > BOUND_MIN_BLOCKS_PER_SM
+    for name in ("moonlight-16b-a3b", "glm-4.5-air"):
+        plan = dispatch_plan(PRESETS[name], torch.bfloat16)
+        rows_per_block = plan.warps_per_block
+        for sm_count in (1, 78, 132):
+            assert plan.selection_plan(sm_count * rows_per_block, sm_count) == PLAN_LATENCY
+            assert plan.selection_plan(sm_count * rows_per_block + 1, sm_count) == PLAN_THROUGHPUT
+            warp_kernels_first = BOUND_MIN_BLOCKS_PER_SM * sm_count * rows_per_block
+            assert plan.selection_plan(warp_kernels_first, sm_count) == PLAN_THROUGHPUT
+            first_bound = SEGMENT_BOUND_MIN_BLOCKS_PER_SM * sm_count * rows_per_block
+            assert plan.selection_plan(first_bound - rows_per_block, sm_count) == PLAN_THROUGHPUT
+            assert plan.selection_plan(first_bound - rows_per_block + 1, sm_count) == PLAN_BOUND
+            assert plan.selection_plan(10**12, sm_count) == PLAN_BOUND
+    # Llama-4 (K = 1) and the softmax segment rows have none.
+    for name in ("llama-4-maverick", "qwen3-moe", "deepseek-v2", "gpt-oss-120b"):
+        plan = dispatch_plan(PRESETS[name], torch.bfloat16)
+        assert plan.bound_name_expression is None
+        assert plan.selection_plan(10**12, 132) == PLAN_THROUGHPUT
 
 
 def test_latency_geometry_spreads_rows_over_the_sms() -> None:

@@ -816,7 +816,7 @@ def test_bound_plan_near_ties_equal_the_generic_kernel(spec, has_bias) -> None:
     if has_bias:
         bias = (torch.randn(config.num_experts, generator=torch.Generator().manual_seed(seed)) * 0.3).to(CUDA)
     rows = near_tie_rows(config, bias, seed).to(CUDA)
-    assert rows.shape[0] > 400
+    assert rows.shape[0] > 300  # of 20 x 25 (fewer where a moved key has no sigmoid preimage)
     for dtype in (torch.float32, torch.bfloat16):
         scores = rows.to(dtype)
         _assert_bound_plan_matches_generic(config, scores, bias, f"{spec.name} near ties {dtype}")

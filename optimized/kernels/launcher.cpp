@@ -45,7 +45,6 @@ constexpr int kPlanThroughput = 0;  // dispatch.py PLAN_THROUGHPUT, route.cu kPl
 constexpr int kPlanLatency = 1;     // dispatch.py PLAN_LATENCY
 constexpr int kPlanBound = 2;       // dispatch.py PLAN_BOUND
 constexpr int kNumPlans = 3;
-constexpr int64_t kBoundMinBlocksPerSm = 16;  // dispatch.py BOUND_MIN_BLOCKS_PER_SM
 constexpr int kWarpSize = 32;
 constexpr int64_t kMaxThreadsPerSm = 2048;  // dispatch.py MAX_THREADS_PER_SM
 constexpr int kMaxDevices = 64;             // devices beyond take the Python path
@@ -116,6 +115,7 @@ struct Record {
   int width;  // W, config.output_width
   // KernelPlan (the same for every scores dtype)
   int warps_per_block, rows_per_warp, has_latency_kernel, shared_mem_bytes, has_bound_kernel;
+  int bound_min_blocks_per_sm;  // KernelPlan.bound_min_blocks_per_sm
   DeviceKernels devices[kMaxDevices];
 };
 
@@ -221,9 +221,8 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
   const int64_t sm_count = kernels.sm_count;
   const int64_t warps_per_block = rec->warps_per_block;
   const int64_t blocks = ceil_div(num_rows, warps_per_block);
-  const int plan = blocks <= sm_count ? kPlanLatency
-                   : rec->has_bound_kernel && blocks >= kBoundMinBlocksPerSm * sm_count ? kPlanBound
-                                                                                       : kPlanThroughput;
+  const bool bound_batch = rec->has_bound_kernel && blocks >= rec->bound_min_blocks_per_sm * sm_count;
+  const int plan = blocks <= sm_count ? kPlanLatency : bound_batch ? kPlanBound : kPlanThroughput;
   const bool latency_kernel = rec->has_latency_kernel && plan == kPlanLatency;
   const bool bound_kernel = rec->has_bound_kernel && plan == kPlanBound;
   const int kernel_plan = latency_kernel ? kPlanLatency : bound_kernel ? kPlanBound : kPlanThroughput;
@@ -325,19 +324,22 @@ void delete_record(PyObject* capsule) {
 
 // make_record(num_experts, num_groups, topk_group, topk, scoring, renormalize, num_shared, replica,
 //             apply_scaling, r, width, warps_per_block, rows_per_warp, has_latency_kernel,
-//             shared_mem_bytes, has_bound_kernel) -> capsule
+//             shared_mem_bytes, has_bound_kernel, bound_min_blocks_per_sm) -> capsule
 PyObject* make_record(PyObject* /*module*/, PyObject* args) {
   auto* rec = new Record();
-  if (!PyArg_ParseTuple(args, "iiiiiiiiifiiiiii", &rec->num_experts, &rec->num_groups, &rec->topk_group,
+  if (!PyArg_ParseTuple(args, "iiiiiiiiifiiiiiii", &rec->num_experts, &rec->num_groups, &rec->topk_group,
                         &rec->topk, &rec->scoring, &rec->renormalize, &rec->num_shared, &rec->replica,
                         &rec->apply_scaling, &rec->r, &rec->width, &rec->warps_per_block, &rec->rows_per_warp,
-                        &rec->has_latency_kernel, &rec->shared_mem_bytes, &rec->has_bound_kernel)) {
+                        &rec->has_latency_kernel, &rec->shared_mem_bytes, &rec->has_bound_kernel,
+                        &rec->bound_min_blocks_per_sm)) {
     delete rec;
     return nullptr;
   }
-  if (rec->num_experts < 1 || rec->width < 1 || rec->warps_per_block < 1 || rec->rows_per_warp < 1) {
+  if (rec->num_experts < 1 || rec->width < 1 || rec->warps_per_block < 1 || rec->rows_per_warp < 1 ||
+      rec->bound_min_blocks_per_sm < 1) {
     delete rec;
-    PyErr_SetString(PyExc_ValueError, "make_record: E, W, warps_per_block and rows_per_warp must be >= 1");
+    PyErr_SetString(PyExc_ValueError, "make_record: E, W, warps_per_block, rows_per_warp and "
+                                      "bound_min_blocks_per_sm must be >= 1");
     return nullptr;
   }
   PyObject* capsule = PyCapsule_New(rec, kRecordName, delete_record);

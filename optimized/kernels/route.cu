@@ -979,6 +979,17 @@ __host__ __device__ constexpr bool bound_plan_applies(int scoring, int e, int g,
   return scoring == kSigmoid && e % kWarpSize == 0 && e <= 256 && c >= 2 && lanes * depth >= k + 1;
 }
 
+// Whether the bound plan serves a segment-kernel row (optimized/dispatch.py: segment_bound_plan_applies,
+// the same rule): sigmoid without groups, E <= 256 (a byte names an expert), 2 to 8 experts a lane, and
+// the slots one per lane (1 < K <= L), so that the K + 1 rounds find K + 1 keys among the lanes' first
+// min(C, K + 1) (route_segment_row_bound).
+__host__ __device__ constexpr bool segment_bound_plan_applies(int scoring, int e, int g, int kg, int k,
+                                                              int l) {
+  const int c = e / l;
+  return scoring == kSigmoid && g == 1 && kg == 1 && e % kWarpSize == 0 && e <= 256 && c >= 2 && c <= 8 &&
+         1 < k && k <= l;
+}
+
 // sigmoid from the hardware approximations of 2^x and 1 / y (two MUFU instructions), within
 // kApproxSigmoidError of sigmoid(x) for every x that is not NaN; a NaN stays NaN (approx_keys catches it).
 __device__ __forceinline__ float approx_sigmoid(float x) {
@@ -1006,16 +1017,19 @@ struct NoBoundConstants {
 };
 
 // The per-warp constants of the bound plan for a lane's C bias entries (bias_f: NaN read as -inf, 0 when
-// absent): the shifted bias c, bmin, M and 2 Mg (see above), and the bytes 255 - e of the lane's experts.
+// absent), the experts [owner * C, owner * C + C) of the row (owner: the lane in the warp kernels, the lane
+// in its segment in the segment kernel): the shifted bias c, bmin, M and 2 Mg (see above), and the bytes
+// 255 - e of those experts. Every lane of the warp holds a share of the same bias, so bmin and B are warp
+// reductions in both kernels.
 template <int C>
 struct BoundConstants {
-  const float* shift;  // the warp's c, in shared memory (C per lane, lane-major): read once per row
+  const float* shift;  // the lane's c, in shared memory (its own C words, 16-byte aligned): read once per row
   float bmin;
   float margin;
   float twice_group_margin;
   u32 id_bytes[(C + 3) / 4];
 
-  __device__ __forceinline__ BoundConstants(const float (&bias_f)[C], int lane, float* warp_shift) {
+  __device__ __forceinline__ BoundConstants(const float (&bias_f)[C], int owner, float* lane_shift) {
     float lo = pos_inf();
     float magnitude = 0.0f;
 #pragma unroll
@@ -1028,8 +1042,8 @@ struct BoundConstants {
     magnitude = __uint_as_float(__reduce_max_sync(kFullMask, __float_as_uint(magnitude)));
     bmin = lo == pos_inf() ? 0.0f : lo;  // no finite entry: every c is infinite and every row falls back
 #pragma unroll
-    for (int j = 0; j < C; ++j) warp_shift[lane * C + j] = bias_f[j] - bmin;  // +0 or more, or +-inf
-    shift = warp_shift + lane * C;
+    for (int j = 0; j < C; ++j) lane_shift[j] = bias_f[j] - bmin;  // +0 or more, or +-inf
+    shift = lane_shift;
     __syncwarp();
     const float spread = __fadd_ru(1.0f, __fmul_ru(2.0f, magnitude));  // 1 + 2B
     margin = __fadd_ru(__fadd_ru(kApproxSigmoidError, __fmul_ru(0x1p-15f + 0x1p-21f, spread)), 0x1p-100f);
@@ -1039,7 +1053,7 @@ struct BoundConstants {
       u32 bytes = 0;
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int e = lane * C + 4 * w + i;
+        const int e = owner * C + 4 * w + i;
         bytes |= (4 * w + i < C ? static_cast<u32>(255 - e) & 0xffu : 0u) << (8 * i);
       }
       id_bytes[w] = bytes;
@@ -1379,8 +1393,8 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
     } else {
       (void)ahead;
     }
-    const typename PickType<kBound, BoundConstants<C>, NoBoundConstants<C>>::type bound(bias_f, lane,
-                                                                                      warp_bias + 2 * E);
+    const typename PickType<kBound, BoundConstants<C>, NoBoundConstants<C>>::type bound(
+        bias_f, lane, warp_bias + 2 * E + lane * C);
     if constexpr (kBound) {
 #pragma unroll
       for (int j = 0; j < C; ++j) warp_bias[lane * C + j] = bias_f[j];
@@ -1825,8 +1839,138 @@ __device__ __forceinline__ void sort_in_round_order(u32 (&key)[C], int (&at)[C])
   }
 }
 
-template <int DT, int SCORING, int E, int G, int KG, int K, int L>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_kernel(
+// The largest (signed) of a segment's lanes' values, and the least (unsigned).
+template <int L>
+__device__ __forceinline__ int segment_max_signed(int v) {
+#pragma unroll
+  for (int offset = L / 2; offset > 0; offset >>= 1) v = max(v, __shfl_xor_sync(kFullMask, v, offset));
+  return v;
+}
+template <int L>
+__device__ __forceinline__ u32 segment_min(u32 v) {
+#pragma unroll
+  for (int offset = L / 2; offset > 0; offset >>= 1) v = min(v, __shfl_xor_sync(kFullMask, v, offset));
+  return v;
+}
+
+// Steps 1 to 8 of a segment's row in the bound plan, for the sigmoid rows without groups whose slots sit
+// one per lane (route_segment_kernel's kSegmentBound): route_row_bound's argument without its group part.
+// Each lane keeps its first D = min(C, K + 1) approximate keys sorted, so no lane runs out before the
+// (K + 1)-th round; K + 1 rounds of log2(L) xor shuffles take the K largest keys (lane k keeps round k's)
+// and a(K + 1); lane k < K computes its winner's exact p and key. The row is proved when the least exact
+// winner key exceeds a(K + 1) + bmin + M (rounded upwards) and a(K + 1) is finite; the slots are then the
+// winners in exact key order (checked, else ranked). Returns whether this lane's row is proved (the same in
+// every lane of the segment) and, where it is and `active`, has written it. Every lane of the warp takes
+// part in every shuffle. warp_x: the warp's 32 * C words, room for the rows' logits (lane-major, as the
+// segment kernel parks its p); warp_bias: the bias entries each lane holds, at the same places;
+// stage_id, stage_p: the warp's 32 words each, for the rare rows whose slots must be ranked.
+template <int E, int K, int L>
+__device__ __forceinline__ bool route_segment_row_bound(const float (&x)[E / L], i64 row, bool active, int q,
+                                                        int segment_base, const BoundConstants<E / L>& bc,
+                                                        float* warp_x, const float* warp_bias, bool has_bias,
+                                                        u32* stage_id, float* stage_p, int* out_ids,
+                                                        float* out_weights, const OutputArgs& out) {
+  constexpr int C = E / L;
+  constexpr int D = C < K + 1 ? C : K + 1;
+  constexpr int P = K <= 2 ? 2 : (K <= 4 ? 4 : (K <= 8 ? 8 : 16));  // the routed sum's butterfly span
+  static_assert(E <= 256 && 1 < K && K <= L, "one byte names an expert; slot q sits in lane q");
+  const int lane = segment_base + q;
+
+  // ---- steps 1-2 on approximate keys, each lane's first D sorted; the logits parked for the winners ----
+  int a[C];
+  approx_keys<C>(x, bc, a);
+  sort_keys_descending<C, D>(a);
+  __syncwarp();  // the previous rows' reads of warp_x are done
+  if constexpr (C % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < C / 4; ++i) {
+      reinterpret_cast<float4*>(warp_x + lane * C)[i] =
+          make_float4(x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < C; ++j) warp_x[lane * C + j] = x[j];
+  }
+
+  // ---- step 5 on approximate keys: K rounds (lane k keeps round k's key), then a(K + 1) ----
+  int won = kLowestInt;
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int top = segment_max_signed<L>(a[0]);
+    const bool mine = a[0] == top;  // one lane: the keys are distinct
+#pragma unroll
+    for (int d = 0; d + 1 < D; ++d) a[d] = mine ? a[d + 1] : a[d];
+    a[D - 1] = mine ? kLowestInt : a[D - 1];
+    won = q == k ? top : won;
+  }
+  const int next = segment_max_signed<L>(a[0]);
+  __syncwarp();  // the logits are parked
+
+  // ---- steps 1-2 exactly, for the K winners (lane k: round k's) ----
+  const bool slot = q < K;
+  const int id = slot ? 255 - (won & 0xff) : 0;
+  float px[1] = {slot ? warp_x[segment_base * C + id] : 0.0f};
+  sigmoid_in_place<1, false>(px);
+  const float p = px[0];
+  u32 key = __float_as_uint(p) | 0x80000000u;  // biased_score_keys' two cases
+  if (has_bias) key = probability_key(p, slot ? warp_bias[segment_base * C + id] : 0.0f);
+
+  // ---- the proof; a row without one is left to the exact path ----
+  const u32 least_won = segment_min<L>(slot ? key : 0xffffffffu);
+  const float bound = __fadd_ru(__fadd_ru(__int_as_float(next), bc.bmin), bc.margin);
+  const bool proved = static_cast<u32>(next) < 0x7f800000u && least_won > orderable(bound);
+
+  // ---- the slots in exact order (the rounds' order unless exact keys say otherwise) ----
+  const u32 next_key = __shfl_down_sync(kFullMask, key, 1);
+  const int next_id = __shfl_down_sync(kFullMask, id, 1);
+  const bool in_order = !proved || q >= K - 1 || key > next_key || (key == next_key && id < next_id);
+  int slot_id = id;
+  float slot_p = p;
+  if (!__all_sync(kFullMask, in_order)) {
+    int rank = 0;  // larger exact keys, and equal ones of a lower id
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      const u32 other_key = __shfl_sync(kFullMask, key, segment_base + j);
+      const int other_id = __shfl_sync(kFullMask, id, segment_base + j);
+      rank += (other_key > key || (other_key == key && other_id < id)) ? 1 : 0;
+    }
+    __syncwarp();  // the previous rows' reads of the staging area are done
+    if (slot) {
+      stage_id[segment_base + rank] = static_cast<u32>(id);
+      stage_p[segment_base + rank] = p;
+    }
+    __syncwarp();
+    if (slot) {
+      slot_id = static_cast<int>(stage_id[lane]);
+      slot_p = stage_p[lane];
+    }
+  }
+
+  // ---- steps 6-8: slot q in lane q, the routed sum the warp kernels' butterfly inside the segment ----
+  float routed_sum = slot ? slot_p : 0.0f;
+#pragma unroll
+  for (int d = P / 2; d > 0; d >>= 1) routed_sum += __shfl_xor_sync(kFullMask, routed_sum, d);
+  if (active && proved) {
+    int* ids = out_ids + row * out.width;
+    float* weights = out_weights + row * out.width;
+    if (slot) {
+      ids[q] = slot_id;
+      weights[q] = output_scaling(routed_weight(slot_p, routed_sum, out), out);
+    }
+    shared_slots(ids, weights, row, routed_sum, q, L, out);
+  }
+  return proved;
+}
+
+// The blocks per SM a segment kernel declares (0 declares none). The bound kernel at E = 128 is held to 3
+// blocks of 256 threads (80 registers): unconstrained it took 98 (bf16) to 108 (float32) registers and
+// 1.09x the throughput kernel's time at T = 262144 on an H200, held 0.95x (docs/perf.md session 13). At
+// E = 64 it needs 72 (77 for float32) unconstrained, the same 3 blocks; declared, ptxas took 80 and spilled.
+template <int PLAN, int E>
+constexpr int kSegMinBlocks = PLAN == kPlanBound && E > 64 ? 3 : 0;
+
+template <int DT, int SCORING, int E, int G, int KG, int K, int L, int PLAN>
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kSegMinBlocks<PLAN, E>) route_segment_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
@@ -1852,6 +1996,12 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   // session 13: T = 262144 0.87x to 0.97x the time of a load issued where the row starts; DeepSeek-V2, at
   // 10 a lane, went from 64 registers to 80 and was 1.21x at T = 4096, 1.00x at 262144).
   constexpr bool kLoadAhead = C <= 8;
+  // The bound plan (route_segment_row_bound): its own kernel (PLAN = kPlanBound) for the rows
+  // segment_bound_plan_applies admits, the dispatch's choice for the largest batches (optimized/dispatch.py).
+  constexpr bool kSegmentBound = PLAN == kPlanBound;
+  static_assert(PLAN == kPlanThroughput || PLAN == kPlanBound, "a segment kernel's plans: throughput, bound");
+  static_assert(!kSegmentBound || (segment_bound_plan_applies(SCORING, E, G, KG, K, L) && kSlotPerLane),
+                "the bound plan does not apply to this segment row");
   static_assert(L == 2 || L == 4 || L == 8 || L == 16, "a segment is 2, 4, 8 or 16 lanes");
   static_assert(E % kWarpSize == 0 && C <= 32, "the row-per-segment kernel takes E % 32 == 0, E / L <= 32");
   static_assert(E % G == 0 && 1 <= KG && KG <= G, "invalid grouping");
@@ -1863,7 +2013,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   (void)topk_group;
   (void)topk;
   (void)scoring;
-  (void)plan;  // the throughput plan (the table row's latency plan is the warp kernel's)
+  (void)plan;  // PLAN stands for it (the table row's latency plan is the warp kernel's)
 
   typedef RowLoader<DT, C> Loader;
   typedef typename Loader::Raw Raw;
@@ -1882,11 +2032,25 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   // p at every node of every round's tree and a shuffle per round.
   __shared__ __align__(16) float parked_ps[kMaxWarpsPerBlock][kWarpSize * C];
   float* parked_p = parked_ps[threadIdx.x / kWarpSize];
+  // The bound plan's: each lane's shifted bias and bias entries (its own C words each), and a staging row.
+  constexpr int kBoundWarps = kSegmentBound ? kMaxWarpsPerBlock : 1;
+  __shared__ __align__(16) float bound_words[kBoundWarps][kSegmentBound ? 2 * kWarpSize * C : 1];
+  __shared__ u32 bound_stage_ids[kBoundWarps][kWarpSize];
+  __shared__ float bound_stage_ps[kBoundWarps][kWarpSize];
 
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
   wait_for_predecessors_and_release_successor(out.shared_weight);
   float bias_f[C];
   load_bias_lane<C>(bias, bias_dtype, q, bias_f);
+  const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
+  float* const bound_bias = bound_words[warp];  // in the bound plan: lane-major, as parked_p
+  const typename PickType<kSegmentBound, BoundConstants<C>, NoBoundConstants<C>>::type bound(
+      bias_f, q, bound_words[warp] + kWarpSize * C + lane * C);
+  if constexpr (kSegmentBound) {
+#pragma unroll
+    for (int j = 0; j < C; ++j) bound_bias[lane * C + j] = bias_f[j];
+    __syncwarp();
+  }
 
   // The row loop, compiled once per layout (Layout; route_warp_kernel says why).
   // At up to 8 experts per lane each segment requests its next row's logits one row ahead (a segment past
@@ -1916,7 +2080,20 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
         issue_row(first, in_flight);
       }
       float p[C];
-      if constexpr (SCORING == kSigmoid) {
+      bool proved = false;  // written by the bound plan: the exact path below stores nothing for this row
+      (void)proved;         // (read only where the bound plan applies: the slots one per lane)
+      if constexpr (kSegmentBound) {
+        Loader::widen(in_flight, p);
+        proved = route_segment_row_bound<E, K, L>(p, row, active, q, segment_base, bound, parked_p,
+                                                  bound_bias, has_bias, bound_stage_ids[warp],
+                                                  bound_stage_ps[warp], out_ids, out_weights, out);
+        if (__all_sync(kFullMask, proved)) continue;  // warp-uniform: about 1 warp in 100 goes on
+        // The logits back from where the bound plan parked them (this lane's own words), not held in
+        // registers across it.
+#pragma unroll
+        for (int j = 0; j < C; ++j) p[j] = parked_p[lane * C + j];
+        sigmoid_in_place<C, false>(p);
+      } else if constexpr (SCORING == kSigmoid) {
         Loader::widen(in_flight, p);
         sigmoid_in_place<C, false>(p);  // elementwise: the fast path's choice is the lane's own
       } else {
@@ -1930,7 +2107,14 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
 
       // ---- step 2: biased_scores ----
       u32 key[C];
-      biased_score_keys<C>(p, bias_f, has_bias, key);
+      if constexpr (kSegmentBound) {
+        float lane_bias[C];  // from shared memory: not held in registers across the bound plan
+#pragma unroll
+        for (int j = 0; j < C; ++j) lane_bias[j] = bound_bias[lane * C + j];
+        biased_score_keys<C>(p, lane_bias, has_bias, key);
+      } else {
+        biased_score_keys<C>(p, bias_f, has_bias, key);
+      }
       __syncwarp();  // the previous rows' reads of the parked p are done
 #pragma unroll
       for (int j = 0; j < C; ++j) parked_p[lane * C + j] = p[j];
@@ -2008,7 +2192,7 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
         float routed_sum = my_p;
 #pragma unroll
         for (int d = P / 2; d > 0; d >>= 1) routed_sum += __shfl_xor_sync(kFullMask, routed_sum, d);
-        if (active) {
+        if (active && !proved) {
           int* ids = out_ids + row * out.width;
           float* weights = out_weights + row * out.width;
           if (q < K) {
