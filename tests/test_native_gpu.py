@@ -173,6 +173,57 @@ def test_cuda_graph_capture_through_the_compiled_launcher(native_only) -> None:
         assert torch.equal(out[0], expected[0]) and torch.equal(out[1], expected[1])
 
 
+def test_outputs_allocated_during_a_capture_are_the_graphs(native_only) -> None:
+    """route without out= inside a CUDA graph capture: the compiled launcher allocates from the allocator
+    at::empty uses (torch's caching allocator, whose capture-aware pools give the graph its own outputs),
+    so every replay writes the tensors the capture returned, and eager calls never hand them out again."""
+    config = PRESETS["glm-4.5-air"]
+    scores = torch.randn(512, 128, device="cuda").to(torch.bfloat16)
+    bias = (torch.randn(128, device="cuda") * 0.1).to(torch.bfloat16)
+    route(scores, bias, config)  # compile, load, register
+    native_only()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        route(scores, bias, config)  # warm on the side stream
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        ids, weights = route(scores, bias, config)
+    for seed in range(3):
+        fresh = torch.randn(512, 128, generator=torch.Generator().manual_seed(seed))
+        scores.copy_(fresh.to(torch.bfloat16))
+        ids.fill_(POISON_ID)
+        weights.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        expected = route(scores, bias, config)
+        assert expected[0].data_ptr() not in (ids.data_ptr(), weights.data_ptr())
+        assert expected[1].data_ptr() not in (ids.data_ptr(), weights.data_ptr())
+        assert torch.equal(ids, expected[0]) and torch.equal(weights, expected[1])
+
+
+def test_eager_outputs_come_from_torchs_caching_allocator(native_only) -> None:
+    """The compiled launcher's outputs are counted by torch's allocator statistics like torch.empty's (the
+    same allocator), are distinct tensors on distinct storage, and are freed back to it."""
+    config = PRESETS["deepseek-v3"]
+    scores = torch.randn(4096, 256, device="cuda").to(torch.bfloat16)
+    bias = (torch.randn(256, device="cuda") * 0.1).to(torch.bfloat16)
+    route(scores, bias, config)  # compile, load, register
+    route(scores, bias, config)  # the compiled launcher's first call (it reads at::empty's allocator)
+    native_only()
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    ids, weights = route(scores, bias, config)
+    grown = torch.cuda.memory_allocated() - before
+    assert grown >= 2 * 4096 * config.output_width * 4, grown
+    assert ids.untyped_storage().data_ptr() != weights.untyped_storage().data_ptr()
+    assert ids.device == weights.device == scores.device
+    assert ids.is_contiguous() and weights.is_contiguous()
+    del ids, weights
+    assert torch.cuda.memory_allocated() == before
+
+
 def test_a_side_stream_is_the_stream_launched_on(native_only) -> None:
     config = PRESETS["kimi-k2"]
     scores = torch.randn(3000, 384, device="cuda")

@@ -4,8 +4,9 @@
 //
 // Why: the Python launcher spends ~20 us on the host per call (two torch.empty from Python, the argument
 // packing and the ctypes call into the driver, check_inputs); issue 9's target is 8 us. Here the checks,
-// the two allocations (at::empty, no Python objects until the result), the plan, the geometry, the
-// parameter buffer and cuLaunchKernelEx are C++.
+// the two allocations (at::empty's allocator called directly, no Python objects until the result), the
+// plan, the geometry, torch's current stream (c10's handle), the parameter buffer and cuLaunchKernelEx are
+// C++.
 //
 // Contract with optimized/route.py:
 //   * route(scores, bias, record, out) returns (topk_ids, topk_weights), or None to mean "take the Python
@@ -19,8 +20,9 @@
 //     KernelPlan.selection_plan / geometry, line for line (a CPU test compares them).
 //   * configure(launch_function, stream_function, launch_error, allow_cpu): the address of
 //     cuLaunchKernelEx (or, in the CPU test, of a recording callback), torch's
-//     _cuda_getCurrentRawStream, the LaunchError class; allow_cpu lets the CPU test route CPU tensors
-//     (stream 0, device slot 0).
+//     _cuda_getCurrentRawStream (asked on the first launch after configure, to check c10's stream
+//     handle, and on every launch if the two ever differ), the LaunchError class; allow_cpu lets the CPU
+//     test route CPU tensors (stream 0, device slot 0).
 //
 // The parameter buffer is launch.py's ROUTE_PARAMS ("<QqqQiiiiiiiiiifiQQ", 96 bytes), passed with
 // CU_LAUNCH_PARAM_BUFFER_POINTER; the launch structures mirror the driver's CUlaunchConfig and
@@ -29,9 +31,12 @@
 
 #include <Python.h>
 
+#include <ATen/EmptyTensor.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <c10/core/Allocator.h>
 #include <c10/core/DeviceGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>
 
@@ -124,6 +129,13 @@ LaunchFunction g_launch = nullptr;
 PyObject* g_stream_function = nullptr;  // torch._C._cuda_getCurrentRawStream
 PyObject* g_launch_error = nullptr;     // moegate.optimized.launch.LaunchError
 bool g_allow_cpu = false;
+// at::empty's CUDA allocator (torch's caching allocator, or the one a user installed), read from the
+// storage of the first output at::empty made: later outputs come from it directly (at::detail::
+// empty_generic), without the dispatcher's way to the same allocator call.
+c10::Allocator* g_cuda_allocator = nullptr;
+// How the current stream is found: 0 not yet decided, 1 c10's stream handle (checked once against
+// torch._C._cuda_getCurrentRawStream on the first launch), 2 the Python function (the check failed).
+int g_stream_source = 0;
 
 int score_dtype_code(c10::ScalarType t) {
   switch (t) {
@@ -140,6 +152,52 @@ int bias_dtype_code(c10::ScalarType t) {  // dispatch.py BIAS_DTYPE_CODES; 0 is 
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// An output [rows, width] of `dtype` on the device of `like` (whose device is current): at::empty the first
+// time, then its allocator directly (the same allocator, so the same memory pools, CUDA-graph pools and
+// stream semantics; the kernel writes every element, so nothing is filled).
+at::Tensor empty_output(int64_t rows, int64_t width, c10::ScalarType dtype, const at::Tensor& like) {
+  if (like.is_cuda() && g_cuda_allocator != nullptr) {
+    const c10::DispatchKeySet keys(c10::DispatchKey::CUDA);
+    return at::Tensor(at::detail::empty_generic({rows, width}, g_cuda_allocator, keys, dtype, std::nullopt));
+  }
+  at::Tensor t = at::empty({rows, width}, like.options().dtype(dtype));
+  if (t.is_cuda() && t.storage().allocator() != nullptr) g_cuda_allocator = t.storage().allocator();
+  return t;
+}
+
+// torch's current stream on `device` (a CUDA device, current) through its Python function.
+bool python_stream(const c10::Device& device, void** stream) {
+  PyObject* index = PyLong_FromLong(device.index());
+  if (index == nullptr) return false;
+  PyObject* handle = PyObject_CallOneArg(g_stream_function, index);
+  Py_DECREF(index);
+  if (handle == nullptr) return false;
+  *stream = PyLong_AsVoidPtr(handle);
+  Py_DECREF(handle);
+  return !PyErr_Occurred();
+}
+
+// torch's current stream on `device`: c10's stream handle where the first launch found it equal to
+// torch._C._cuda_getCurrentRawStream's, else that function. false with a Python error set on failure.
+bool current_stream(const c10::Device& device, void** stream) {
+  if (g_stream_source == 2) return python_stream(device, stream);
+  void* native = nullptr;
+  try {
+    const c10::impl::DeviceGuardImplInterface* impl = c10::impl::getDeviceGuardImpl(device.type());
+    native = impl->getStreamNativeHandle(impl->getStream(device));
+  } catch (const std::exception&) {
+    g_stream_source = 2;
+    return python_stream(device, stream);
+  }
+  if (g_stream_source == 1) {
+    *stream = native;
+    return true;
+  }
+  if (!python_stream(device, stream)) return false;
+  g_stream_source = *stream == native ? 1 : 2;
+  return true;
+}
 
 // A plain tensor of ours to read: not a subclass with Python dispatch, with storage, on a device we launch
 // on (CUDA; the CPU too in test mode).
@@ -248,8 +306,8 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
   if (device.is_cuda()) guard.reset_device(device);  // the driver launches in the current device's context
   at::Tensor ids, weights;
   if (out_obj == Py_None) {
-    ids = at::empty({num_rows, rec->width}, scores.options().dtype(c10::ScalarType::Int));
-    weights = at::empty({num_rows, rec->width}, scores.options().dtype(c10::ScalarType::Float));
+    ids = empty_output(num_rows, rec->width, c10::ScalarType::Int, scores);
+    weights = empty_output(num_rows, rec->width, c10::ScalarType::Float, scores);
   } else {
     PyObject** items = PySequence_Fast_ITEMS(out_obj);
     ids = THPVariable_Unpack(items[0]);
@@ -259,16 +317,7 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
   // ---- launch (none for T = 0) ----
   if (num_rows > 0) {
     void* stream = nullptr;
-    if (device.is_cuda()) {
-      PyObject* index = PyLong_FromLong(device.index());
-      if (index == nullptr) return nullptr;
-      PyObject* handle = PyObject_CallOneArg(g_stream_function, index);
-      Py_DECREF(index);
-      if (handle == nullptr) return nullptr;
-      stream = PyLong_AsVoidPtr(handle);
-      Py_DECREF(handle);
-      if (PyErr_Occurred()) return nullptr;
-    }
+    if (device.is_cuda() && !current_stream(device, &stream)) return nullptr;
     RouteParams params;
     params.scores = reinterpret_cast<uint64_t>(scores.const_data_ptr());
     params.num_rows = num_rows;
@@ -398,6 +447,7 @@ PyObject* configure(PyObject* /*module*/, PyObject* args) {
   g_launch_error = launch_error;
   g_launch = reinterpret_cast<LaunchFunction>(static_cast<uintptr_t>(address));
   g_allow_cpu = allow_cpu != 0;
+  g_stream_source = 0;  // a new stream function: checked again on the next launch
   Py_RETURN_NONE;
 }
 
