@@ -45,6 +45,9 @@ def main() -> None:
     device = torch.device("cuda")
     dtype = torch.bfloat16
     plans = {p: dispatch_plan(get_preset(p), dtype) for p in presets}
+    for p, plan in plans.items():  # the counter sits in route_row_bound, the warp kernel's proof
+        if not plan.kernel_name(PLAN_BOUND).startswith("moegate::route_warp_kernel<"):
+            raise SystemExit(f"{p}: its bound plan is not the warp kernel's (route_row_bound)")
     names = sorted({plan.kernel_name(PLAN_BOUND) for plan in plans.values()})
     text = counting_source()
     build.kernel_source = lambda: text

@@ -46,7 +46,10 @@ def main() -> None:
         segment = dispatch_plan(get_preset(p), dtype)
         bound = dataclasses.replace(
             segment,
-            name_expression=specialized_name(spec, dtype, PLAN_BOUND),
+            # the warp kernel's bound plan (a segment row's own PLAN_BOUND name is the segment kernel's)
+            name_expression=specialized_name(
+                dataclasses.replace(spec, kernel="warp", lanes=0), dtype, PLAN_BOUND
+            ),
             rows_per_warp=1,
             latency_name_expression=None,
         )
