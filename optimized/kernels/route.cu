@@ -1101,6 +1101,52 @@ __device__ __forceinline__ void sort_keys_descending(int (&key)[N]) {
   }
 }
 
+// A lane's C logits stored at dst[0, C) (shared memory; 16-byte aligned where C % 4 == 0), for the bound
+// plan's winners to read their exact p from.
+template <int C>
+__device__ __forceinline__ void park_logits(const float (&x)[C], float* dst) {
+  if constexpr (C % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < C / 4; ++i) {
+      reinterpret_cast<float4*>(dst)[i] = make_float4(x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < C; ++j) dst[j] = x[j];
+  }
+}
+
+// The bound plan's slots in exact key order, where some lane's winner is out of order with the next one
+// (`in_order` false in some lane; lane base + k holds round k's winner (id, p, its exact key) for k < K, in
+// the rounds' order): every row of the warp ranks its K winners (larger exact key, then lower id) and lane
+// base + k takes the k-th through the staging rows stage_id / stage_p (from `base` on). base: the first
+// lane of the row (0 for a warp's row, the segment's first lane); q: this lane's place in it. Every lane
+// of the warp calls it (shuffles and votes); slot_id and slot_p come in as the lane's own winner.
+template <int K>
+__device__ __forceinline__ void rank_slots_unless_in_order(bool in_order, u32 key, int id, float p, int q,
+                                                           int base, u32* stage_id, float* stage_p,
+                                                           int& slot_id, float& slot_p) {
+  if (!__all_sync(kFullMask, in_order)) {
+    int rank = 0;  // larger exact keys, and equal ones of a lower id
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      const u32 other_key = __shfl_sync(kFullMask, key, base + j);
+      const int other_id = __shfl_sync(kFullMask, id, base + j);
+      rank += (other_key > key || (other_key == key && other_id < id)) ? 1 : 0;
+    }
+    __syncwarp();  // every lane has read its round's key, and the previous rows' reads of the staging rows
+    if (q < K) {
+      stage_id[base + rank] = static_cast<u32>(id);
+      stage_p[base + rank] = p;
+    }
+    __syncwarp();
+    if (q < K) {
+      slot_id = static_cast<int>(stage_id[base + q]);
+      slot_p = stage_p[base + q];
+    }
+  }
+}
+
 // Steps 1 to 8 of one row in the bound plan (above), from the lane's widened logits x (NaN kept as NaN):
 // true when the row is written, false when the exact path must route it. warp_bias: the E bias entries as
 // load_bias_lane reads them, then room for the row's E logits (shared memory, the warp's own); stage_id,
@@ -1154,16 +1200,7 @@ __device__ __forceinline__ bool route_row_bound(const float (&x)[E / kWarpSize],
   // ---- step 5 on approximate keys: K rounds, round k's key parked at stage_id[k]; then a(K+1) ----
   __syncwarp();  // the previous row's reads of the staging area and of its logits are done
   float* const row_x = warp_bias + E;  // the row's logits, for the winners' exact p
-  if constexpr (C % 4 == 0) {
-#pragma unroll
-    for (int i = 0; i < C / 4; ++i) {
-      reinterpret_cast<float4*>(row_x + lane * C)[i] =
-          make_float4(x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]);
-    }
-  } else {
-#pragma unroll
-    for (int j = 0; j < C; ++j) row_x[lane * C + j] = x[j];
-  }
+  park_logits<C>(x, row_x + lane * C);
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     const int top = __reduce_max_sync(kFullMask, a[0]);
@@ -1199,25 +1236,7 @@ __device__ __forceinline__ bool route_row_bound(const float (&x)[E / kWarpSize],
   const bool in_order = lane >= K - 1 || key > next_key || (key == next_key && id < next_id);
   int slot_id = id;
   float slot_p = p;
-  if (!__all_sync(kFullMask, in_order)) {
-    int rank = 0;  // larger exact keys, and equal ones of a lower id
-#pragma unroll
-    for (int j = 0; j < K; ++j) {
-      const u32 other_key = __shfl_sync(kFullMask, key, j);
-      const int other_id = __shfl_sync(kFullMask, id, j);
-      rank += (other_key > key || (other_key == key && other_id < id)) ? 1 : 0;
-    }
-    __syncwarp();  // every lane has read its round's key
-    if (slot) {
-      stage_id[rank] = static_cast<u32>(id);
-      stage_p[rank] = p;
-    }
-    __syncwarp();
-    if (slot) {
-      slot_id = static_cast<int>(stage_id[lane]);
-      slot_p = stage_p[lane];
-    }
-  }
+  rank_slots_unless_in_order<K>(in_order, key, id, p, lane, 0, stage_id, stage_p, slot_id, slot_p);
 
   // ---- steps 6-8 ----
   const float routed_sum = routed_sum_from_lanes(slot_p, lane, out);
@@ -1881,16 +1900,7 @@ __device__ __forceinline__ bool route_segment_row_bound(const float (&x)[E / L],
   approx_keys<C>(x, bc, a);
   sort_keys_descending<C, D>(a);
   __syncwarp();  // the previous rows' reads of warp_x are done
-  if constexpr (C % 4 == 0) {
-#pragma unroll
-    for (int i = 0; i < C / 4; ++i) {
-      reinterpret_cast<float4*>(warp_x + lane * C)[i] =
-          make_float4(x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]);
-    }
-  } else {
-#pragma unroll
-    for (int j = 0; j < C; ++j) warp_x[lane * C + j] = x[j];
-  }
+  park_logits<C>(x, warp_x + lane * C);
 
   // ---- step 5 on approximate keys: K rounds (lane k keeps round k's key), then a(K + 1) ----
   int won = kLowestInt;
@@ -1926,25 +1936,7 @@ __device__ __forceinline__ bool route_segment_row_bound(const float (&x)[E / L],
   const bool in_order = !proved || q >= K - 1 || key > next_key || (key == next_key && id < next_id);
   int slot_id = id;
   float slot_p = p;
-  if (!__all_sync(kFullMask, in_order)) {
-    int rank = 0;  // larger exact keys, and equal ones of a lower id
-#pragma unroll
-    for (int j = 0; j < K; ++j) {
-      const u32 other_key = __shfl_sync(kFullMask, key, segment_base + j);
-      const int other_id = __shfl_sync(kFullMask, id, segment_base + j);
-      rank += (other_key > key || (other_key == key && other_id < id)) ? 1 : 0;
-    }
-    __syncwarp();  // the previous rows' reads of the staging area are done
-    if (slot) {
-      stage_id[segment_base + rank] = static_cast<u32>(id);
-      stage_p[segment_base + rank] = p;
-    }
-    __syncwarp();
-    if (slot) {
-      slot_id = static_cast<int>(stage_id[lane]);
-      slot_p = stage_p[lane];
-    }
-  }
+  rank_slots_unless_in_order<K>(in_order, key, id, p, q, segment_base, stage_id, stage_p, slot_id, slot_p);
 
   // ---- steps 6-8: slot q in lane q, the routed sum the warp kernels' butterfly inside the segment ----
   float routed_sum = slot ? slot_p : 0.0f;
