@@ -137,11 +137,30 @@ def test_sorting_networks_put_the_m_largest_first_in_order(tmp_path: Path) -> No
     assert all(results[n, m][1] <= results[n, n][1] for n, m in results)
 
 
+def _rule_agrees_under_nvcc(tmp_path: Path, rule: str, cases: list[tuple], python_rule) -> int:
+    """Compile one static_assert per case that route.cu's constexpr `rule`(scoring code, *shape) equals
+    `python_rule`(scoring, *shape); fail with nvcc's message where one differs. Returns the true cases."""
+    from moegate.optimized.dispatch import SCORING_CODES
+
+    lines = [f'#include "{KERNEL_SOURCE}"']
+    for scoring, *shape in cases:
+        want = "true" if python_rule(scoring, *shape) else "false"
+        args = ", ".join(str(v) for v in (SCORING_CODES[scoring], *shape))
+        lines.append(f'static_assert(moegate::{rule}({args}) == {want}, "{scoring} {args}");')
+    source = tmp_path / f"{rule}.cu"
+    source.write_text("\n".join(lines) + "\n")
+    assert NVCC is not None
+    cmd = [NVCC, "-c", *nvcc_options(()), "-arch=sm_90", str(source), "-o", str(tmp_path / f"{rule}.o")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"nvcc failed:\n{result.stdout}\n{result.stderr}"
+    return sum("== true" in line for line in lines)
+
+
 @needs_nvcc
 def test_route_cu_segment_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
     """route.cu's segment_bound_plan_applies (which its segment bound kernels static_assert) against
     dispatch.py's, over a grid of shapes and segment sizes: each case a static_assert compiled by nvcc."""
-    from moegate.optimized.dispatch import SCORING_CODES, SEGMENT_LANES, segment_bound_plan_applies
+    from moegate.optimized.dispatch import SEGMENT_LANES, segment_bound_plan_applies
 
     cases = []
     for scoring in ("sigmoid", "softmax"):
@@ -151,26 +170,18 @@ def test_route_cu_segment_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> No
                     for lanes in SEGMENT_LANES:
                         if e % g == 0 and k <= kg * (e // g):
                             cases.append((scoring, e, g, kg, k, lanes))
-    lines = [f'#include "{KERNEL_SOURCE}"']
-    for scoring, e, g, kg, k, lanes in cases:
-        want = "true" if segment_bound_plan_applies(scoring, e, g, kg, k, lanes) else "false"
-        args = f"{SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}, {lanes}"
-        lines.append(f'static_assert(moegate::segment_bound_plan_applies({args}) == {want}, "{args}");')
-    source = tmp_path / "segment_bound_rule.cu"
-    source.write_text("\n".join(lines) + "\n")
-    assert NVCC is not None
-    cmd = [NVCC, "-c", *nvcc_options(()), "-arch=sm_90", str(source), "-o", str(tmp_path / "rule.o")]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert len(cases) > 300
-    assert sum("== true" in line for line in lines) >= 10
-    assert result.returncode == 0, f"nvcc failed:\n{result.stdout}\n{result.stderr}"
+    true_cases = _rule_agrees_under_nvcc(
+        tmp_path, "segment_bound_plan_applies", cases, segment_bound_plan_applies
+    )
+    assert true_cases >= 10
 
 
 @needs_nvcc
 def test_route_cu_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
     """route.cu's bound_plan_applies (which its bound kernels static_assert) against dispatch.py's, over a
     grid of shapes: each case a static_assert in a translation unit compiled by nvcc."""
-    from moegate.optimized.dispatch import SCORING_CODES, bound_plan_applies
+    from moegate.optimized.dispatch import bound_plan_applies
 
     cases = []
     for scoring in ("sigmoid", "softmax"):
@@ -181,15 +192,5 @@ def test_route_cu_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
                 for k in (1, 2, 6, 8, 9, 16, 31):
                     if k <= kg * (e // g):
                         cases.append((scoring, e, g, kg, k))
-    lines = [f'#include "{KERNEL_SOURCE}"']
-    for scoring, e, g, kg, k in cases:
-        want = "true" if bound_plan_applies(scoring, e, g, kg, k) else "false"
-        args = f"{SCORING_CODES[scoring]}, {e}, {g}, {kg}, {k}"
-        lines.append(f'static_assert(moegate::bound_plan_applies({args}) == {want}, "{scoring} {args}");')
-    source = tmp_path / "bound_rule.cu"
-    source.write_text("\n".join(lines) + "\n")
-    assert NVCC is not None
-    cmd = [NVCC, "-c", *nvcc_options(()), "-arch=sm_90", str(source), "-o", str(tmp_path / "bound_rule.o")]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert len(cases) > 100
-    assert result.returncode == 0, f"nvcc failed:\n{result.stdout}\n{result.stderr}"
+    assert _rule_agrees_under_nvcc(tmp_path, "bound_plan_applies", cases, bound_plan_applies) >= 10
