@@ -1709,11 +1709,20 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
 // nothing, so the loop condition is the warp's and the collectives never diverge.
 // ======================================================================================================
 
-// The largest of a segment's lanes' values (xor shuffles inside the aligned L-lane segment).
-template <int L>
-__device__ __forceinline__ u32 segment_max(u32 v) {
+// The largest of a segment's lanes' values (xor shuffles inside the aligned L-lane segment): unsigned keys,
+// or the bound plan's signed approximate keys.
+template <int L, typename T>
+__device__ __forceinline__ T segment_max(T v) {
 #pragma unroll
   for (int offset = L / 2; offset > 0; offset >>= 1) v = max(v, __shfl_xor_sync(kFullMask, v, offset));
+  return v;
+}
+
+// The least of a segment's lanes' values.
+template <int L>
+__device__ __forceinline__ u32 segment_min(u32 v) {
+#pragma unroll
+  for (int offset = L / 2; offset > 0; offset >>= 1) v = min(v, __shfl_xor_sync(kFullMask, v, offset));
   return v;
 }
 
@@ -1858,20 +1867,6 @@ __device__ __forceinline__ void sort_in_round_order(u32 (&key)[C], int (&at)[C])
   }
 }
 
-// The largest (signed) of a segment's lanes' values, and the least (unsigned).
-template <int L>
-__device__ __forceinline__ int segment_max_signed(int v) {
-#pragma unroll
-  for (int offset = L / 2; offset > 0; offset >>= 1) v = max(v, __shfl_xor_sync(kFullMask, v, offset));
-  return v;
-}
-template <int L>
-__device__ __forceinline__ u32 segment_min(u32 v) {
-#pragma unroll
-  for (int offset = L / 2; offset > 0; offset >>= 1) v = min(v, __shfl_xor_sync(kFullMask, v, offset));
-  return v;
-}
-
 // Steps 1 to 8 of a segment's row in the bound plan, for the sigmoid rows without groups whose slots sit
 // one per lane (route_segment_kernel's kSegmentBound): route_row_bound's argument without its group part.
 // Each lane keeps its first D = min(C, K + 1) approximate keys sorted, so no lane runs out before the
@@ -1906,14 +1901,14 @@ __device__ __forceinline__ bool route_segment_row_bound(const float (&x)[E / L],
   int won = kLowestInt;
 #pragma unroll
   for (int k = 0; k < K; ++k) {
-    const int top = segment_max_signed<L>(a[0]);
+    const int top = segment_max<L>(a[0]);
     const bool mine = a[0] == top;  // one lane: the keys are distinct
 #pragma unroll
     for (int d = 0; d + 1 < D; ++d) a[d] = mine ? a[d + 1] : a[d];
     a[D - 1] = mine ? kLowestInt : a[D - 1];
     won = q == k ? top : won;
   }
-  const int next = segment_max_signed<L>(a[0]);
+  const int next = segment_max<L>(a[0]);
   __syncwarp();  // the logits are parked
 
   // ---- steps 1-2 exactly, for the K winners (lane k: round k's) ----
