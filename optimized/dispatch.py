@@ -264,7 +264,9 @@ _BY_KEY: dict[tuple[str, int, int, int, int], Specialization] = {s.key: s for s 
 SPECIALIZED_WARPS_PER_BLOCK = 8
 THREAD_WARPS_PER_BLOCK = 4  # route.cu: kThreadKernelBlock = 128 threads
 GENERIC_WARPS_PER_BLOCK = 4
-# Grid cap: enough resident warps to fill an SM (2048 threads), times the SM count; warps then loop.
+# Grid cap: enough resident warps to fill an SM (2048 threads), times the SM count; warps then loop. A
+# kernel whose registers let fewer blocks reside than that, in a number that does not divide it, is capped
+# at its resident blocks instead (grid_cap_blocks_per_sm).
 MAX_THREADS_PER_SM = 2048
 
 # Step 5's plans in the warp-per-row specialized kernel (route.cu: enum SelectionPlan, template parameter
@@ -283,6 +285,29 @@ BOUND_MIN_BLOCKS_PER_SM = 16
 # session 14), Moonlight and GLM-4.5-Air break even at T = 49152 (46.5 per SM), are 0.97x at 65536 and
 # 0.86x to 0.88x at 262144, and 1.2x to 1.4x slower at T <= 16384 (the proof's per-row constants).
 SEGMENT_BOUND_MIN_BLOCKS_PER_SM = 48
+
+
+def grid_cap_blocks_per_sm(block: int, resident_blocks_per_sm: int = 0) -> int:
+    """Blocks per SM a grid of `block`-thread blocks is capped at, for a kernel of which the driver lets
+    `resident_blocks_per_sm` reside (0: unknown).
+
+    A full SM's threads (MAX_THREADS_PER_SM // block blocks) where the resident blocks divide that (the
+    blocks then run in whole waves) or are unknown; otherwise the resident blocks, one wave: the kernels
+    loop over rows with a grid stride, so a cap of 8 blocks on a kernel with 3 resident runs 2 full waves and
+    a third two thirds full. Measured on an H200 (docs/perf.md, sessions 14 and 15): the kernels with 3
+    resident (the segment bound kernels at 72 and 80 registers, Qwen3-Next's throughput kernel) took 0.89x
+    to 1.00x the time capped at 3 instead of 8; a cap of 4 on them, or of 3 or 6 on a kernel with 4
+    resident, took up to 1.36x.
+    """
+    if block < 1 or block > MAX_THREADS_PER_SM or resident_blocks_per_sm < 0:  # launcher bug, not user input
+        raise ValueError(
+            f"block={block}, resident_blocks_per_sm={resident_blocks_per_sm}, but need 1 <= block <= "
+            f"{MAX_THREADS_PER_SM} and resident_blocks_per_sm >= 0"
+        )
+    full = MAX_THREADS_PER_SM // block
+    if 0 < resident_blocks_per_sm < full and full % resident_blocks_per_sm != 0:
+        return resident_blocks_per_sm
+    return full
 
 
 @dataclass(frozen=True)
@@ -326,19 +351,24 @@ class KernelPlan:
         """Threads per block."""
         return WARP_SIZE * self.warps_per_block
 
-    def grid(self, num_rows: int, sm_count: int) -> int:
-        """Blocks for `num_rows` rows: `rows_per_warp` rows per warp, capped at a full GPU's worth of
-        resident warps (the kernels loop over rows with a 64-bit stride, so any T fits)."""
+    def grid(self, num_rows: int, sm_count: int, resident_blocks_per_sm: int = 0) -> int:
+        """Blocks for `num_rows` rows: `rows_per_warp` rows per warp, capped at `sm_count` times
+        `grid_cap_blocks_per_sm(block, resident_blocks_per_sm)` (the kernels loop over rows with a 64-bit
+        stride, so any T fits). resident_blocks_per_sm: the driver's count for the kernel that runs, 0 if
+        unknown."""
         if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
             raise ValueError(
                 f"num_rows={num_rows}, sm_count={sm_count}, but need num_rows >= 0 and sm_count >= 1"
             )
         wanted = -(-num_rows // (self.warps_per_block * self.rows_per_warp))
-        cap = sm_count * (MAX_THREADS_PER_SM // self.block)
+        cap = sm_count * grid_cap_blocks_per_sm(self.block, resident_blocks_per_sm)
         return max(1, min(wanted, cap))
 
-    def geometry(self, num_rows: int, sm_count: int, selection: int) -> tuple[int, int]:
-        """(blocks, threads per block) for `num_rows` rows in step 5's plan `selection`.
+    def geometry(
+        self, num_rows: int, sm_count: int, selection: int, resident_blocks_per_sm: int = 0
+    ) -> tuple[int, int]:
+        """(blocks, threads per block) for `num_rows` rows in step 5's plan `selection`;
+        resident_blocks_per_sm: the driver's count for that plan's kernel at `block` threads (0 if unknown).
 
         A table row with two plans spreads its warps over the SMs first: warps per block = ceil(warps
         needed / SM count), at most `warps_per_block`, where a warp takes one row in the latency plan and
@@ -347,7 +377,7 @@ class KernelPlan:
         another row's issue slots; in the throughput plan of a row-per-segment kernel (8 or 2 rows per
         warp) a batch of a few thousand rows reaches every SM instead of a quarter of them (measured on an
         H200, docs/perf.md session 8). Once a full block per SM is needed, and everywhere else:
-        `grid(num_rows, sm_count)` blocks of `block` threads.
+        `grid(num_rows, sm_count, resident_blocks_per_sm)` blocks of `block` threads.
         """
         if self.latency_name_expression is not None:
             rows_per_warp = 1 if selection == PLAN_LATENCY else self.rows_per_warp
@@ -355,7 +385,7 @@ class KernelPlan:
             warps = min(self.warps_per_block, max(1, -(-warps_needed // max(1, sm_count))))
             if selection == PLAN_LATENCY or warps < self.warps_per_block:
                 return max(1, -(-warps_needed // warps)), WARP_SIZE * warps
-        return self.grid(num_rows, sm_count), self.block
+        return self.grid(num_rows, sm_count, resident_blocks_per_sm), self.block
 
     def selection_plan(self, num_rows: int, sm_count: int) -> int:
         """Step 5's plan for `num_rows` rows (the kernel's `plan` argument): PLAN_LATENCY while the grid

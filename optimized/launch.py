@@ -77,7 +77,30 @@ def _driver() -> ctypes.CDLL:
     ]
     lib.cuGetErrorString.restype = ctypes.c_int
     lib.cuGetErrorString.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
+    lib.cuOccupancyMaxActiveBlocksPerMultiprocessor.restype = ctypes.c_int
+    lib.cuOccupancyMaxActiveBlocksPerMultiprocessor.argtypes = [
+        ctypes.POINTER(ctypes.c_int),
+        ctypes.c_void_p,
+        ctypes.c_int,
+        ctypes.c_size_t,
+    ]
     return lib
+
+
+@functools.cache
+def resident_blocks_per_sm(function: int, block: int, shared_mem: int) -> int:
+    """How many blocks of `block` threads with `shared_mem` bytes of dynamic shared memory the driver lets
+    reside on one SM for the kernel `function` (a CUfunction handle, CuPy's `Function.ptr`; its module stays
+    loaded for the process): cuOccupancyMaxActiveBlocksPerMultiprocessor, asked once per triple. 0 where
+    the driver cannot tell (no libcuda, or an error), which leaves the grid's cap at a full SM's threads
+    (dispatch.grid_cap_blocks_per_sm)."""
+    try:
+        lib = _driver()
+    except (OSError, AttributeError):
+        return 0
+    count = ctypes.c_int(0)
+    status = lib.cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(count), function, block, shared_mem)
+    return count.value if status == 0 and count.value > 0 else 0
 
 
 class _ThreadState(threading.local):

@@ -187,11 +187,15 @@ class Records:
         device_index: int,
         sm_count: int,
         programmatic: bool,
-        throughput_function: int,
-        latency_function: int,
-        bound_function: int,
+        functions: tuple[int, int, int],
+        caps: tuple[int, int, int],
     ) -> None:
-        """Store the kernels of (config, scores dtype, device) so that later calls take the C++ path."""
+        """Store the kernels of (config, scores dtype, device) so that later calls take the C++ path.
+
+        functions: the CUfunction handles of step 5's plans (throughput, latency, bound: `plan.kernel_name`
+        of each); caps: the grid's cap in blocks per SM for each (dispatch.grid_cap_blocks_per_sm of the
+        driver's resident blocks), which the launcher multiplies by `sm_count`.
+        """
         with self.lock:
             entry = self.by_id.get(id(config))
             if entry is None or entry[0] is not config:
@@ -211,9 +215,8 @@ class Records:
                 sm_count,
                 int(programmatic),
                 code,
-                throughput_function,
-                latency_function,
-                bound_function,
+                *functions,
+                *caps,
             )
             entry[3].add((device_index, code))
 

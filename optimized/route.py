@@ -26,8 +26,9 @@ from .dispatch import (
     KernelPlan,
     config_arguments,
     dispatch_plan,
+    grid_cap_blocks_per_sm,
 )
-from .launch import ROUTE_PARAMS, driver_launch_available, launch_route_kernel
+from .launch import ROUTE_PARAMS, driver_launch_available, launch_route_kernel, resident_blocks_per_sm
 
 RouteFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
@@ -45,6 +46,16 @@ def _current_stream(device_index: int) -> int:
     if raw is not None:
         return int(raw(device_index))
     return int(torch.cuda.current_stream(device_index).cuda_stream)
+
+
+def _resident_blocks(kernel: Any, plan: KernelPlan, device_index: int) -> int:
+    """The driver's resident blocks per SM for `kernel` (a CuPy Function) at `plan`'s full block and
+    dynamic shared memory (launch.resident_blocks_per_sm, cached), asked in the kernel's device's context;
+    0 if unknown."""
+    if device_index == torch.cuda.current_device():
+        return resident_blocks_per_sm(kernel.ptr, plan.block, plan.shared_mem_bytes)
+    with torch.cuda.device(device_index):
+        return resident_blocks_per_sm(kernel.ptr, plan.block, plan.shared_mem_bytes)
 
 
 def _check_cuda(scores: torch.Tensor) -> None:
@@ -107,7 +118,8 @@ def launch(
     if selection is None:
         selection = plan.selection_plan(num_rows, sm_count)
     kernel = get_kernel(plan.kernel_name(selection), defines, device_index)
-    grid, block = plan.geometry(num_rows, sm_count, selection)
+    resident = _resident_blocks(kernel, plan, device_index)
+    grid, block = plan.geometry(num_rows, sm_count, selection, resident)
     args = (
         grid,
         block,
@@ -198,6 +210,9 @@ def _register_native(config: RoutingConfig, plan: KernelPlan, scores: torch.Tens
     if module is None:
         return
     sm_count, programmatic = _device_info(device_index)
+    plans = (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)
+    kernels = [get_kernel(plan.kernel_name(selection), (), device_index) for selection in plans]
+    caps = [grid_cap_blocks_per_sm(plan.block, _resident_blocks(k, plan, device_index)) for k in kernels]
     _records.register(
         module,
         config,
@@ -206,9 +221,8 @@ def _register_native(config: RoutingConfig, plan: KernelPlan, scores: torch.Tens
         device_index,
         sm_count,
         programmatic,
-        get_kernel(plan.kernel_name(PLAN_THROUGHPUT), (), device_index).ptr,
-        get_kernel(plan.kernel_name(PLAN_LATENCY), (), device_index).ptr,
-        get_kernel(plan.kernel_name(PLAN_BOUND), (), device_index).ptr,
+        (kernels[0].ptr, kernels[1].ptr, kernels[2].ptr),
+        (caps[0], caps[1], caps[2]),
     )
 
 

@@ -34,7 +34,11 @@ from moegate.optimized import (
     name_expressions,
     native,
 )
-from moegate.optimized.dispatch import SCORE_DTYPE_CODES, SEGMENT_BOUND_MIN_BLOCKS_PER_SM
+from moegate.optimized.dispatch import (
+    SCORE_DTYPE_CODES,
+    SEGMENT_BOUND_MIN_BLOCKS_PER_SM,
+    grid_cap_blocks_per_sm,
+)
 from moegate.optimized.launch import ROUTE_PARAMS, _LaunchConfig
 from moegate.reference import PRESETS, RoutingConfig, check_inputs
 
@@ -42,6 +46,10 @@ route_module = importlib.import_module("moegate.optimized.route")
 
 SM_COUNT = 132
 FAKE_FUNCTIONS = {name: 0x10000 + 0x100 * i for i, name in enumerate(name_expressions())}
+# The driver's resident blocks per SM, made up per fake kernel: 3 (capped at 3 blocks per SM: one wave), 4
+# or 8 (capped at a full SM's threads: whole waves) and 0 (unknown: the same), so that both sides' grid
+# caps are compared where they differ.
+FAKE_RESIDENT = {function: (3, 4, 0, 8)[i % 4] for i, function in enumerate(FAKE_FUNCTIONS.values())}
 LAUNCH_SIGNATURE = ctypes.CFUNCTYPE(
     ctypes.c_int,
     ctypes.POINTER(_LaunchConfig),
@@ -119,16 +127,9 @@ def record_for(module, config: RoutingConfig, dtypes=tuple(SCORE_DTYPE_CODES), d
         plan = dispatch_plan(config, dtype)
         if record is None:
             record = native.make_record(module, config, plan)
-        module.set_kernels(
-            record,
-            device,
-            SM_COUNT,
-            1,
-            SCORE_DTYPE_CODES[dtype],
-            FAKE_FUNCTIONS[plan.kernel_name(PLAN_THROUGHPUT)],
-            FAKE_FUNCTIONS[plan.kernel_name(PLAN_LATENCY)],
-            FAKE_FUNCTIONS[plan.kernel_name(PLAN_BOUND)],
-        )
+        functions = [FAKE_FUNCTIONS[plan.kernel_name(p)] for p in (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)]
+        caps = [grid_cap_blocks_per_sm(plan.block, FAKE_RESIDENT[f]) for f in functions]
+        module.set_kernels(record, device, SM_COUNT, 1, SCORE_DTYPE_CODES[dtype], *functions, *caps)
     return record
 
 
@@ -158,6 +159,9 @@ def python_launch(monkeypatch, config, scores, bias, ids, weights) -> dict[str, 
         route_module,
         "get_kernel",
         lambda name, defines, index: types.SimpleNamespace(ptr=FAKE_FUNCTIONS[name]),
+    )
+    monkeypatch.setattr(
+        route_module, "resident_blocks_per_sm", lambda function, block, shared_mem: FAKE_RESIDENT[function]
     )
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     route_module.launch(dispatch_plan(config, scores.dtype), scores, bias, config, ids, weights)
@@ -258,6 +262,20 @@ def test_every_plan_and_the_grid_cap_are_reached(launcher) -> None:
     first = 8 * SEGMENT_BOUND_MIN_BLOCKS_PER_SM * SM_COUNT
     assert segment.selection_plan(first - 8, SM_COUNT) == PLAN_THROUGHPUT
     assert segment.selection_plan(first, SM_COUNT) == PLAN_BOUND
+    # Both kinds of grid cap bind somewhere in the comparison: a kernel's resident blocks (3, one wave) and
+    # a full SM's threads (8 blocks of 256, 16 of the generic kernel's 128).
+    binding = set()
+    for config in CONFIGS:
+        for dtype in SCORE_DTYPE_CODES:
+            p = dispatch_plan(config, dtype)
+            for t in ROWS[1:]:
+                selection = p.selection_plan(t, SM_COUNT)
+                resident = FAKE_RESIDENT[FAKE_FUNCTIONS[p.kernel_name(selection)]]
+                cap = grid_cap_blocks_per_sm(p.block, resident)
+                wanted = -(-t // (p.warps_per_block * p.rows_per_warp))
+                if p.geometry(t, SM_COUNT, selection, resident) == (SM_COUNT * cap, p.block) < (wanted, 0):
+                    binding.add(cap)
+    assert {3, 8, 16} <= binding, binding
 
 
 def test_a_device_or_dtype_without_kernels_takes_the_python_path(launcher) -> None:
@@ -300,11 +318,16 @@ def test_records_and_kernels_reject_bad_arguments(launcher) -> None:
     module = launcher.module
     record = record_for(module, SPECIALIZATIONS[0].config())
     with pytest.raises(ValueError, match="device=64"):
-        module.set_kernels(record, 64, SM_COUNT, 1, 0, 1, 2, 3)
+        module.set_kernels(record, 64, SM_COUNT, 1, 0, 1, 2, 3, 8, 8, 8)
     with pytest.raises(ValueError, match="dtype_code=3"):
-        module.set_kernels(record, 0, SM_COUNT, 1, 3, 1, 2, 3)
+        module.set_kernels(record, 0, SM_COUNT, 1, 3, 1, 2, 3, 8, 8, 8)
     with pytest.raises(ValueError, match="sm_count=0"):
-        module.set_kernels(record, 0, 0, 1, 0, 1, 2, 3)
+        module.set_kernels(record, 0, 0, 1, 0, 1, 2, 3, 8, 8, 8)
+    for caps in ((0, 8, 8), (8, 65, 8), (8, 8, -1)):
+        with pytest.raises(ValueError, match="blocks per SM"):
+            module.set_kernels(record, 0, SM_COUNT, 1, 0, 1, 2, 3, *caps)
+    with pytest.raises(TypeError):
+        module.set_kernels(record, 0, SM_COUNT, 1, 0, 1, 2, 3)  # no caps
     with pytest.raises(TypeError):
         module.route(torch.zeros(2, 256), None, "not a record", None)
     with pytest.raises(TypeError, match=r"4 arguments|got 3"):
@@ -481,7 +504,7 @@ def test_records_are_per_config_object_and_bounded(launcher, monkeypatch) -> Non
     config = SPECIALIZATIONS[0].config()
     equal_but_other = SPECIALIZATIONS[0].config()
     plan = dispatch_plan(config, torch.bfloat16)
-    records.register(module, config, plan, torch.bfloat16, 0, SM_COUNT, True, 1, 2, 3)
+    records.register(module, config, plan, torch.bfloat16, 0, SM_COUNT, True, (1, 2, 3), (8, 8, 8))
     assert records.registered(config, torch.bfloat16, 0)
     assert not records.registered(config, torch.float16, 0) and not records.registered(
         config, torch.bfloat16, 1
@@ -491,7 +514,15 @@ def test_records_are_per_config_object_and_bounded(launcher, monkeypatch) -> Non
     others = [SPECIALIZATIONS[i].config() for i in (1, 2)]
     for other in others:
         records.register(
-            module, other, dispatch_plan(other, torch.bfloat16), torch.bfloat16, 0, SM_COUNT, True, 1, 2, 3
+            module,
+            other,
+            dispatch_plan(other, torch.bfloat16),
+            torch.bfloat16,
+            0,
+            SM_COUNT,
+            True,
+            (1, 2, 3),
+            (8, 8, 8),
         )
     assert len(records.by_id) <= 2
 

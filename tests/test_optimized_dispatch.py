@@ -30,6 +30,7 @@ from moegate.optimized.dispatch import (
     SEGMENT_BOUND_MIN_BLOCKS_PER_SM,
     KernelPlan,
     bound_plan_applies,
+    grid_cap_blocks_per_sm,
     segment_bound_plan_applies,
 )
 from moegate.reference import PRESETS, RoutingConfig, check_inputs
@@ -200,6 +201,33 @@ def test_segment_rows_route_32_over_l_rows_per_warp_in_the_throughput_plan(prese
     assert plan.geometry(10**9, sm, PLAN_THROUGHPUT) == (sm * 8, 256)  # capped; the kernel loops
     if plan.bound_name_expression is not None:  # Moonlight: the bound plan is a segment kernel too
         assert plan.geometry(10**6, sm, PLAN_BOUND) == plan.geometry(10**6, sm, PLAN_THROUGHPUT)
+    # A kernel with 3 blocks resident per SM is capped at 3 (one wave); with 4, 8 or unknown (0), at 8.
+    assert plan.geometry(10**6, sm, PLAN_THROUGHPUT, 3) == (3 * sm, 256)
+    for resident in (0, 1, 2, 4, 8):
+        assert plan.geometry(10**6, sm, PLAN_THROUGHPUT, resident) == (8 * sm, 256)
+    # The cap only binds: below it, and in the spread geometry, the resident blocks change nothing.
+    assert plan.geometry(full, sm, PLAN_THROUGHPUT, 3) == (sm, 256)
+    assert plan.geometry(8 * sm + 1, sm, PLAN_THROUGHPUT, 3) == plan.geometry(8 * sm + 1, sm, PLAN_THROUGHPUT)
+
+
+def test_the_grid_cap_is_a_full_sm_unless_the_resident_blocks_leave_a_partial_wave() -> None:
+    # 256-thread blocks: a full SM is 8; resident counts that divide 8 (or unknown, or 8 and more) keep it.
+    assert [grid_cap_blocks_per_sm(256, r) for r in range(0, 10)] == [8, 8, 8, 3, 8, 5, 6, 7, 8, 8]
+    # 128-thread blocks (the generic and row-per-thread kernels): a full SM is 16.
+    assert [grid_cap_blocks_per_sm(128, r) for r in (0, 2, 4, 8, 16)] == [16] * 5
+    assert [grid_cap_blocks_per_sm(128, r) for r in (3, 5, 6, 12, 15)] == [3, 5, 6, 12, 15]
+    assert grid_cap_blocks_per_sm(2048, 1) == 1 and grid_cap_blocks_per_sm(32, 64) == 64
+    for block, resident in ((0, 1), (4096, 1), (256, -1)):
+        with pytest.raises(ValueError, match="block="):
+            grid_cap_blocks_per_sm(block, resident)
+    # The cap is per SM: the grid is the SM count times it, whatever the row kind.
+    for preset in ("deepseek-v3", "glm-4.5-air", "mixtral-8x7b"):
+        plan = dispatch_plan(PRESETS[preset], torch.bfloat16)
+        for resident in range(0, 9):
+            grid, block = plan.geometry(10**9, 132, PLAN_THROUGHPUT, resident)
+            assert (grid, block) == (132 * grid_cap_blocks_per_sm(plan.block, resident), plan.block)
+    generic = generic_plan(RoutingConfig(num_experts=96, topk=5), torch.float32)
+    assert generic.geometry(10**9, 132, PLAN_THROUGHPUT, 12) == (132 * 12, 128)
 
 
 def test_small_e_rows_route_a_row_per_thread() -> None:

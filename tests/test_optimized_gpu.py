@@ -10,6 +10,7 @@ and compares with `moegate.reference.route` tie-aware: ids exactly, except where
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import zlib
 
 import numpy as np
@@ -28,13 +29,16 @@ from moegate.optimized import (
     launch,
     route,
 )
-from moegate.optimized.dispatch import BOUND_MIN_BLOCKS_PER_SM
+from moegate.optimized.build import get_kernel
+from moegate.optimized.dispatch import BOUND_MIN_BLOCKS_PER_SM, grid_cap_blocks_per_sm
+from moegate.optimized.launch import resident_blocks_per_sm
 from moegate.properties.differential import assert_routing_close
 from moegate.properties.problem import RoutingProblem
 from moegate.properties.tolerances import weight_tolerance
 from moegate.reference import PRESET_HAS_BIAS, PRESETS, RoutingConfig
 
 pytestmark = pytest.mark.gpu
+route_module = importlib.import_module("moegate.optimized.route")
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 POISON_ID = -123456789
@@ -564,6 +568,38 @@ def test_dispatch_switches_plans_past_one_block_per_sm() -> None:
     for T in (last, last + 1, first_bound - plan.warps_per_block, first_bound):
         scores, bias = random_inputs(config, T, torch.bfloat16, torch.float32, seed_of("switch", T))
         assert_matches_reference(config, scores, bias, run_route(scores, bias, config), f"T={T}")
+
+
+@pytest.mark.parametrize("spec", SPECIALIZATIONS, ids=lambda s: s.name)
+def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> None:
+    # The grid is capped at the SM count times grid_cap_blocks_per_sm of the driver's resident blocks for
+    # the kernel that runs (3 on an H200 for the segment bound kernels and Qwen3-Next's throughput kernel,
+    # 4 for the others). Each kernel in its throughput and bound plans (Mixtral's row-per-thread kernel in
+    # its one), at a T that makes every block loop more than twice with a partial last stride: with the
+    # driver's count, and with 3 forced for every kernel, bitwise the generic kernel's output.
+    config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
+    dtype = torch.bfloat16
+    plan = dispatch_plan(config, dtype)
+    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    rows_per_block = plan.warps_per_block * plan.rows_per_warp
+    for selection in (PLAN_THROUGHPUT, *((PLAN_BOUND,) if plan.bound_name_expression else ())):
+        kernel = get_kernel(plan.kernel_name(selection))
+        resident = resident_blocks_per_sm(kernel.ptr, plan.block, plan.shared_mem_bytes)
+        assert 1 <= resident <= 2048 // plan.block, (spec.name, selection, resident)
+        for forced in (None, 3):
+            cap = grid_cap_blocks_per_sm(plan.block, resident if forced is None else forced)
+            num_rows = (2 * cap * sm_count + 1) * rows_per_block + 5
+            assert plan.geometry(num_rows, sm_count, selection, cap) == (cap * sm_count, plan.block)
+            seed = seed_of("cap", spec.name, selection, forced)
+            scores, bias = random_inputs(config, num_rows, dtype, torch.float32, seed)
+            slow = run_plan(generic_plan(config, dtype), scores, bias, config)
+            if forced is not None:
+                monkeypatch.setattr(route_module, "resident_blocks_per_sm", lambda *args, n=forced: n)
+            fast = run_plan(plan, scores, bias, config, selection)
+            monkeypatch.undo()
+            assert_valid(config, *fast)
+            assert torch.equal(fast[0], slow[0]), f"{spec.name} plan {selection} cap {cap}: ids differ"
+            assert torch.equal(fast[1], slow[1]), f"{spec.name} plan {selection} cap {cap}: weights differ"
 
 
 # ---- the branch-free reciprocal is rcp.rn ---------------------------------------------------------------

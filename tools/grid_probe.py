@@ -2,19 +2,22 @@
 
     python tools/grid_probe.py [--preset glm-4.5-air ...] [--rows 65536,262144] [--caps 3,4,6,8]
 
-The kernels loop over rows with a grid stride, and the dispatch caps the grid at 8 blocks of 256 threads
-per SM (MAX_THREADS_PER_SM). A kernel whose registers let fewer blocks reside (3 at 80 registers) then
-runs its blocks in waves, the last one partly empty. For each preset, T and step-5 plan with a kernel of
-its own (throughput, bound), this prints the driver's resident blocks per SM for the kernel and its time
-(`moegate bench`'s timer: CUDA graph over input sets rotated past L2) with the grid capped at each of
-`--caps` blocks per SM, in alternating rounds; every cap's output is checked bitwise against the
-dispatch's own geometry on random rows.
+The kernels loop over rows with a grid stride. Until session 15 the dispatch capped the grid at 8 blocks
+of 256 threads per SM (MAX_THREADS_PER_SM), so a kernel whose registers let fewer blocks reside (3 at 80
+registers) ran its blocks in waves, the last one partly empty; since, the cap is
+dispatch.grid_cap_blocks_per_sm of the kernel's resident blocks. For each preset, T and step-5 plan with
+a kernel of its own (throughput, bound), this prints the driver's resident blocks per SM for the kernel
+and its time (`moegate bench`'s timer: CUDA graph over input sets rotated past L2) with the grid capped at
+each of `--caps` blocks per SM (forced: the resident count hidden from the geometry; 0 is the dispatch's
+own geometry), in alternating rounds; every cap's output is checked bitwise against the dispatch's own
+geometry on random rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib
 import statistics
 
 import torch
@@ -24,6 +27,8 @@ from moegate.optimized.build import get_kernel
 from moegate.optimized.route import launch
 from moegate.properties.benchmark_timers import CudaTimer
 from moegate.reference import get_preset, preset_has_bias
+
+route_module = importlib.import_module("moegate.optimized.route")
 
 
 def resident_blocks(function: int, block: int) -> int:
@@ -52,6 +57,12 @@ def main() -> None:
     device = torch.device("cuda")
     timer = CudaTimer(device)
     default_threads = dispatch.MAX_THREADS_PER_SM
+    driver_count = route_module.resident_blocks_per_sm
+
+    def unknown(function: int, block: int, shared_mem: int) -> int:
+        del function, block, shared_mem
+        return 0
+
     print(torch.cuda.get_device_name(0), "torch", torch.__version__, flush=True)
     times: dict[tuple[str, int, int, int], list[float]] = {}
     for round_index in range(args.rounds):
@@ -73,7 +84,9 @@ def main() -> None:
                     check = torch.randn(t, E, device=device).to(dtype)
                     want = None
                     for cap in caps:
-                        dispatch.MAX_THREADS_PER_SM = cap * plan.block
+                        if cap:  # forced: a full SM is `cap` blocks, the resident count unknown
+                            dispatch.MAX_THREADS_PER_SM = cap * plan.block
+                            route_module.resident_blocks_per_sm = unknown
                         try:
 
                             def make_set(index: int, n: int = t, e: int = E, b=bias):
@@ -94,6 +107,7 @@ def main() -> None:
                             launch(plan, check, bias, config, *out, selection=selection)
                         finally:
                             dispatch.MAX_THREADS_PER_SM = default_threads
+                            route_module.resident_blocks_per_sm = driver_count
                         if want is None:
                             want = (torch.empty_like(out[0]), torch.empty_like(out[1]))
                             launch(plan, check, bias, config, *want, selection=selection)

@@ -25,6 +25,8 @@ from torch.utils import cpp_extension
 from moegate import optimized
 from moegate.optimized import PLAN_BOUND, PLAN_LATENCY, PLAN_THROUGHPUT, dispatch_plan, native
 from moegate.optimized.build import get_kernel
+from moegate.optimized.dispatch import grid_cap_blocks_per_sm
+from moegate.optimized.launch import resident_blocks_per_sm
 from moegate.properties.benchmark_timers import time_host
 from moegate.reference import get_preset
 
@@ -62,6 +64,7 @@ def main() -> None:
     sm_count, programmatic = route_module._device_info(0)
     plans = (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)
     functions = [get_kernel(plan.kernel_name(p), (), 0).ptr for p in plans]
+    caps = [grid_cap_blocks_per_sm(plan.block, resident_blocks_per_sm(f, plan.block, 0)) for f in functions]
 
     calls = {}
     for spec in args.variants:
@@ -72,7 +75,10 @@ def main() -> None:
             record = native.make_record(module, config, plan)
         except TypeError:  # a launcher from before session 14: no bound_min_blocks_per_sm argument
             record = module.make_record(*native.make_record_arguments(config, plan)[:-1])
-        module.set_kernels(record, 0, sm_count, int(programmatic), 1, *functions)
+        try:
+            module.set_kernels(record, 0, sm_count, int(programmatic), 1, *functions, *caps)
+        except TypeError:  # a launcher from before session 15: no grid caps (8 blocks per SM for all)
+            module.set_kernels(record, 0, sm_count, int(programmatic), 1, *functions)
         for stream in (torch.cuda.current_stream(), torch.cuda.Stream()):
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):

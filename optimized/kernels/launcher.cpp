@@ -16,7 +16,7 @@
 //     check_inputs is made before the launch, with the very same messages.
 //   * A record (make_record, a capsule) holds one RoutingConfig's kernel arguments and its KernelPlan's
 //     geometry; set_kernels stores, per device, the SM count, programmatic dependent launch, and the
-//     CUfunction of each (scores dtype, plan). The plan and geometry below are dispatch.py's
+//     CUfunction and grid cap of each (scores dtype, plan). The plan and geometry below are dispatch.py's
 //     KernelPlan.selection_plan / geometry, line for line (a CPU test compares them).
 //   * configure(launch_function, stream_function, launch_error, allow_cpu): the address of
 //     cuLaunchKernelEx (or, in the CPU test, of a recording callback), torch's
@@ -111,6 +111,7 @@ struct DeviceKernels {
   int64_t sm_count = 0;  // 0: this device is not registered
   int programmatic = 0;  // programmatic dependent launch (sm_90+)
   uint64_t function[kNumScoreDtypes][kNumPlans] = {};  // [scores dtype code][plan]: CUfunction, 0 = none
+  int64_t cap_blocks_per_sm[kNumScoreDtypes][kNumPlans] = {};  // dispatch.py grid_cap_blocks_per_sm, each
 };
 
 struct Record {
@@ -297,7 +298,7 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
   } else {
     block = kWarpSize * warps_per_block;
     const int64_t wanted = ceil_div(num_rows, warps_per_block * rec->rows_per_warp);
-    const int64_t cap = sm_count * (kMaxThreadsPerSm / block);
+    const int64_t cap = sm_count * kernels.cap_blocks_per_sm[dtype_code][kernel_plan];
     grid = std::max<int64_t>(1, std::min(wanted, cap));
   }
 
@@ -397,14 +398,17 @@ PyObject* make_record(PyObject* /*module*/, PyObject* args) {
 }
 
 // set_kernels(record, device, sm_count, programmatic, dtype_code, throughput_function, latency_function,
-//             bound_function)
+//             bound_function, throughput_cap, latency_cap, bound_cap): each cap in blocks per SM, 1 to
+//             kMaxThreadsPerSm / 32 (dispatch.py grid_cap_blocks_per_sm of the kernel's resident blocks)
 PyObject* set_kernels(PyObject* /*module*/, PyObject* args) {
   PyObject* capsule;
   int device, programmatic, dtype_code;
   long long sm_count;
   unsigned long long throughput, latency, bound;
-  if (!PyArg_ParseTuple(args, "OiLiiKKK", &capsule, &device, &sm_count, &programmatic, &dtype_code,
-                        &throughput, &latency, &bound)) {
+  long long caps[kNumPlans];
+  if (!PyArg_ParseTuple(args, "OiLiiKKKLLL", &capsule, &device, &sm_count, &programmatic, &dtype_code,
+                        &throughput, &latency, &bound, &caps[kPlanThroughput], &caps[kPlanLatency],
+                        &caps[kPlanBound])) {
     return nullptr;
   }
   if (!PyCapsule_IsValid(capsule, kRecordName)) {
@@ -418,12 +422,20 @@ PyObject* set_kernels(PyObject* /*module*/, PyObject* args) {
                  device, kMaxDevices - 1, dtype_code, kNumScoreDtypes - 1, sm_count);
     return nullptr;
   }
+  for (int plan = 0; plan < kNumPlans; ++plan) {
+    if (caps[plan] < 1 || caps[plan] > kMaxThreadsPerSm / kWarpSize) {
+      PyErr_Format(PyExc_ValueError, "set_kernels: cap %d is %lld blocks per SM, but need 1..%lld", plan,
+                   caps[plan], static_cast<long long>(kMaxThreadsPerSm / kWarpSize));
+      return nullptr;
+    }
+  }
   DeviceKernels& k = rec->devices[device];
   k.sm_count = sm_count;
   k.programmatic = programmatic;
   k.function[dtype_code][kPlanThroughput] = throughput;
   k.function[dtype_code][kPlanLatency] = latency;
   k.function[dtype_code][kPlanBound] = bound;
+  for (int plan = 0; plan < kNumPlans; ++plan) k.cap_blocks_per_sm[dtype_code][plan] = caps[plan];
   Py_RETURN_NONE;
 }
 
