@@ -281,10 +281,11 @@ PLAN_LATENCY = 1
 PLAN_BOUND = 2
 BOUND_MIN_BLOCKS_PER_SM = 16
 # The segment kernel's bound plan (route_segment_row_bound, PLAN = 2) from this many blocks of 8 warps' rows
-# (T / 8) per SM on: measured on an H200 against the segment kernel's throughput plan (docs/perf.md,
-# session 14), Moonlight and GLM-4.5-Air break even at T = 49152 (46.5 per SM), are 0.97x at 65536 and
-# 0.86x to 0.88x at 262144, and 1.2x to 1.4x slower at T <= 16384 (the proof's per-row constants).
-SEGMENT_BOUND_MIN_BLOCKS_PER_SM = 48
+# (T / 8) per SM on: measured on an H200 against the segment kernel's throughput plan, each in the grid the
+# dispatch gives it (docs/perf.md, session 15: the bound kernels, 3 resident blocks per SM, capped at 3),
+# GLM-4.5-Air / Moonlight took 1.06x / 1.21x at T = 16384, 0.95x / 0.99x at 32768, 0.92x / 0.91x at 49152
+# and 0.90x / 0.91x at 65536 (the proof's per-row constants cost below that).
+SEGMENT_BOUND_MIN_BLOCKS_PER_SM = 32
 
 
 def grid_cap_blocks_per_sm(block: int, resident_blocks_per_sm: int = 0) -> int:
