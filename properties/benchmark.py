@@ -39,7 +39,15 @@ import torch
 from moegate.reference import RoutingConfig, get_preset, preset_has_bias
 
 from . import fixtures as fx
-from .benchmark_timers import Floors, Timer, default_timer, environment, measure_floors, time_host
+from .benchmark_timers import (
+    Floors,
+    Timer,
+    default_timer,
+    environment,
+    measure_floors,
+    time_host,
+    time_host_per_cpu,
+)
 from .impls import Impl, gpu_unavailable_reason, load_impl
 
 PEER_NAMES = ("flashinfer-default", "flashinfer-cake", "vllm")
@@ -101,6 +109,12 @@ class HostRow:
     p90_us: float | None = None
     calls: int = 0
     reason: str = ""
+    # The same call with the thread pinned to each CPU it may use (time_host_per_cpu): each CPU's median
+    # µs (keys: the CPU numbers, as strings), their median and the slowest CPU's; empty / None where no
+    # thread can be pinned.
+    cpu_us: dict[str, float] = field(default_factory=dict)
+    cpu_median_us: float | None = None
+    cpu_worst_us: float | None = None
 
 
 @dataclass(frozen=True)
@@ -417,7 +431,8 @@ def run_benchmark(
         CPU_ROWS on the CPU).
     device: "cuda" or "cpu" (default: cuda when a GPU is visible); peers: the names `vs_peer` compares to.
     host: also time the host path (`time_host`, `host_calls` calls) of each implementation at T = 1 for
-        the first preset and dtype.
+        the first preset and dtype, then the same with the thread pinned to each CPU it may use in turn
+        (`time_host_per_cpu`, `host_calls` calls per CPU).
     timer, floors: injected in tests; default `default_timer(device)` and `measure_floors(device)`.
     progress: called as progress("<impl> <preset>", done, total) after each row.
     announce: called with one line saying what runs, once the implementations are loaded.
@@ -518,15 +533,16 @@ def _host_row(
         if plan.rejects:
             return replace(row, status="rejects", reason="; ".join(plan.rejects))
         config = plan.config
-        samples = time_host(
-            lambda s, b: impl(s, b, config), make_inputs(plan, preset, 1, device, 0), device, calls=calls
-        )
+        inputs = make_inputs(plan, preset, 1, device, 0)
+        samples = time_host(lambda s, b: impl(s, b, config), inputs, device, calls=calls)
+        pinned = time_host_per_cpu(lambda s, b: impl(s, b, config), inputs, device, calls=calls)
     except Exception as exc:
         return replace(row, status="error", reason=_error(exc))
     finally:
         if progress is not None:
             progress(f"host path {name}", 1, 1)
     samples_us = sorted(s * 1e6 for s in samples)
+    cpu_us = {str(cpu): statistics.median(values) * 1e6 for cpu, values in pinned.items()}
     return replace(
         row,
         status="ok",
@@ -534,4 +550,7 @@ def _host_row(
         min_us=samples_us[0],
         p90_us=samples_us[min(len(samples_us) - 1, (9 * len(samples_us)) // 10)],
         calls=len(samples_us),
+        cpu_us=cpu_us,
+        cpu_median_us=statistics.median(cpu_us.values()) if cpu_us else None,
+        cpu_worst_us=max(cpu_us.values()) if cpu_us else None,
     )

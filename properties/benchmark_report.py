@@ -38,8 +38,20 @@ def table_rows(result: BenchResult) -> list[tuple[str, ...]]:
     return cells
 
 
-HOST_HEADERS = ("impl", "preset", "dtype", "T", "median µs", "min µs", "p90 µs", "calls")
-HOST_RIGHT = (False, False, False, True, True, True, True, True)
+HOST_HEADERS = (
+    "impl",
+    "preset",
+    "dtype",
+    "T",
+    "median µs",
+    "min µs",
+    "p90 µs",
+    "calls",
+    "CPUs",
+    "median of CPUs µs",
+    "slowest CPU µs",
+)
+HOST_RIGHT = (False, False, False, True, True, True, True, True, True, True, True)
 
 
 def host_table_rows(result: BenchResult) -> list[tuple[str, ...]]:
@@ -50,7 +62,19 @@ def host_table_rows(result: BenchResult) -> list[tuple[str, ...]]:
             continue
         median = fmt_us(h.us) if h.status == "ok" else h.status
         cells.append(
-            (h.impl, h.preset, h.dtype, str(h.T), median, fmt_us(h.min_us), fmt_us(h.p90_us), str(h.calls))
+            (
+                h.impl,
+                h.preset,
+                h.dtype,
+                str(h.T),
+                median,
+                fmt_us(h.min_us),
+                fmt_us(h.p90_us),
+                str(h.calls),
+                str(len(h.cpu_us)),
+                fmt_us(h.cpu_median_us),
+                fmt_us(h.cpu_worst_us),
+            )
         )
     return cells
 

@@ -17,7 +17,9 @@ CPU: `CpuTimer` (time.perf_counter over repeated calls) and CPU stand-ins for th
 benchmark runs in CI on the reference at tiny sizes.
 
 `time_host` is the host path: Python to launch, timed on the CPU side, no synchronize inside the timed
-region. `environment` names the card, the driver and the versions.
+region; `time_host_per_cpu` the same with the calling thread pinned to each CPU it may use in turn (on an
+H200 machine the same call took 5.1 µs on most CPUs and 7.4 to 7.7 on three: docs/perf.md, session 15).
+`environment` names the card, the driver and the versions.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import math
+import os
 import platform
 import shutil
 import statistics
@@ -409,6 +412,48 @@ def time_host(
         if (i + 1) % sync_every == 0:
             sync()
     sync()
+    return samples
+
+
+def pinnable_cpus() -> list[int]:
+    """The CPUs the calling thread may run on (os.sched_getaffinity), where the platform can pin a thread
+    to one of them; [] elsewhere (macOS, Windows) or with a single CPU."""
+    if not (hasattr(os, "sched_getaffinity") and hasattr(os, "sched_setaffinity")):
+        return []
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except OSError:
+        return []
+    return cpus if len(cpus) > 1 else []
+
+
+def time_host_per_cpu(
+    call: CallFn,
+    inputs: Inputs,
+    device: torch.device,
+    *,
+    calls: int = 1000,
+    rounds: int = 2,
+) -> dict[int, list[float]]:
+    """`time_host` on each CPU of `pinnable_cpus()`: the calling thread pinned to one CPU at a time, in
+    `rounds` passes over the CPUs (so a CPU that is slow for a moment is not taken for a slow CPU) of
+    calls // rounds calls each; seconds per call, per CPU. The thread's affinity is restored afterwards,
+    whatever happens. {} where no thread can be pinned."""
+    if calls < 1 or rounds < 1:
+        raise ValueError(f"calls={calls}, rounds={rounds}, but need calls >= 1 and rounds >= 1")
+    cpus = pinnable_cpus()
+    if not cpus:
+        return {}
+    allowed = os.sched_getaffinity(0)
+    samples: dict[int, list[float]] = {cpu: [] for cpu in cpus}
+    per_round = max(1, calls // rounds)
+    try:
+        for _ in range(rounds):
+            for cpu in cpus:
+                os.sched_setaffinity(0, {cpu})
+                samples[cpu].extend(time_host(call, inputs, device, calls=per_round, warmup=5))
+    finally:
+        os.sched_setaffinity(0, allowed)
     return samples
 
 

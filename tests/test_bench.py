@@ -14,7 +14,13 @@ import torch
 
 from moegate.properties import benchmark as bm
 from moegate.properties import benchmark_report as report
-from moegate.properties.benchmark_timers import Floors, plan_calls, rotation_set_count
+from moegate.properties.benchmark_timers import (
+    Floors,
+    pinnable_cpus,
+    plan_calls,
+    rotation_set_count,
+    time_host_per_cpu,
+)
 from moegate.properties.cli import main
 from moegate.properties.impls import gpu_unavailable_reason, load_impl
 from moegate.reference import get_preset
@@ -281,6 +287,38 @@ def test_run_benchmark_refuses_when_nothing_can_run_and_checks_its_arguments() -
         bm.run_benchmark(["reference"], dtypes=[torch.int32], device="cpu", floors=FLOORS)
 
 
+# ---- the host path on each CPU -------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not pinnable_cpus(), reason="this platform cannot pin a thread to one of several CPUs")
+def test_host_path_per_cpu_runs_each_cpus_calls_there_and_restores_the_affinity() -> None:
+    import os
+
+    allowed = os.sched_getaffinity(0)
+    seen: list[frozenset[int]] = []
+
+    def call(x: torch.Tensor) -> None:
+        seen.append(frozenset(os.sched_getaffinity(0)))
+
+    samples = time_host_per_cpu(call, (torch.zeros(1),), torch.device("cpu"), calls=40, rounds=2)
+    cpus = pinnable_cpus()
+    assert sorted(samples) == cpus
+    assert all(len(v) == 40 and all(t >= 0 for t in v) for v in samples.values())
+    # every call ran pinned to one CPU: 2 rounds x (5 warm-up + 20 timed) calls per CPU, in CPU order
+    assert seen == [frozenset({c}) for _ in range(2) for c in cpus for _ in range(25)]
+    assert os.sched_getaffinity(0) == allowed
+
+    def fails(x: torch.Tensor) -> None:
+        if len(os.sched_getaffinity(0)) == 1:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        time_host_per_cpu(fails, (torch.zeros(1),), torch.device("cpu"), calls=4)
+    assert os.sched_getaffinity(0) == allowed
+    with pytest.raises(ValueError, match="calls=0"):
+        time_host_per_cpu(call, (torch.zeros(1),), torch.device("cpu"), calls=0)
+
+
 # ---- the command ---------------------------------------------------------------------------------------
 
 FAST = ("bench", "--device", "cpu", "--rows", "1", "4", "--replays", "1")
@@ -303,6 +341,14 @@ def test_bench_command_table_json_and_host_path(capsys: pytest.CaptureFixture[st
     host = {h["impl"]: h for h in doc["host"]}
     assert host["reference"]["status"] == "ok" and host["reference"]["calls"] == bm.HOST_CALLS
     assert host["reference"]["T"] == 1 and host["reference"]["preset"] == "deepseek-v3"
+    # ... and on each CPU the thread may use: their median and the slowest
+    per_cpu = host["reference"]["cpu_us"]
+    assert sorted(int(c) for c in per_cpu) == pinnable_cpus()
+    if per_cpu:
+        assert host["reference"]["cpu_worst_us"] == max(per_cpu.values())
+        assert min(per_cpu.values()) <= host["reference"]["cpu_median_us"] <= max(per_cpu.values())
+    else:
+        assert host["reference"]["cpu_median_us"] is None and host["reference"]["cpu_worst_us"] is None
     # the human report went to stderr: card, floors, the table with its ratio columns, the notes
     assert "copy floor:" in err and "launch floor:" in err
     timed = [line.split() for line in err.splitlines() if line.endswith("perf_counter")]

@@ -102,7 +102,8 @@ def cmd_bench(args: argparse.Namespace, out: Out) -> int:
         out()
         out(
             f"host path: one eager call, Python to launch, time.perf_counter on the CPU side "
-            f"({bm.HOST_CALLS} calls, no synchronize inside the timed region)"
+            f"({bm.HOST_CALLS} calls, no synchronize inside the timed region); then {bm.HOST_CALLS} calls "
+            f"with the thread pinned to each CPU it may use (CPUs: how many; each CPU's median)"
         )
         out(table(report.HOST_HEADERS, report.host_table_rows(result), report.HOST_RIGHT))
     for line in report.notes(result):
