@@ -264,9 +264,9 @@ _BY_KEY: dict[tuple[str, int, int, int, int], Specialization] = {s.key: s for s 
 SPECIALIZED_WARPS_PER_BLOCK = 8
 THREAD_WARPS_PER_BLOCK = 4  # route.cu: kThreadKernelBlock = 128 threads
 GENERIC_WARPS_PER_BLOCK = 4
-# Grid cap: enough resident warps to fill an SM (2048 threads), times the SM count; warps then loop. A
-# kernel whose registers let fewer blocks reside than that, in a number that does not divide it, is capped
-# at its resident blocks instead (grid_cap_blocks_per_sm).
+# Grid cap: enough resident warps to fill an SM (2048 threads), times the SM count; warps then loop. A warp
+# or segment kernel whose registers let fewer blocks reside than that, in a number that does not divide it,
+# loops in one wave of its resident blocks instead (KernelPlan.cap_blocks_per_sm).
 MAX_THREADS_PER_SM = 2048
 
 # Step 5's plans in the warp-per-row specialized kernel (route.cu: enum SelectionPlan, template parameter
@@ -289,16 +289,16 @@ SEGMENT_BOUND_MIN_BLOCKS_PER_SM = 32
 
 
 def grid_cap_blocks_per_sm(block: int, resident_blocks_per_sm: int = 0) -> int:
-    """Blocks per SM a grid of `block`-thread blocks is capped at, for a kernel of which the driver lets
+    """Blocks per SM of a grid whose blocks loop over rows (more blocks wanted than a full SM's threads'
+    worth on every SM: `KernelPlan.grid`), for a kernel of `block` threads of which the driver lets
     `resident_blocks_per_sm` reside (0: unknown).
 
     A full SM's threads (MAX_THREADS_PER_SM // block blocks) where the resident blocks divide that (the
-    blocks then run in whole waves) or are unknown; otherwise the resident blocks, one wave: the kernels
-    loop over rows with a grid stride, so a cap of 8 blocks on a kernel with 3 resident runs 2 full waves and
-    a third two thirds full. Measured on an H200 (docs/perf.md, sessions 14 and 15): the kernels with 3
-    resident (the segment bound kernels at 72 and 80 registers, Qwen3-Next's throughput kernel) took 0.89x
-    to 1.00x the time capped at 3 instead of 8; a cap of 4 on them, or of 3 or 6 on a kernel with 4
-    resident, took up to 1.36x.
+    blocks then run in whole waves) or are unknown; otherwise the resident blocks, one wave that loops: a
+    cap of 8 blocks on a kernel with 3 resident runs 2 full waves and a third two thirds full. Measured on
+    an H200 (docs/perf.md, sessions 14 and 15): the kernels with 3 resident (the segment bound kernels at 72
+    and 80 registers, Qwen3-Next's throughput kernel) took 0.89x to 1.00x the time capped at 3 instead of
+    8 where their blocks loop; a cap of 4 on them, or of 3 or 6 on a kernel with 4 resident, up to 1.36x.
     """
     if block < 1 or block > MAX_THREADS_PER_SM or resident_blocks_per_sm < 0:  # launcher bug, not user input
         raise ValueError(
@@ -327,6 +327,11 @@ class KernelPlan:
     bound_min_blocks_per_sm: the bound plan is taken from this many blocks (of warps_per_block rows) per SM
         on (BOUND_MIN_BLOCKS_PER_SM for a warp-kernel row, SEGMENT_BOUND_MIN_BLOCKS_PER_SM for a segment
         row).
+    loops_at_resident_blocks: where its blocks loop, the grid takes `grid_cap_blocks_per_sm` of the
+        kernel's resident blocks, else a full SM's threads (`cap_blocks_per_sm`). True for the warp and
+        segment kernels, where it was measured to pay (docs/perf.md, session 15); False for the
+        row-per-thread kernel (Mixtral, 12 resident blocks of 128 threads: 1.03x at T = 2^20 on an H200)
+        and the generic kernel (not measured).
     """
 
     name_expression: str
@@ -337,6 +342,14 @@ class KernelPlan:
     rows_per_warp: int = 1
     bound_name_expression: str | None = None
     bound_min_blocks_per_sm: int = BOUND_MIN_BLOCKS_PER_SM
+    loops_at_resident_blocks: bool = False
+
+    def cap_blocks_per_sm(self, resident_blocks_per_sm: int = 0) -> int:
+        """Blocks per SM of a grid whose blocks loop: `grid_cap_blocks_per_sm(block, resident_blocks_per_sm)`
+        where `loops_at_resident_blocks`, else a full SM's threads."""
+        if self.loops_at_resident_blocks:
+            return grid_cap_blocks_per_sm(self.block, resident_blocks_per_sm)
+        return grid_cap_blocks_per_sm(self.block, 0)
 
     def kernel_name(self, selection: int) -> str:
         """The name expression of the kernel that runs step 5's plan `selection` (the throughput plan's
@@ -353,17 +366,21 @@ class KernelPlan:
         return WARP_SIZE * self.warps_per_block
 
     def grid(self, num_rows: int, sm_count: int, resident_blocks_per_sm: int = 0) -> int:
-        """Blocks for `num_rows` rows: `rows_per_warp` rows per warp, capped at `sm_count` times
-        `grid_cap_blocks_per_sm(block, resident_blocks_per_sm)` (the kernels loop over rows with a 64-bit
-        stride, so any T fits). resident_blocks_per_sm: the driver's count for the kernel that runs, 0 if
-        unknown."""
+        """Blocks for `num_rows` rows: `rows_per_warp` rows per warp, one block per `warps_per_block`
+        warps' rows while that fits a full SM's threads on every SM (the hardware then runs the blocks in
+        waves as they finish); beyond, `sm_count` times `cap_blocks_per_sm(resident_blocks_per_sm)`
+        blocks that loop over the rows with a 64-bit stride, so any T fits. resident_blocks_per_sm: the
+        driver's count for the kernel that runs, 0 if unknown. (A cap of the resident blocks where the
+        blocks would not loop, measured on an H200 in session 15: Mixtral's row-per-thread kernel 1.08x at
+        T = 262144, Qwen3-Next 1.04x at 4096.)"""
         if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
             raise ValueError(
                 f"num_rows={num_rows}, sm_count={sm_count}, but need num_rows >= 0 and sm_count >= 1"
             )
         wanted = -(-num_rows // (self.warps_per_block * self.rows_per_warp))
-        cap = sm_count * grid_cap_blocks_per_sm(self.block, resident_blocks_per_sm)
-        return max(1, min(wanted, cap))
+        if wanted <= sm_count * (MAX_THREADS_PER_SM // self.block):
+            return max(1, wanted)
+        return sm_count * self.cap_blocks_per_sm(resident_blocks_per_sm)
 
     def geometry(
         self, num_rows: int, sm_count: int, selection: int, resident_blocks_per_sm: int = 0
@@ -530,4 +547,5 @@ def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
         bound_min_blocks_per_sm=(
             SEGMENT_BOUND_MIN_BLOCKS_PER_SM if spec.kernel == "segment" else BOUND_MIN_BLOCKS_PER_SM
         ),
+        loops_at_resident_blocks=True,
     )

@@ -93,7 +93,7 @@ def resident_blocks_per_sm(function: int, block: int, shared_mem: int) -> int:
     reside on one SM for the kernel `function` (a CUfunction handle, CuPy's `Function.ptr`; its module stays
     loaded for the process): cuOccupancyMaxActiveBlocksPerMultiprocessor, asked once per triple. 0 where
     the driver cannot tell (no libcuda, or an error), which leaves the grid's cap at a full SM's threads
-    (dispatch.grid_cap_blocks_per_sm)."""
+    (KernelPlan.cap_blocks_per_sm)."""
     try:
         lib = _driver()
     except (OSError, AttributeError):

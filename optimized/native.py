@@ -193,7 +193,7 @@ class Records:
         """Store the kernels of (config, scores dtype, device) so that later calls take the C++ path.
 
         functions: the CUfunction handles of step 5's plans (throughput, latency, bound: `plan.kernel_name`
-        of each); caps: the grid's cap in blocks per SM for each (dispatch.grid_cap_blocks_per_sm of the
+        of each); caps: the grid's cap in blocks per SM for each (KernelPlan.cap_blocks_per_sm of the
         driver's resident blocks), which the launcher multiplies by `sm_count`.
         """
         with self.lock:

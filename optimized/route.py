@@ -26,7 +26,6 @@ from .dispatch import (
     KernelPlan,
     config_arguments,
     dispatch_plan,
-    grid_cap_blocks_per_sm,
 )
 from .launch import ROUTE_PARAMS, driver_launch_available, launch_route_kernel, resident_blocks_per_sm
 
@@ -212,7 +211,7 @@ def _register_native(config: RoutingConfig, plan: KernelPlan, scores: torch.Tens
     sm_count, programmatic = _device_info(device_index)
     plans = (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)
     kernels = [get_kernel(plan.kernel_name(selection), (), device_index) for selection in plans]
-    caps = [grid_cap_blocks_per_sm(plan.block, _resident_blocks(k, plan, device_index)) for k in kernels]
+    caps = [plan.cap_blocks_per_sm(_resident_blocks(k, plan, device_index)) for k in kernels]
     _records.register(
         module,
         config,

@@ -34,11 +34,7 @@ from moegate.optimized import (
     name_expressions,
     native,
 )
-from moegate.optimized.dispatch import (
-    SCORE_DTYPE_CODES,
-    SEGMENT_BOUND_MIN_BLOCKS_PER_SM,
-    grid_cap_blocks_per_sm,
-)
+from moegate.optimized.dispatch import SCORE_DTYPE_CODES, SEGMENT_BOUND_MIN_BLOCKS_PER_SM
 from moegate.optimized.launch import ROUTE_PARAMS, _LaunchConfig
 from moegate.reference import PRESETS, RoutingConfig, check_inputs
 
@@ -128,7 +124,7 @@ def record_for(module, config: RoutingConfig, dtypes=tuple(SCORE_DTYPE_CODES), d
         if record is None:
             record = native.make_record(module, config, plan)
         functions = [FAKE_FUNCTIONS[plan.kernel_name(p)] for p in (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)]
-        caps = [grid_cap_blocks_per_sm(plan.block, FAKE_RESIDENT[f]) for f in functions]
+        caps = [plan.cap_blocks_per_sm(FAKE_RESIDENT[f]) for f in functions]
         module.set_kernels(record, device, SM_COUNT, 1, SCORE_DTYPE_CODES[dtype], *functions, *caps)
     return record
 
@@ -271,7 +267,7 @@ def test_every_plan_and_the_grid_cap_are_reached(launcher) -> None:
             for t in ROWS[1:]:
                 selection = p.selection_plan(t, SM_COUNT)
                 resident = FAKE_RESIDENT[FAKE_FUNCTIONS[p.kernel_name(selection)]]
-                cap = grid_cap_blocks_per_sm(p.block, resident)
+                cap = p.cap_blocks_per_sm(resident)
                 wanted = -(-t // (p.warps_per_block * p.rows_per_warp))
                 if p.geometry(t, SM_COUNT, selection, resident) == (SM_COUNT * cap, p.block) < (wanted, 0):
                     binding.add(cap)

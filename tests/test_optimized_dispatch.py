@@ -201,11 +201,19 @@ def test_segment_rows_route_32_over_l_rows_per_warp_in_the_throughput_plan(prese
     assert plan.geometry(10**9, sm, PLAN_THROUGHPUT) == (sm * 8, 256)  # capped; the kernel loops
     if plan.bound_name_expression is not None:  # Moonlight: the bound plan is a segment kernel too
         assert plan.geometry(10**6, sm, PLAN_BOUND) == plan.geometry(10**6, sm, PLAN_THROUGHPUT)
-    # A kernel with 3 blocks resident per SM is capped at 3 (one wave); with 4, 8 or unknown (0), at 8.
+    # Where the blocks loop (more than 8 blocks' rows per SM), a kernel with 3 blocks resident per SM gets 3
+    # blocks per SM (one wave); with 4, 8 or unknown (0), 8.
     assert plan.geometry(10**6, sm, PLAN_THROUGHPUT, 3) == (3 * sm, 256)
     for resident in (0, 1, 2, 4, 8):
         assert plan.geometry(10**6, sm, PLAN_THROUGHPUT, resident) == (8 * sm, 256)
-    # The cap only binds: below it, and in the spread geometry, the resident blocks change nothing.
+    # Up to 8 blocks' rows per SM one block per 8 warps' rows, whatever the resident blocks: the hardware
+    # runs them in waves; one row more and the blocks loop.
+    last = 8 * full  # 8 full blocks per SM
+    assert plan.geometry(last, sm, PLAN_THROUGHPUT, 3) == (8 * sm, 256)
+    assert plan.geometry(last - 1, sm, PLAN_THROUGHPUT, 3) == (8 * sm, 256)
+    assert plan.geometry(4 * full, sm, PLAN_THROUGHPUT, 3) == (4 * sm, 256)
+    assert plan.geometry(last + 1, sm, PLAN_THROUGHPUT, 3) == (3 * sm, 256)
+    assert plan.geometry(last + 1, sm, PLAN_THROUGHPUT, 4) == (8 * sm, 256)
     assert plan.geometry(full, sm, PLAN_THROUGHPUT, 3) == (sm, 256)
     assert plan.geometry(8 * sm + 1, sm, PLAN_THROUGHPUT, 3) == plan.geometry(8 * sm + 1, sm, PLAN_THROUGHPUT)
 
@@ -220,14 +228,28 @@ def test_the_grid_cap_is_a_full_sm_unless_the_resident_blocks_leave_a_partial_wa
     for block, resident in ((0, 1), (4096, 1), (256, -1)):
         with pytest.raises(ValueError, match="block="):
             grid_cap_blocks_per_sm(block, resident)
-    # The cap is per SM: the grid is the SM count times it, whatever the row kind.
+    # The cap is per SM: where the blocks loop, the grid is the SM count times it; where they do not (a full
+    # SM's threads on every SM hold the rows), one block per block's rows. The warp and segment kernels loop
+    # in one wave of their resident blocks where those leave a partial wave; the row-per-thread and the
+    # generic kernels at a full SM's threads, whatever reside.
     for preset in ("deepseek-v3", "glm-4.5-air", "mixtral-8x7b"):
         plan = dispatch_plan(PRESETS[preset], torch.bfloat16)
-        for resident in range(0, 9):
-            grid, block = plan.geometry(10**9, 132, PLAN_THROUGHPUT, resident)
-            assert (grid, block) == (132 * grid_cap_blocks_per_sm(plan.block, resident), plan.block)
+        assert plan.loops_at_resident_blocks == (preset != "mixtral-8x7b")
+        rows_per_block = plan.warps_per_block * plan.rows_per_warp
+        full = 132 * (2048 // plan.block)
+        for resident in range(0, 17):
+            cap = grid_cap_blocks_per_sm(plan.block, resident if plan.loops_at_resident_blocks else 0)
+            assert plan.cap_blocks_per_sm(resident) == cap
+            assert plan.geometry(10**9, 132, PLAN_THROUGHPUT, resident) == (132 * cap, plan.block)
+            assert plan.grid(full * rows_per_block, 132, resident) == full
+            assert plan.grid(full * rows_per_block - 1, 132, resident) == full
+            assert plan.grid(full * rows_per_block + 1, 132, resident) == 132 * cap
+    mixtral = dispatch_plan(PRESETS["mixtral-8x7b"], torch.bfloat16)
+    assert mixtral.geometry(10**9, 132, PLAN_THROUGHPUT, 12) == (132 * 16, 128)
     generic = generic_plan(RoutingConfig(num_experts=96, topk=5), torch.float32)
-    assert generic.geometry(10**9, 132, PLAN_THROUGHPUT, 12) == (132 * 12, 128)
+    assert not generic.loops_at_resident_blocks
+    assert generic.geometry(10**9, 132, PLAN_THROUGHPUT, 12) == (132 * 16, 128)
+    assert generic.geometry(132 * 16 * 4, 132, PLAN_THROUGHPUT, 12) == (132 * 16, 128)
 
 
 def test_small_e_rows_route_a_row_per_thread() -> None:

@@ -30,7 +30,7 @@ from moegate.optimized import (
     route,
 )
 from moegate.optimized.build import get_kernel
-from moegate.optimized.dispatch import BOUND_MIN_BLOCKS_PER_SM, grid_cap_blocks_per_sm
+from moegate.optimized.dispatch import BOUND_MIN_BLOCKS_PER_SM
 from moegate.optimized.launch import resident_blocks_per_sm
 from moegate.properties.differential import assert_routing_close
 from moegate.properties.problem import RoutingProblem
@@ -572,11 +572,12 @@ def test_dispatch_switches_plans_past_one_block_per_sm() -> None:
 
 @pytest.mark.parametrize("spec", SPECIALIZATIONS, ids=lambda s: s.name)
 def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> None:
-    # The grid is capped at the SM count times grid_cap_blocks_per_sm of the driver's resident blocks for
-    # the kernel that runs (3 on an H200 for the segment bound kernels and Qwen3-Next's throughput kernel,
-    # 4 for the others). Each kernel in its throughput and bound plans (Mixtral's row-per-thread kernel in
-    # its one), at a T that makes every block loop more than twice with a partial last stride: with the
-    # driver's count, and with 3 forced for every kernel, bitwise the generic kernel's output.
+    # Where its blocks loop, the grid is the SM count times the plan's cap_blocks_per_sm of the driver's
+    # resident blocks for the kernel that runs (3 on an H200 for the segment bound kernels and Qwen3-Next's
+    # throughput kernel, 4 for the other warp and segment kernels; a full SM for Mixtral's row-per-thread
+    # kernel). Each kernel in its throughput and bound plans, at a T that makes every block loop at least
+    # twice with a partial last stride: with the driver's count, and with 3 forced for every kernel (where
+    # the plan loops at its resident blocks), bitwise the generic kernel's output.
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
     dtype = torch.bfloat16
     plan = dispatch_plan(config, dtype)
@@ -587,8 +588,8 @@ def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> N
         resident = resident_blocks_per_sm(kernel.ptr, plan.block, plan.shared_mem_bytes)
         assert 1 <= resident <= 2048 // plan.block, (spec.name, selection, resident)
         for forced in (None, 3):
-            cap = grid_cap_blocks_per_sm(plan.block, resident if forced is None else forced)
-            num_rows = (2 * cap * sm_count + 1) * rows_per_block + 5
+            cap = plan.cap_blocks_per_sm(resident if forced is None else forced)
+            num_rows = (2 * (2048 // plan.block) * sm_count + 1) * rows_per_block + 5
             assert plan.geometry(num_rows, sm_count, selection, cap) == (cap * sm_count, plan.block)
             seed = seed_of("cap", spec.name, selection, forced)
             scores, bias = random_inputs(config, num_rows, dtype, torch.float32, seed)

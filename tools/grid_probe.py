@@ -5,7 +5,7 @@
 The kernels loop over rows with a grid stride. Until session 15 the dispatch capped the grid at 8 blocks
 of 256 threads per SM (MAX_THREADS_PER_SM), so a kernel whose registers let fewer blocks reside (3 at 80
 registers) ran its blocks in waves, the last one partly empty; since, the cap is
-dispatch.grid_cap_blocks_per_sm of the kernel's resident blocks. For each preset, T and step-5 plan with
+KernelPlan.cap_blocks_per_sm of the kernel's resident blocks. For each preset, T and step-5 plan with
 a kernel of its own (throughput, bound), this prints the driver's resident blocks per SM for the kernel
 and its time (`moegate bench`'s timer: CUDA graph over input sets rotated past L2) with the grid capped at
 each of `--caps` blocks per SM (forced: the resident count hidden from the geometry; 0 is the dispatch's

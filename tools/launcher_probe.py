@@ -25,7 +25,6 @@ from torch.utils import cpp_extension
 from moegate import optimized
 from moegate.optimized import PLAN_BOUND, PLAN_LATENCY, PLAN_THROUGHPUT, dispatch_plan, native
 from moegate.optimized.build import get_kernel
-from moegate.optimized.dispatch import grid_cap_blocks_per_sm
 from moegate.optimized.launch import resident_blocks_per_sm
 from moegate.properties.benchmark_timers import time_host
 from moegate.reference import get_preset
@@ -64,7 +63,7 @@ def main() -> None:
     sm_count, programmatic = route_module._device_info(0)
     plans = (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)
     functions = [get_kernel(plan.kernel_name(p), (), 0).ptr for p in plans]
-    caps = [grid_cap_blocks_per_sm(plan.block, resident_blocks_per_sm(f, plan.block, 0)) for f in functions]
+    caps = [plan.cap_blocks_per_sm(resident_blocks_per_sm(f, plan.block, 0)) for f in functions]
 
     calls = {}
     for spec in args.variants:

@@ -111,7 +111,7 @@ struct DeviceKernels {
   int64_t sm_count = 0;  // 0: this device is not registered
   int programmatic = 0;  // programmatic dependent launch (sm_90+)
   uint64_t function[kNumScoreDtypes][kNumPlans] = {};  // [scores dtype code][plan]: CUfunction, 0 = none
-  int64_t cap_blocks_per_sm[kNumScoreDtypes][kNumPlans] = {};  // dispatch.py grid_cap_blocks_per_sm, each
+  int64_t cap_blocks_per_sm[kNumScoreDtypes][kNumPlans] = {};  // dispatch.py KernelPlan.cap_blocks_per_sm
 };
 
 struct Record {
@@ -298,8 +298,10 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
   } else {
     block = kWarpSize * warps_per_block;
     const int64_t wanted = ceil_div(num_rows, warps_per_block * rec->rows_per_warp);
+    // One block per block's rows while a full SM's threads on every SM holds them; beyond, blocks that loop.
+    const int64_t full = sm_count * (kMaxThreadsPerSm / block);
     const int64_t cap = sm_count * kernels.cap_blocks_per_sm[dtype_code][kernel_plan];
-    grid = std::max<int64_t>(1, std::min(wanted, cap));
+    grid = wanted <= full ? std::max<int64_t>(1, wanted) : cap;
   }
 
   // ---- allocate (or take the caller's buffers) ----
@@ -399,7 +401,7 @@ PyObject* make_record(PyObject* /*module*/, PyObject* args) {
 
 // set_kernels(record, device, sm_count, programmatic, dtype_code, throughput_function, latency_function,
 //             bound_function, throughput_cap, latency_cap, bound_cap): each cap in blocks per SM, 1 to
-//             kMaxThreadsPerSm / 32 (dispatch.py grid_cap_blocks_per_sm of the kernel's resident blocks)
+//             kMaxThreadsPerSm / 32 (dispatch.py KernelPlan.cap_blocks_per_sm of its resident blocks)
 PyObject* set_kernels(PyObject* /*module*/, PyObject* args) {
   PyObject* capsule;
   int device, programmatic, dtype_code;
