@@ -397,7 +397,7 @@ def test_selection_plan_is_latency_up_to_one_block_per_sm() -> None:
 
 
 def test_segment_rows_switch_to_their_bound_plan_at_their_own_threshold() -> None:
-    # The segment kernel's bound plan pays later than the warp kernel's (docs/perf.md, session 14): from
+    # The segment kernel's bound plan pays later than the warp kernel's (docs/perf.md, sessions 14, 15): from
     # SEGMENT_BOUND_MIN_BLOCKS_PER_SM blocks of 8 rows per SM, not BOUND_MIN_BLOCKS_PER_SM.
     assert SEGMENT_BOUND_MIN_BLOCKS_PER_SM > BOUND_MIN_BLOCKS_PER_SM
     for name in ("moonlight-16b-a3b", "glm-4.5-air"):
