@@ -1,14 +1,16 @@
 """Run compute-sanitizer's memcheck, racecheck and initcheck on the fused routing kernels.
 
-    python tools/sanitize.py [--tools memcheck,racecheck,initcheck] [--log-dir DIR]
+    python tools/sanitize.py [--tools memcheck,racecheck,initcheck] [--log-dir DIR] [--looping]
 
 Each tool runs this file in `--worker` mode under `compute-sanitizer --tool TOOL`: one small case per
 compiled kernel (every specialization in every scores dtype, the generic kernel in every dtype on
 several shapes, including K > 32, G = E, a misaligned row-strided view and non-finite rows); the
 specialized kernels in each of their selection plans (latency, throughput, and bound where a row has it).
-Inputs are
-made on the CPU and copied, so the only kernels the sanitizer sees are ours. Prints one summary line
-per tool and exits non-zero if any tool reports an error.
+With --looping, instead: every specialization's throughput and bound kernels (bf16, with a bias) at a T
+one block's rows past a full SM's threads on every SM, so that every block loops over the rows in the
+dispatch's grid (capped at the kernel's resident blocks where KernelPlan.cap_blocks_per_sm says so).
+Inputs are made on the CPU and copied, so the only kernels the sanitizer sees are ours. Prints one summary
+line per tool and exits non-zero if any tool reports an error.
 """
 
 from __future__ import annotations
@@ -22,6 +24,34 @@ from pathlib import Path
 
 TOOLS = ("memcheck", "racecheck", "initcheck")
 SUMMARY = re.compile(r"(ERROR SUMMARY: .*|RACECHECK SUMMARY: .*)")
+
+
+def looping_worker() -> int:
+    import torch
+
+    from moegate.optimized import PLAN_BOUND, PLAN_THROUGHPUT, SPECIALIZATIONS, dispatch_plan, launch
+    from moegate.optimized.dispatch import MAX_THREADS_PER_SM
+
+    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    gen = torch.Generator().manual_seed(0)
+    count = 0
+    for spec in SPECIALIZATIONS:
+        config = spec.config(num_fused_shared_experts=1)
+        plan = dispatch_plan(config, torch.bfloat16)
+        E = config.num_experts
+        rows_per_block = plan.warps_per_block * plan.rows_per_warp
+        T = (sm_count * (MAX_THREADS_PER_SM // plan.block) + 1) * rows_per_block
+        scores = torch.randn(T, E, generator=gen).to(torch.bfloat16).cuda()
+        bias = torch.randn(E, generator=gen).cuda()
+        bound = (PLAN_BOUND,) if plan.bound_name_expression is not None else ()
+        for selection in (PLAN_THROUGHPUT, *bound):
+            ids = torch.empty(T, config.output_width, dtype=torch.int32, device="cuda")
+            weights = torch.empty(T, config.output_width, dtype=torch.float32, device="cuda")
+            launch(plan, scores, bias, config, ids, weights, selection=selection)
+            count += 1
+    torch.cuda.synchronize()
+    print(f"worker: {count} launches (each specialization's throughput and bound kernels, looping) done")
+    return 0
 
 
 def worker() -> int:
@@ -107,9 +137,10 @@ def main() -> int:
     parser.add_argument("--worker", action="store_true", help="run the cases (under a sanitizer)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated compute-sanitizer tools")
     parser.add_argument("--log-dir", type=Path, default=None, help="write each tool's full log here")
+    parser.add_argument("--looping", action="store_true", help="the cases whose blocks loop over the rows")
     args = parser.parse_args()
     if args.worker:
-        return worker()
+        return looping_worker() if args.looping else worker()
     sanitizer = shutil.which("compute-sanitizer")
     if sanitizer is None:
         print("compute-sanitizer not found on PATH: nothing checked")
@@ -118,6 +149,7 @@ def main() -> int:
     summaries = []
     for tool in args.tools.split(","):
         cmd = [sanitizer, f"--tool={tool}", "--error-exitcode=3", sys.executable, __file__, "--worker"]
+        cmd += ["--looping"] if args.looping else []
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         log = result.stdout + result.stderr
         if args.log_dir is not None:
