@@ -10,9 +10,9 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -1
 
 # The steps the device scripts share, each writing its log under $OUT and printing a summary:
 # gpu_suite LIMIT_S [NAME PYTEST_ARGS...] (the GPU tests: all of tests/, or those PYTEST_ARGS pick, logged
-# as $OUT/pytest_NAME.log, NAME "gpu" by default), gpu_sanitize (compute-sanitizer over every kernel),
-# gpu_bench [LIMIT_S] [T_SHOWN] (moegate bench against the peers on every preset with the host path,
-# `.peers/*` carried; its rows at the T of the regex T_SHOWN are printed).
+# as $OUT/pytest_NAME.log, NAME "gpu" by default), gpu_sanitize (compute-sanitizer over every kernel, then
+# over the kernels whose blocks loop), gpu_bench [LIMIT_S] [T_SHOWN] (moegate bench against the peers on
+# every preset with the host path, `.peers/*` carried; its rows at the T of the regex T_SHOWN are printed).
 gpu_suite() {
   local limit=$1 name=gpu
   shift
@@ -28,6 +28,9 @@ gpu_sanitize() {
   SECONDS=0
   timeout 240 python3 tools/sanitize.py > "$OUT/sanitize.log" 2>&1
   echo "sanitize exit $? in ${SECONDS}s"; tail -3 "$OUT/sanitize.log" | cut -c1-120
+  SECONDS=0
+  timeout 200 python3 tools/sanitize.py --looping > "$OUT/sanitize_looping.log" 2>&1
+  echo "sanitize --looping exit $? in ${SECONDS}s"; tail -3 "$OUT/sanitize_looping.log" | cut -c1-120
 }
 gpu_bench() {
   SECONDS=0
