@@ -3,7 +3,8 @@
 - route.cu is compiled once per (defines, GPU architecture) and loaded once per device: a call on cuda:1
   after one on cuda:0 loads the module there, a device of another architecture gets its own build;
 - concurrent first calls from several threads compile once and all get the kernel;
-- the launch's parameter buffer (optimized/launch.py) matches the kernels' signature in route.cu.
+- the launch's parameter buffer (optimized/launch.py) matches the kernels' signature in route.cu;
+- the driver's resident blocks per SM reach the grid, and 0 (no driver, or a refused query) means unknown.
 
 The same on real GPUs: tests/test_optimized_devices.py.
 """
@@ -176,3 +177,43 @@ def test_the_cupy_fallback_launch_passes_every_parameter_typed(monkeypatch: pyte
     expected = {"Q": np.uint64, "q": np.int64, "i": np.int32, "f": np.float32}
     assert [type(a) for a in args] == [expected[k] for k in kinds]
     assert [a.item() for a in args] == list(params)
+
+
+def test_an_unknown_resident_count_leaves_the_grid_at_a_full_sm(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a driver (this CPU machine) or for a handle the driver refuses, the resident count is 0, which
+    # the dispatch reads as "unknown": a full SM's threads per SM, the geometry before session 15.
+    import ctypes
+    import importlib
+
+    from moegate.optimized.dispatch import grid_cap_blocks_per_sm
+
+    launch_module = importlib.import_module("moegate.optimized.launch")  # the module, not route's launch()
+
+    class NoDriver:
+        def __call__(self) -> None:
+            raise OSError("libcuda.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(launch_module, "_driver", NoDriver())
+    launch_module.resident_blocks_per_sm.cache_clear()
+    assert launch_module.resident_blocks_per_sm(0x1234, 256, 0) == 0
+
+    class RefusingDriver:  # cuOccupancyMaxActiveBlocksPerMultiprocessor returns CUDA_ERROR_INVALID_VALUE
+        def cuOccupancyMaxActiveBlocksPerMultiprocessor(self, count, function, block, shared_mem) -> int:
+            ctypes.cast(count, ctypes.POINTER(ctypes.c_int)).contents.value = 7
+            return 1
+
+    monkeypatch.setattr(launch_module, "_driver", lambda: RefusingDriver())
+    launch_module.resident_blocks_per_sm.cache_clear()
+    assert launch_module.resident_blocks_per_sm(0x1234, 256, 0) == 0
+
+    class AnsweringDriver:
+        def cuOccupancyMaxActiveBlocksPerMultiprocessor(self, count, function, block, shared_mem) -> int:
+            assert (function, block, shared_mem) == (0x1234, 256, 512)
+            ctypes.cast(count, ctypes.POINTER(ctypes.c_int)).contents.value = 3
+            return 0
+
+    monkeypatch.setattr(launch_module, "_driver", lambda: AnsweringDriver())
+    launch_module.resident_blocks_per_sm.cache_clear()
+    assert launch_module.resident_blocks_per_sm(0x1234, 256, 512) == 3
+    launch_module.resident_blocks_per_sm.cache_clear()
+    assert grid_cap_blocks_per_sm(256, 0) == 8 and grid_cap_blocks_per_sm(256, 3) == 3
