@@ -177,7 +177,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--host",
         action="store_true",
-        help=f"also time the host path: {bm.HOST_CALLS} eager calls at T = 1 of the first preset and dtype",
+        help=f"also time the host path: {bm.HOST_CALLS} eager calls at T = 1 of the first preset and dtype, "
+        f"then {bm.HOST_CALLS} more with the thread pinned to each CPU it may use",
     )
     p.add_argument("--out", metavar="DIR", help="write bench.json and bench.png (the plot) into DIR")
     p.add_argument("--force", action="store_true", help="overwrite bench.json/bench.png in --out DIR")
