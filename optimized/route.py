@@ -47,11 +47,11 @@ def _current_stream(device_index: int) -> int:
     return int(torch.cuda.current_stream(device_index).cuda_stream)
 
 
-def _resident_blocks(kernel: Any, plan: KernelPlan, device_index: int) -> int:
+def _resident_blocks(kernel: Any, plan: KernelPlan, device_index: int, is_current: bool) -> int:
     """The driver's resident blocks per SM for `kernel` (a CuPy Function) at `plan`'s full block and
-    dynamic shared memory (launch.resident_blocks_per_sm, cached), asked in the kernel's device's context;
-    0 if unknown."""
-    if device_index == torch.cuda.current_device():
+    dynamic shared memory (launch.resident_blocks_per_sm, cached), asked in the kernel's device's context
+    (is_current: that device is the current one already); 0 if unknown."""
+    if is_current:
         return resident_blocks_per_sm(kernel.ptr, plan.block, plan.shared_mem_bytes)
     with torch.cuda.device(device_index):
         return resident_blocks_per_sm(kernel.ptr, plan.block, plan.shared_mem_bytes)
@@ -117,7 +117,8 @@ def launch(
     if selection is None:
         selection = plan.selection_plan(num_rows, sm_count)
     kernel = get_kernel(plan.kernel_name(selection), defines, device_index)
-    resident = _resident_blocks(kernel, plan, device_index)
+    is_current = device_index == torch.cuda.current_device()
+    resident = _resident_blocks(kernel, plan, device_index, is_current)
     grid, block = plan.geometry(num_rows, sm_count, selection, resident)
     args = (
         grid,
@@ -137,7 +138,7 @@ def launch(
     )
     if not driver_launch_available():  # CuPy's own launch: no programmatic dependent launch
         _cupy_launch(kernel, device_index, *args)
-    elif device_index == torch.cuda.current_device():
+    elif is_current:
         launch_route_kernel(kernel.ptr, *args)
     else:  # the driver launches in the calling thread's current context: the scores' device's
         with torch.cuda.device(device_index):
@@ -211,7 +212,8 @@ def _register_native(config: RoutingConfig, plan: KernelPlan, scores: torch.Tens
     sm_count, programmatic = _device_info(device_index)
     plans = (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)
     kernels = [get_kernel(plan.kernel_name(selection), (), device_index) for selection in plans]
-    caps = [plan.cap_blocks_per_sm(_resident_blocks(k, plan, device_index)) for k in kernels]
+    is_current = device_index == torch.cuda.current_device()
+    caps = [plan.cap_blocks_per_sm(_resident_blocks(k, plan, device_index, is_current)) for k in kernels]
     _records.register(
         module,
         config,
