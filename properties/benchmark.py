@@ -533,9 +533,13 @@ def _host_row(
         if plan.rejects:
             return replace(row, status="rejects", reason="; ".join(plan.rejects))
         config = plan.config
+
+        def call(s: torch.Tensor, b: torch.Tensor | None) -> object:
+            return impl(s, b, config)
+
         inputs = make_inputs(plan, preset, 1, device, 0)
-        samples = time_host(lambda s, b: impl(s, b, config), inputs, device, calls=calls)
-        pinned = time_host_per_cpu(lambda s, b: impl(s, b, config), inputs, device, calls=calls)
+        samples = time_host(call, inputs, device, calls=calls)
+        pinned = time_host_per_cpu(call, inputs, device, calls=calls)
     except Exception as exc:
         return replace(row, status="error", reason=_error(exc))
     finally:
