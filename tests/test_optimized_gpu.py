@@ -588,9 +588,10 @@ def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> N
         resident = resident_blocks_per_sm(kernel.ptr, plan.block, plan.shared_mem_bytes)
         assert 1 <= resident <= 2048 // plan.block, (spec.name, selection, resident)
         for forced in (None, 3):
-            cap = plan.cap_blocks_per_sm(resident if forced is None else forced)
+            count = resident if forced is None else forced
+            cap = plan.cap_blocks_per_sm(count)
             num_rows = (2 * (2048 // plan.block) * sm_count + 1) * rows_per_block + 5
-            assert plan.geometry(num_rows, sm_count, selection, cap) == (cap * sm_count, plan.block)
+            assert plan.geometry(num_rows, sm_count, selection, count) == (cap * sm_count, plan.block)
             seed = seed_of("cap", spec.name, selection, forced)
             scores, bias = random_inputs(config, num_rows, dtype, torch.float32, seed)
             slow = run_plan(generic_plan(config, dtype), scores, bias, config)
