@@ -14,7 +14,8 @@ Kernels (optimized/kernels/route.cu):
     route_segment_kernel<DT, SCORING, E, G, KG, K, L, PLAN>: one row per aligned segment of L lanes (32 / L
         rows per warp), for table rows with E / L <= 32 experts per lane and each group on whole lanes
         (kernel="segment", lanes=L): their throughput plan, and their bound plan where
-        `segment_bound_plan_applies`; their latency plan is route_warp_kernel's.
+        `segment_bound_plan_applies`; their latency plan is route_warp_kernel's. Where `named_keys_apply`,
+        the throughput plan selects by keys that name their expert (route.cu: select_by_named_keys).
     route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
 DT is the scores' dtype code (`SCORE_DTYPE_CODES`), SCORING the scoring function's (`SCORING_CODES`).
 Everything else (renormalize, S, shared mode, output scaling, r, bias dtype; and for the generic kernel
@@ -112,6 +113,12 @@ class Specialization:
         return self.kernel == "warp" and bound_plan_applies(*self.key)
 
     @property
+    def has_named_keys(self) -> bool:
+        """Whether this row's throughput plan selects by keys that name their expert: a segment-kernel row
+        that `named_keys_apply` admits."""
+        return self.kernel == "segment" and named_keys_apply(*self.key, self.lanes)
+
+    @property
     def key(self) -> tuple[str, int, int, int, int]:
         """What dispatch matches: (scoring_func, E, G, Kg, K)."""
         return (self.scoring_func, self.num_experts, self.num_expert_group, self.topk_group, self.topk)
@@ -151,17 +158,37 @@ def segment_bound_plan_applies(
     scoring_func: str, num_experts: int, num_groups: int, topk_group: int, topk: int, lanes: int
 ) -> bool:
     """route.cu's segment_bound_plan_applies, the same rule: the bound plan inside a segment of `lanes` lanes
-    (route_segment_row_bound) takes sigmoid rows without groups, E % 32 == 0 and E <= 256 (one byte names an
-    expert), 2 to 8 experts a lane, and one slot per lane (1 < K <= lanes): its K + 1 rounds then always
-    find K + 1 keys among the lanes' first min(E / lanes, K + 1) sorted ones."""
+    (route_segment_row_bound) takes sigmoid rows without groups, E % 32 == 0, 2 to 8 experts a lane, and one
+    slot per lane (1 < K <= lanes): its K + 1 rounds then always find K + 1 keys among the lanes' first
+    min(E / lanes, K + 1) sorted ones; and E <= 64: at E = 128 the throughput plan's named keys were
+    faster (docs/perf.md, session 16)."""
     per_lane = num_experts // lanes if lanes > 0 else 0
     return (
         scoring_func == "sigmoid"
         and num_groups == 1
         and topk_group == 1
         and num_experts % WARP_SIZE == 0
-        and num_experts <= 256
+        and num_experts <= 64
         and 2 <= per_lane <= 8
+        and 1 < topk <= lanes
+    )
+
+
+def named_keys_apply(
+    scoring_func: str, num_experts: int, num_groups: int, topk_group: int, topk: int, lanes: int
+) -> bool:
+    """route.cu's named_keys_apply, the same rule: a segment kernel's throughput plan selects by keys that
+    name their expert (select_by_named_keys: the exact key's low byte replaced by 255 - e, the result
+    proved exact or the warp's rows selected again exactly) where the row has no groups (Kg == G), E % 32
+    == 0 and E <= 256 (one byte names an expert), at most 8 experts a lane, and one slot per lane (1 < K
+    <= lanes)."""
+    per_lane = num_experts // lanes if lanes > 0 else 0
+    return (
+        scoring_func in ("sigmoid", "softmax")
+        and topk_group == num_groups
+        and num_experts % WARP_SIZE == 0
+        and num_experts <= 256
+        and 1 <= per_lane <= 8
         and 1 < topk <= lanes
     )
 

@@ -178,6 +178,25 @@ def test_route_cu_segment_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> No
 
 
 @needs_nvcc
+def test_route_cu_named_keys_rule_is_the_dispatchs(tmp_path: Path) -> None:
+    """route.cu's named_keys_apply (which decides a segment throughput kernel's kNamedKeys) against
+    dispatch.py's, over a grid of shapes and segment sizes: each case a static_assert compiled by nvcc."""
+    from moegate.optimized.dispatch import SEGMENT_LANES, named_keys_apply
+
+    cases = []
+    for scoring in ("sigmoid", "softmax"):
+        for e in (32, 64, 96, 128, 160, 256, 288):
+            for g, kg in ((1, 1), (2, 2), (2, 1), (8, 3)):
+                for k in (1, 2, 6, 8, 9, 16):
+                    for lanes in SEGMENT_LANES:
+                        if e % g == 0 and k <= kg * (e // g):
+                            cases.append((scoring, e, g, kg, k, lanes))
+    assert len(cases) > 400
+    true_cases = _rule_agrees_under_nvcc(tmp_path, "named_keys_apply", cases, named_keys_apply)
+    assert true_cases >= 20
+
+
+@needs_nvcc
 def test_route_cu_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
     """route.cu's bound_plan_applies (which its bound kernels static_assert) against dispatch.py's, over a
     grid of shapes: each case a static_assert in a translation unit compiled by nvcc."""

@@ -31,6 +31,7 @@ from moegate.optimized.dispatch import (
     KernelPlan,
     bound_plan_applies,
     grid_cap_blocks_per_sm,
+    named_keys_apply,
     segment_bound_plan_applies,
 )
 from moegate.reference import PRESETS, RoutingConfig, check_inputs
@@ -70,13 +71,29 @@ def test_bound_plan_rows() -> None:
     assert not bound_plan_applies("sigmoid", 64, 8, 1, 8)  # 8 < K + 1
 
 
+def test_named_keys_rows() -> None:
+    # route.cu's select_by_named_keys: a segment throughput plan without groups, E % 32 == 0, E <= 256, at
+    # most 8 experts a lane, 1 < K <= L. tests/test_optimized_compile.py checks route.cu's copy of the rule.
+    rows = [s.name for s in SPECIALIZATIONS if s.has_named_keys]
+    assert rows == ["qwen3-moe", "deepseek-v2-lite", "moonlight-16b-a3b", "glm-4.5-air", "gpt-oss-120b"]
+    assert named_keys_apply("softmax", 128, 1, 1, 8, 16)  # Qwen3-MoE
+    assert named_keys_apply("sigmoid", 64, 1, 1, 6, 8)  # Moonlight
+    assert named_keys_apply("sigmoid", 128, 2, 2, 8, 16)  # every group kept: no group step
+    assert not named_keys_apply("softmax", 160, 8, 3, 6, 16)  # DeepSeek-V2: groups (and 10 experts a lane)
+    assert not named_keys_apply("sigmoid", 128, 1, 1, 1, 16)  # K = 1 (Llama-4): one tree, no rounds
+    assert not named_keys_apply("sigmoid", 128, 1, 1, 9, 8)  # K > L: no slot per lane
+    assert not named_keys_apply("sigmoid", 128, 1, 1, 8, 8)  # 16 experts a lane
+    assert not named_keys_apply("sigmoid", 288, 1, 1, 8, 16)  # an expert needs more than one byte
+    assert not any(s.has_named_keys for s in SPECIALIZATIONS if s.kernel != "segment")
+
+
 def test_segment_bound_plan_rows() -> None:
     # route.cu's route_segment_row_bound: sigmoid, no groups, E % 32 == 0, E <= 256, 2 to 8 experts a lane,
     # 1 < K <= L (a slot per lane). tests/test_optimized_compile.py checks route.cu's copy of the rule.
     segment_rows = [s.name for s in SPECIALIZATIONS if s.has_bound_plan and s.kernel == "segment"]
-    assert segment_rows == ["moonlight-16b-a3b", "glm-4.5-air"]
+    assert segment_rows == ["moonlight-16b-a3b"]
     assert segment_bound_plan_applies("sigmoid", 64, 1, 1, 6, 8)  # Moonlight
-    assert segment_bound_plan_applies("sigmoid", 128, 1, 1, 8, 16)  # GLM-4.5-Air
+    assert not segment_bound_plan_applies("sigmoid", 128, 1, 1, 8, 16)  # GLM-4.5-Air: named keys faster
     assert not segment_bound_plan_applies("sigmoid", 128, 1, 1, 1, 16)  # K = 1 (Llama-4): no slot per lane
     assert not segment_bound_plan_applies("softmax", 128, 1, 1, 8, 16)  # Qwen3-MoE
     assert not segment_bound_plan_applies("sigmoid", 160, 8, 3, 6, 16)  # groups
@@ -400,7 +417,7 @@ def test_segment_rows_switch_to_their_bound_plan_at_their_own_threshold() -> Non
     # The segment kernel's bound plan pays later than the warp kernel's (docs/perf.md, sessions 14, 15): from
     # SEGMENT_BOUND_MIN_BLOCKS_PER_SM blocks of 8 rows per SM, not BOUND_MIN_BLOCKS_PER_SM.
     assert SEGMENT_BOUND_MIN_BLOCKS_PER_SM > BOUND_MIN_BLOCKS_PER_SM
-    for name in ("moonlight-16b-a3b", "glm-4.5-air"):
+    for name in ("moonlight-16b-a3b",):
         plan = dispatch_plan(PRESETS[name], torch.bfloat16)
         rows_per_block = plan.warps_per_block
         for sm_count in (1, 78, 132):
@@ -412,8 +429,8 @@ def test_segment_rows_switch_to_their_bound_plan_at_their_own_threshold() -> Non
             assert plan.selection_plan(first_bound - rows_per_block, sm_count) == PLAN_THROUGHPUT
             assert plan.selection_plan(first_bound - rows_per_block + 1, sm_count) == PLAN_BOUND
             assert plan.selection_plan(10**12, sm_count) == PLAN_BOUND
-    # Llama-4 (K = 1) and the softmax segment rows have none.
-    for name in ("llama-4-maverick", "qwen3-moe", "deepseek-v2", "gpt-oss-120b"):
+    # Llama-4 (K = 1), the softmax segment rows and GLM-4.5-Air (E = 128: named keys were faster) have none.
+    for name in ("llama-4-maverick", "qwen3-moe", "deepseek-v2", "gpt-oss-120b", "glm-4.5-air"):
         plan = dispatch_plan(PRESETS[name], torch.bfloat16)
         assert plan.bound_name_expression is None
         assert plan.selection_plan(10**12, 132) == PLAN_THROUGHPUT

@@ -1,13 +1,14 @@
 """Time the dispatch's kernels compiled from several versions of route.cu side by side on a CUDA GPU.
 
     python tools/source_probe.py --variant head=old_route.cu --variant new=optimized/kernels/route.cu \
-        [--preset deepseek-v3 ...] [--rows 1,256,4096,262144] [--rounds 3] [--stamps]
+        [--preset deepseek-v3 ...] [--rows 1,256,4096,262144] [--rounds 3] [--no-bias] [--stamps]
 
 Each variant is a route.cu text; the probe compiles it (only the kernels the chosen presets dispatch to,
 every dtype's name list kept out), times each preset and T through `route.launch` with the dispatch's
 plan and `moegate bench`'s timer (CUDA graph over input sets rotated past L2, median of 5 replays), in
 `--rounds` alternating passes over the variants so that a drift of the card's clocks shows, and checks
 that every variant's ids and weights are bitwise the first variant's on random and tie-heavy rows.
+A preset with a bias gets a float32 one (0.1 N(0, 1)); --no-bias routes every preset without one.
 
 --stamps: also inserts clock64 stamps between the steps of the latency plan's warp kernel (lane 0 of
 block 0 writes them; each stamp takes the step's result as an input, so it is read after that result
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--rows", default="1,256,4096,262144")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--no-bias", action="store_true", help="route every preset without a bias")
     parser.add_argument("--stamps", action="store_true")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
@@ -130,7 +132,8 @@ def main() -> None:
     inputs = {}
     for p in presets:
         E = get_preset(p).num_experts
-        bias = torch.randn(E, device=device) * 0.1 if preset_has_bias(p) else None
+        with_bias = preset_has_bias(p) and not args.no_bias
+        bias = torch.randn(E, device=device) * 0.1 if with_bias else None
         tie_bias = None if bias is None else torch.randint(-1, 2, (E,), device=device) * 0.25
         for t in rows:
             inputs[p, t] = (

@@ -980,14 +980,25 @@ __host__ __device__ constexpr bool bound_plan_applies(int scoring, int e, int g,
 }
 
 // Whether the bound plan serves a segment-kernel row (optimized/dispatch.py: segment_bound_plan_applies,
-// the same rule): sigmoid without groups, E <= 256 (a byte names an expert), 2 to 8 experts a lane, and
-// the slots one per lane (1 < K <= L), so that the K + 1 rounds find K + 1 keys among the lanes' first
-// min(C, K + 1) (route_segment_row_bound).
+// the same rule): sigmoid without groups, 2 to 8 experts a lane, and the slots one per lane (1 < K <= L),
+// so that the K + 1 rounds find K + 1 keys among the lanes' first min(C, K + 1) (route_segment_row_bound);
+// and E <= 64. At E = 128 the bound kernel, held to 80 registers, spilled, and the throughput plan's named
+// keys (select_by_named_keys) measured 0.74x to 0.85x its time from T = 16384 to 262144 on an H200
+// (GLM-4.5-Air, docs/perf.md session 16); at E = 64 the bound plan stays 0.95x to 0.98x theirs.
 __host__ __device__ constexpr bool segment_bound_plan_applies(int scoring, int e, int g, int kg, int k,
                                                               int l) {
   const int c = e / l;
-  return scoring == kSigmoid && g == 1 && kg == 1 && e % kWarpSize == 0 && e <= 256 && c >= 2 && c <= 8 &&
+  return scoring == kSigmoid && g == 1 && kg == 1 && e % kWarpSize == 0 && e <= 64 && c >= 2 && c <= 8 &&
          1 < k && k <= l;
+}
+
+// Whether a segment kernel's throughput plan selects by keys that name their expert (optimized/dispatch.py:
+// named_keys_apply, the same rule; select_by_named_keys): no groups (Kg == G), E <= 256 (a byte names an
+// expert), at most 8 experts a lane (the keys sorted once per lane) and one slot per lane (1 < K <= L).
+__host__ __device__ constexpr bool named_keys_apply(int scoring, int e, int g, int kg, int k, int l) {
+  const int c = l > 0 ? e / l : 0;
+  return (scoring == kSigmoid || scoring == kSoftmax) && kg == g && e % kWarpSize == 0 && e <= 256 &&
+         1 <= c && c <= 8 && 1 < k && k <= l;
 }
 
 // sigmoid from the hardware approximations of 2^x and 1 / y (two MUFU instructions), within
@@ -1086,15 +1097,15 @@ __device__ __forceinline__ void approx_keys(const float (&x)[C], const BoundCons
   }
 }
 
-// The first M of N distinct integer keys, largest first (SortingNetwork<N, M>, keys only).
-template <int N, int M, int I = 0>
-__device__ __forceinline__ void sort_keys_descending(int (&key)[N]) {
+// The first M of N distinct integer keys (int or u32), largest first (SortingNetwork<N, M>, keys only).
+template <int N, int M, int I = 0, typename T>
+__device__ __forceinline__ void sort_keys_descending(T (&key)[N]) {
   constexpr SortingNetwork<N, M> kNet{};
   if constexpr (I < kNet.size) {
     constexpr int kA = kNet.a[I];
     constexpr int kB = kNet.b[I];
-    const int first = max(key[kA], key[kB]);
-    const int second = min(key[kA], key[kB]);
+    const T first = max(key[kA], key[kB]);
+    const T second = min(key[kA], key[kB]);
     if constexpr ((kNet.kind[I] & 1) != 0) key[kA] = first;
     if constexpr ((kNet.kind[I] & 2) != 0) key[kB] = second;
     sort_keys_descending<N, M, I + 1>(key);
@@ -1867,6 +1878,38 @@ __device__ __forceinline__ void sort_in_round_order(u32 (&key)[C], int (&at)[C])
   }
 }
 
+// Step 5 of a segment's row in exact rounds on sorted keys (kSortLanes): each lane sorts its C keys in the
+// rounds' order once; a round compares the lanes' first keys: the segment's largest, held by its lowest lane
+// (lanes own ascending expert ranges), wins, and that lane moves its next key up (only the entries the
+// remaining rounds can still reach). Slot k's expert in slot_id[k] and, where kSlotPerLane, in lane k's
+// my_id.
+template <int C, int K, int L, bool kSlotPerLane>
+__device__ __forceinline__ void sorted_rounds(u32 (&key)[C], int q, int segment_base, int (&slot_id)[K],
+                                              int& my_id) {
+  constexpr int M = C < K ? C : K;  // the most rounds one lane can win
+  constexpr u32 kSegmentLanes = (1u << L) - 1u;
+  int at[C];
+#pragma unroll
+  for (int j = 0; j < C; ++j) at[j] = j;
+  sort_in_round_order<C, M>(key, at);
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const u32 top = segment_max<L>(key[0]);
+    const u32 holders = (__ballot_sync(kFullMask, key[0] == top) >> segment_base) & kSegmentLanes;
+    const int owner = __ffs(holders) - 1;
+    const int owner_at = __shfl_sync(kFullMask, at[0], segment_base + owner);
+    slot_id[k] = owner * C + owner_at;
+    if constexpr (kSlotPerLane) my_id = q == k ? slot_id[k] : my_id;
+    const bool mine = q == owner;
+    // Entry m + 1 < K - k <= M moves up: the remaining K - 1 - k rounds reach no further.
+#pragma unroll
+    for (int m = 0; m < K - 1 - k && m < C; ++m) {
+      key[m] = mine ? (m + 1 < C ? key[m + 1] : kNotCandidate) : key[m];
+      if (m + 1 < C) at[m] = mine ? at[m + 1] : at[m];
+    }
+  }
+}
+
 // Steps 1 to 8 of a segment's row in the bound plan, for the sigmoid rows without groups whose slots sit
 // one per lane (route_segment_kernel's kSegmentBound): route_row_bound's argument without its group part.
 // Each lane keeps its first D = min(C, K + 1) approximate keys sorted, so no lane runs out before the
@@ -1949,15 +1992,113 @@ __device__ __forceinline__ bool route_segment_row_bound(const float (&x)[E / L],
   return proved;
 }
 
-// The blocks per SM a segment kernel declares (0 declares none). The bound kernel at E = 128 is held to 3
-// blocks of 256 threads (80 registers): unconstrained it took 98 (bf16) to 108 (float32) registers and
-// 1.09x the throughput kernel's time at T = 262144 on an H200, held 0.95x (docs/perf.md session 13). At
-// E = 64 it needs 72 (77 for float32) unconstrained, the same 3 blocks; declared, ptxas took 80 and spilled.
-template <int PLAN, int E>
-constexpr int kSegMinBlocks = PLAN == kPlanBound && E > 64 ? 3 : 0;
+// Step 5 of a segment's row by keys that name their expert (route_segment_kernel's kNamedKeys: the
+// throughput plan of the rows without groups whose slots sit one per lane, E <= 256). With b = the bits
+// that name an expert (5 to 8: E <= 2^b), each lane's exact keys k (biased_score_keys) become n = (k |
+// 2^b - 1) - e: k's bucket t = k >> b above the field 2^b - 1 - e, so the keys are distinct, a segment
+// maximum names its expert, and a round is log2(L) shuffles and maxima with no ballot and no position to
+// fetch (the exact rounds' ballot, ffs and shuffle, and their sort of keys with positions, cost about
+// twice the instructions). The rounds on n select by (t, -e); SPEC selects by (k, -e). Lane k keeps round
+// k's key w_k, and one more round gives n(K + 1), the largest key left. The selections agree when
+//   * adjacent winners of one bucket are in SPEC's order, k(w_i) >= k(w_i+1) (equal keys: the lower index
+//     comes first in both orders), checked from the winners' exact keys (their p parked, the bias table);
+//   * and every expert left out is below the last winner w_K-1 in SPEC's order (with the winners in
+//     order, below every winner). An expert left out has t < t(w_K-1) (then k < k(w_K-1)), or t = t(w_K-1)
+//     and e > w_K-1 (a bucket's experts come in index order). So where t(n(K + 1)) < t(w_K-1) the set is
+//     the same; otherwise (exact ties, about 6% of random bf16 softmax rows) each lane compares its own
+//     experts of that bucket with w_K-1 exactly.
+// A row where either fails (about 1 in 1500 random bf16 rows with a float32 bias, none of them without a
+// bias: docs/perf.md) is not proved. Returns whether the row is proved (the same in every lane of the
+// segment); lane q < K then holds slot q's expert in `my_id`. warp_p: the warp's parked p (lane-major, C
+// words a lane); bias_table: the E bias entries as the keys read them (0 without a bias).
+template <int E, int K, int L>
+__device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], int q, int segment_base,
+                                                     const float* warp_p, const float* bias_table, bool has_bias,
+                                                     int& my_id) {
+  constexpr int C = E / L;
+  constexpr int D = C < K + 1 ? C : K + 1;  // the sorted keys the K + 1 rounds can reach in one lane
+  constexpr int kIdBits = E <= 32 ? 5 : (E <= 64 ? 6 : (E <= 128 ? 7 : 8));
+  constexpr u32 kIdMask = (1u << kIdBits) - 1u;
+  constexpr u32 kSegmentLanes = (1u << L) - 1u;
+  static_assert(E <= 256 && 1 < K && K <= L, "a byte names an expert; slot q sits in lane q");
+  const u32 first_id = static_cast<u32>(q * C);
+#pragma unroll
+  for (int j = 0; j < C; ++j) key[j] = (key[j] | kIdMask) - (first_id + j);
+  sort_keys_descending<C, D>(key);
+  u32 won = kNotCandidate;
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const u32 top = segment_max<L>(key[0]);
+    const bool mine = key[0] == top;  // one lane: the keys are distinct
+    // Entry m < K - k moves up: the K - k rounds left (the last one n(K + 1)'s) reach no further.
+#pragma unroll
+    for (int m = 0; m < K - k && m < D; ++m) key[m] = mine ? (m + 1 < D ? key[m + 1] : kNotCandidate) : key[m];
+    won = q == k ? top : won;
+  }
+  const u32 next = segment_max<L>(key[0]);
 
+  // The winners' exact keys: lane q < K holds slot q's expert, its p parked and its bias in the table.
+  __syncwarp();  // every lane's p is parked
+  const bool slot = q < K;
+  my_id = slot ? static_cast<int>(kIdMask - (won & kIdMask)) : 0;
+  const float p = warp_p[segment_base * C + my_id];
+  const u32 exact = has_bias ? probability_key(p, bias_table[my_id]) : __float_as_uint(p) | 0x80000000u;
+  const u32 won_after = __shfl_down_sync(kFullMask, won, 1);
+  const u32 exact_after = __shfl_down_sync(kFullMask, exact, 1);
+  bool wrong = q < K - 1 && (won >> kIdBits) == (won_after >> kIdBits) && exact < exact_after;
+
+  // ---- the experts left out ----
+  const u32 least = __shfl_sync(kFullMask, won, segment_base + K - 1);
+  const u32 least_exact = __shfl_sync(kFullMask, exact, segment_base + K - 1);
+  const bool shared_bucket = (least >> kIdBits) == (next >> kIdBits);
+  if (__any_sync(kFullMask, shared_bucket)) {  // warp-uniform: this lane's own keys again, exactly
+    const int least_id = static_cast<int>(kIdMask - (least & kIdMask));
+    float own_p[C];
+    float own_bias[C];
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      own_p[j] = warp_p[(segment_base + q) * C + j];
+      own_bias[j] = bias_table[q * C + j];
+    }
+    u32 own[C];
+    biased_score_keys<C>(own_p, own_bias, has_bias, own);
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      const bool left_out_above = static_cast<int>(first_id) + j > least_id && own[j] > least_exact;
+      wrong = wrong || (shared_bucket && (own[j] >> kIdBits) == (least >> kIdBits) && left_out_above);
+    }
+  }
+  return ((__ballot_sync(kFullMask, wrong) >> segment_base) & kSegmentLanes) == 0;
+}
+
+// Step 5 of a warp's rows in exact rounds (sorted_rounds), for a named-keys kernel whose warp has a row that
+// select_by_named_keys cannot prove: the exact keys again from the parked p and the bias table. Out of line
+// (called by every lane of the warp, rarely: docs/perf.md), so that the rounds' registers do not count in
+// the row loop's. Returns lane q < K's slot q expert.
+template <int E, int K, int L>
+__device__ __noinline__ int select_exactly_from_parked(const float* warp_p, const float* bias_table,
+                                                       bool has_bias, int q, int base) {
+  constexpr int C = E / L;
+  float own_p[C];
+  float own_bias[C];
+#pragma unroll
+  for (int j = 0; j < C; ++j) {
+    own_p[j] = warp_p[(base + q) * C + j];
+    own_bias[j] = bias_table[q * C + j];
+  }
+  u32 key[C];
+  biased_score_keys<C>(own_p, own_bias, has_bias, key);
+  int slot_id[K];
+  int my_id = 0;
+  sorted_rounds<C, K, L, true>(key, q, base, slot_id, my_id);
+  return my_id;
+}
+
+// The segment kernels declare no blocks per SM. (The bound kernel at E = 128, before session 16, was held
+// to 3 blocks of 256 threads; at E = 64 it needs 72 registers, 77 for float32, the same 3 blocks, and
+// declared, ptxas took 80 and spilled.)
 template <int DT, int SCORING, int E, int G, int KG, int K, int L, int PLAN>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kSegMinBlocks<PLAN, E>) route_segment_kernel(
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
@@ -1986,6 +2127,10 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kSegMinBlocks<P
   // The bound plan (route_segment_row_bound): its own kernel (PLAN = kPlanBound) for the rows
   // segment_bound_plan_applies admits, the dispatch's choice for the largest batches (optimized/dispatch.py).
   constexpr bool kSegmentBound = PLAN == kPlanBound;
+  // Step 5 by keys that name their expert (select_by_named_keys), the exact rounds below only for a warp with
+  // a row it cannot prove: the throughput plan of the rows without groups whose slots sit one per lane.
+  constexpr bool kNamedKeys = !kSegmentBound && named_keys_apply(SCORING, E, G, KG, K, L);
+  static_assert(!kNamedKeys || (!kHasGroups && kSortLanes && kSlotPerLane), "named keys: no groups, sorted lanes");
   static_assert(PLAN == kPlanThroughput || PLAN == kPlanBound, "a segment kernel's plans: throughput, bound");
   static_assert(!kSegmentBound || (segment_bound_plan_applies(SCORING, E, G, KG, K, L) && kSlotPerLane),
                 "the bound plan does not apply to this segment row");
@@ -2024,6 +2169,9 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kSegMinBlocks<P
   __shared__ __align__(16) float bound_words[kBoundWarps][kSegmentBound ? 2 * kWarpSize * C : 1];
   __shared__ u32 bound_stage_ids[kBoundWarps][kWarpSize];
   __shared__ float bound_stage_ps[kBoundWarps][kWarpSize];
+  // The named keys' bias table: the E entries as this kernel reads them (NaN as -inf, 0 without a bias),
+  // written by the block's first segment once its first row's logits are requested.
+  __shared__ float named_bias[kNamedKeys ? E : 1];
 
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
   wait_for_predecessors_and_release_successor(out.shared_weight);
@@ -2054,6 +2202,13 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kSegMinBlocks<P
       if (warp_first_row < num_rows) issue_row(warp_first_row, ahead);
     } else {
       (void)ahead;
+    }
+    if constexpr (kNamedKeys) {  // after the request: the bias's latency overlaps the logits'
+      if (threadIdx.x < L) {  // the block's first segment: lane q holds experts [q * C, q * C + C)
+#pragma unroll
+        for (int j = 0; j < C; ++j) named_bias[q * C + j] = bias_f[j];
+      }
+      __syncthreads();  // once, every thread of the block (vec, hence this layout, is the grid's)
     }
     for (i64 first = warp_first_row; first < num_rows; first += num_segments) {  // warp-uniform
       const i64 row = first + lane / L;
@@ -2099,6 +2254,11 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kSegMinBlocks<P
 #pragma unroll
         for (int j = 0; j < C; ++j) lane_bias[j] = bound_bias[lane * C + j];
         biased_score_keys<C>(p, lane_bias, has_bias, key);
+      } else if constexpr (kNamedKeys) {
+        float lane_bias[C];  // from the table: not held in registers across the row
+#pragma unroll
+        for (int j = 0; j < C; ++j) lane_bias[j] = named_bias[q * C + j];
+        biased_score_keys<C>(p, lane_bias, has_bias, key);
       } else {
         biased_score_keys<C>(p, bias_f, has_bias, key);
       }
@@ -2117,34 +2277,19 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kSegMinBlocks<P
       }
 
       // ---- step 5: expert_selection: K rounds (largest key, lowest index), slot k = round k ----
-      int slot_id[K];
-      int my_id = 0;  // lane q < K: slot q's expert (kSlotPerLane)
+      int slot_id[K];  // slot k's expert (not with kNamedKeys)
+      int my_id = 0;   // lane q < K: slot q's expert (kSlotPerLane)
+      (void)slot_id;
       (void)my_id;
-      if constexpr (kSortLanes) {
-        // Each lane sorts its C keys in the rounds' order once; a round compares the lanes' first keys: the
-        // segment's largest, held by its lowest lane (lanes own ascending expert ranges), wins, and that lane
-        // moves its next key up (only the entries the remaining rounds can still reach).
-        constexpr int M = C < K ? C : K;  // the most rounds one lane can win
-        int at[C];
-#pragma unroll
-        for (int j = 0; j < C; ++j) at[j] = j;
-        sort_in_round_order<C, M>(key, at);
-#pragma unroll
-        for (int k = 0; k < K; ++k) {
-          const u32 top = segment_max<L>(key[0]);
-          const u32 holders = (__ballot_sync(kFullMask, key[0] == top) >> segment_base) & kSegmentLanes;
-          const int owner = __ffs(holders) - 1;
-          const int owner_at = __shfl_sync(kFullMask, at[0], segment_base + owner);
-          slot_id[k] = owner * C + owner_at;
-          if constexpr (kSlotPerLane) my_id = q == k ? slot_id[k] : my_id;
-          const bool mine = q == owner;
-          // Entry m + 1 < K - k <= M moves up: the remaining K - 1 - k rounds reach no further.
-#pragma unroll
-          for (int m = 0; m < K - 1 - k && m < C; ++m) {
-            key[m] = mine ? (m + 1 < C ? key[m + 1] : kNotCandidate) : key[m];
-            if (m + 1 < C) at[m] = mine ? at[m + 1] : at[m];
-          }
+      if constexpr (kNamedKeys) {
+        // Named keys; a warp with a row they cannot prove (warp-uniform, rare) takes the exact rounds out of
+        // line, so that their registers do not count in this loop's.
+        if (!__all_sync(kFullMask,
+                        select_by_named_keys<E, K, L>(key, q, segment_base, parked_p, named_bias, has_bias, my_id))) {
+          my_id = select_exactly_from_parked<E, K, L>(parked_p, named_bias, has_bias, q, segment_base);
         }
+      } else if constexpr (kSortLanes) {
+        sorted_rounds<C, K, L, kSlotPerLane>(key, q, segment_base, slot_id, my_id);
       } else {
         // A lane's best key by a tree over its C keys each round; the owner clears the winner.
 #pragma unroll
