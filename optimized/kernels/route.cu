@@ -57,6 +57,11 @@
 //     approximation's proven error, at the group boundary and after the K-th key (route_row_bound has the
 //     argument). A row it cannot prove (about 1 in 100 random rows, every row with ties there) is routed
 //     again exactly. Bitwise the same output as the other plans.
+//   * The segment kernel's throughput plan, where its rows have no groups and at most 8 experts a lane
+//     (kNamedKeys: Qwen3-MoE, gpt-oss, DeepSeek-V2-Lite, Moonlight, GLM-4.5-Air), selects by keys that name
+//     their expert: each key's low bits replaced by the expert's index, so a round is a segment maximum and
+//     nothing else; it proves the result equal to the exact rounds' (select_by_named_keys has the argument)
+//     and leaves a warp with a row it cannot prove to those rounds (none of random rows without a bias).
 //   * The throughput plan's softmax rows without a bias (kLazySoftmax: Qwen3-Next) select on the numerators
 //     expf(x - rowmax), whose order p = RN(e / sum) keeps, and divide only the staged candidates, which
 //     include every expert whose p can tie the K-th (the argument is at its floor_key); the rounds then run
@@ -1712,7 +1717,9 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
 // segment: each lane offers its best remaining key, the segment's largest is found by log2(L) xor shuffles
 // and its lowest holder by one ballot; each instruction serves 32 / L rows. A lane's best key comes from a
 // sorting network run once over its C keys (kSortLanes: a round then moves the winner's next key up), or
-// from a tree over its C keys every round (K = 1, and 10 experts per lane).
+// from a tree over its C keys every round (K = 1, and 10 experts per lane). Where the keys can name their
+// expert (kNamedKeys: no groups, at most 8 experts a lane, a slot per lane) a round needs no ballot
+// (select_by_named_keys), and the exact rounds serve only the warps it cannot prove.
 // Every order is the warp kernels': the groups' keys are the same integers, the rounds pick the largest
 // key with the lowest expert index, and the two float sums replay their butterflies (segment_row_sum,
 // butterfly_sum), so the output is bitwise theirs (and the generic kernel's; GPU test). Every lane takes
@@ -2007,8 +2014,8 @@ __device__ __forceinline__ bool route_segment_row_bound(const float (&x)[E / L],
 //     and e > w_K-1 (a bucket's experts come in index order). So where t(n(K + 1)) < t(w_K-1) the set is
 //     the same; otherwise (exact ties, about 6% of random bf16 softmax rows) each lane compares its own
 //     experts of that bucket with w_K-1 exactly.
-// A row where either fails (about 1 in 1500 random bf16 rows with a float32 bias, none of them without a
-// bias: docs/perf.md) is not proved. Returns whether the row is proved (the same in every lane of the
+// A row where either fails (1 in 1200 to 1 in 5300 random bf16 rows with a float32 bias, none without one:
+// tools/named_keys_count.py) is not proved. Returns whether the row is proved (the same in every lane of the
 // segment); lane q < K then holds slot q's expert in `my_id`. warp_p: the warp's parked p (lane-major, C
 // words a lane); bias_table: the E bias entries as the keys read them (0 without a bias).
 template <int E, int K, int L>
