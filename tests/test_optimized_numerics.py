@@ -47,3 +47,76 @@ def test_lazy_softmax_floor_keeps_every_numerator_whose_p_reaches_p_tau() -> Non
     # looked past e_cut in most cases (so it is not vacuous).
     assert (e.min(axis=1) < e_cut).mean() > 0.9
     assert (~reaches).any(axis=1).all()
+
+
+def _named_keys_rounds(key: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """route.cu's select_by_named_keys on rows of exact keys `key` (uint64 holding u32, [rows, E]), written
+    again from its comment: each key's low b bits (E <= 2^b) replaced by 2^b - 1 - e, the K winners and the
+    largest key left by those keys (the rounds), and whether the kernel calls the row proved. Returns the
+    winners' ids in round order [rows, K], `proved` [rows], and the named keys' order [rows, E]."""
+    num_experts = key.shape[1]
+    bits = next(b for b in (5, 6, 7, 8) if num_experts <= 1 << b)
+    mask = (1 << bits) - 1
+    experts = np.arange(num_experts, dtype=np.uint64)
+    named = (key | np.uint64(mask)) - experts
+    order = np.argsort(-named.astype(np.int64), axis=1, kind="stable")  # distinct keys: any sort
+    won_named = np.take_along_axis(named, order, axis=1)
+    won_exact = np.take_along_axis(key, order, axis=1)
+    bucket = won_named >> np.uint64(bits)
+    # Adjacent winners of one bucket out of SPEC's order (lane q against lane q + 1).
+    out_of_order = (
+        (bucket[:, : topk - 1] == bucket[:, 1:topk]) & (won_exact[:, : topk - 1] < won_exact[:, 1:topk])
+    ).any(axis=1)
+    # Where the largest key left shares the last winner's bucket, every lane's own experts of that bucket
+    # with a larger index and a larger exact key than the last winner (the kernel checks every expert).
+    least_bucket = bucket[:, topk - 1 : topk]
+    least_exact = won_exact[:, topk - 1 : topk]
+    least_id = order[:, topk - 1 : topk]
+    shared = bucket[:, topk] == bucket[:, topk - 1]
+    above = ((key >> np.uint64(bits)) == least_bucket) & (experts[None, :] > least_id) & (key > least_exact)
+    proved = ~out_of_order & ~(shared & above.any(axis=1))
+    return order[:, :topk], proved, order
+
+
+def _spec_selection(key: np.ndarray, topk: int) -> np.ndarray:
+    """SPEC step 5 on exact keys: the K largest, the lower expert index first among equal keys."""
+    return np.argsort(-key.astype(np.int64), axis=1, kind="stable")[:, :topk]
+
+
+def test_named_keys_proof_holds_whenever_it_proves() -> None:
+    """route.cu's select_by_named_keys argument: wherever the kernel calls a row proved, the experts the
+    rounds on named keys select, in round order, are SPEC's selection of the exact keys, slot for slot. Over
+    rows whose keys crowd into 4 buckets (half the rows) or spread over 4096 (random low bits, exact ties,
+    near ties within a few ulps, runs of -inf's key) for E = 32 to 256 and K = 2 to 16; the rows where the
+    named order alone would be wrong must exist (the checks are needed) and every one must be unproved."""
+    rng = np.random.default_rng(16)
+    wrong_named = 0
+    proved_rows = 0
+    for num_experts, topk in ((32, 2), (64, 6), (128, 8), (128, 4), (128, 16), (256, 8)):
+        rows = 4000
+        base = rng.integers(0x3F000000, 0x3F800000, size=(rows, 1), dtype=np.int64) | 0x80000000
+        # Buckets of 2^b keys below the base: 0 to 3 buckets apart in half the rows, 0 to 4095 in the others.
+        bits = next(b for b in (5, 6, 7, 8) if num_experts <= 1 << b)
+        buckets = np.where(np.arange(rows)[:, None] % 2 == 0, 4, 4096)
+        spread = (rng.random((rows, num_experts)) * buckets).astype(np.int64) << bits
+        low = rng.integers(0, 1 << bits, size=(rows, num_experts))
+        key = base - spread + low
+        ties = rng.random((rows, num_experts)) < 0.3  # copy a neighbour's key: exact ties
+        key[:, 1:] = np.where(ties[:, 1:], key[:, :-1], key[:, 1:])
+        near = rng.random((rows, num_experts)) < 0.2  # within 2 ulps of a random other expert's key
+        partner = rng.integers(0, num_experts, size=(rows, num_experts))
+        moved = np.take_along_axis(key, partner, axis=1) + rng.integers(-2, 3, size=(rows, num_experts))
+        key = np.where(near, moved, key)
+        key[: rows // 20, : num_experts // 2] = 0x007FFFFF  # ord(-inf), many of them
+        key = key.astype(np.uint64)
+        winners, proved, _ = _named_keys_rounds(key, topk)
+        expected = _spec_selection(key, topk)
+        differs = (winners != expected).any(axis=1)
+        assert not (differs & proved).any(), (
+            f"E={num_experts} K={topk}: proved rows whose named selection is not SPEC's: "
+            f"{np.flatnonzero(differs & proved)[:5].tolist()}"
+        )
+        wrong_named += int(differs.sum())
+        proved_rows += int(proved.sum())
+    assert wrong_named >= 100, f"only {wrong_named} rows where the named order alone is wrong"
+    assert proved_rows >= 5000, f"only {proved_rows} proved rows"
