@@ -574,7 +574,7 @@ def _ordered_keys(config: RoutingConfig, scores: torch.Tensor, bias: torch.Tenso
 def adjacent_near_tie_rows(config: RoutingConfig, seed: int, base_rows: int = 8) -> torch.Tensor:
     """float32 logits in which the logits of the k-th and (k + 1)-th largest experts, for every k < K + 1,
     are moved to 0 to 3 ulps of each other, the smaller at the lower index and at the higher: their keys
-    then share select_by_named_keys' bucket (the top 24 bits) more often than not, unequal or equal."""
+    then share select_by_named_keys' bucket (all but the low 5 to 8 bits) often, unequal or equal."""
     g = torch.Generator().manual_seed(seed)
     E, K = config.num_experts, config.topk
     rows = []
@@ -595,9 +595,10 @@ def adjacent_near_tie_rows(config: RoutingConfig, seed: int, base_rows: int = 8)
 @pytest.mark.parametrize("has_bias", [True, False], ids=["bias", "no_bias"])
 @pytest.mark.parametrize("spec", NAMED_SPECS, ids=lambda s: s.name)
 def test_named_keys_near_ties_equal_the_generic_kernel(spec, has_bias) -> None:
-    # route.cu's select_by_named_keys selects on (k >> 8, -e) and proves the result SPEC's (k, -e) one: keys
-    # that share the top 24 bits at the K-th winner and the first expert left out, or between adjacent
-    # winners, unequal (the warp's rows selected again exactly, out of line) or equal (the lower index first).
+    # route.cu's select_by_named_keys selects on (k >> b, -e), E <= 2^b, and proves the result SPEC's (k, -e)
+    # one: keys that share a bucket k >> b at the K-th winner and the first expert left out, or between
+    # adjacent winners, unequal (the warp's rows selected again exactly, out of line) or equal (the lower
+    # index first).
     # Rows built to put such keys there, bitwise against the generic kernel: in float32 (unequal keys in one
     # bucket, counted below so that the test cannot pass on rows without them) and in bf16 (equal keys).
     # The bias is one value (0.3) for every expert: p + 0.3 keeps the near ties of p (a random bias
@@ -614,6 +615,7 @@ def test_named_keys_near_ties_equal_the_generic_kernel(spec, has_bias) -> None:
         if config.scoring_func == "sigmoid":
             biases.append((torch.randn(config.num_experts, generator=g) * 0.3).to(CUDA))
     K = config.topk
+    bits = next(b for b in (5, 6, 7, 8) if config.num_experts <= 1 << b)  # route.cu's kIdBits
     for bias in biases:
         if config.scoring_func == "sigmoid":
             boundary = near_tie_rows(config, bias, seed)
@@ -623,7 +625,7 @@ def test_named_keys_near_ties_equal_the_generic_kernel(spec, has_bias) -> None:
         for dtype in (torch.float32, torch.bfloat16):
             scores = rows.to(dtype)
             keys = _ordered_keys(config, scores, bias)
-            same_bucket = (keys[:, :-1] >> 8) == (keys[:, 1:] >> 8)
+            same_bucket = (keys[:, :-1] >> bits) == (keys[:, 1:] >> bits)
             unequal = keys[:, :-1] != keys[:, 1:]
             cases = (
                 int((same_bucket[:, K - 1] & unequal[:, K - 1]).sum()),
