@@ -1999,6 +1999,21 @@ __device__ __forceinline__ bool route_segment_row_bound(const float (&x)[E / L],
   return proved;
 }
 
+// The exact keys of segment lane q's C experts (biased_score_keys), again: their p from the warp's parked p
+// (lane-major, C words a lane; base: the segment's first lane) and their bias from the E-entry table.
+template <int C>
+__device__ __forceinline__ void parked_keys(const float* warp_p, const float* bias_table, bool has_bias, int q,
+                                            int base, u32 (&key)[C]) {
+  float p[C];
+  float bias[C];
+#pragma unroll
+  for (int j = 0; j < C; ++j) {
+    p[j] = warp_p[(base + q) * C + j];
+    bias[j] = bias_table[q * C + j];
+  }
+  biased_score_keys<C>(p, bias, has_bias, key);
+}
+
 // Step 5 of a segment's row by keys that name their expert (route_segment_kernel's kNamedKeys: the
 // throughput plan of the rows without groups whose slots sit one per lane, E <= 256). With b = the bits
 // that name an expert (5 to 8: E <= 2^b), each lane's exact keys k (biased_score_keys) become n = (k |
@@ -2060,15 +2075,8 @@ __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], int q, i
   const bool shared_bucket = (least >> kIdBits) == (next >> kIdBits);
   if (__any_sync(kFullMask, shared_bucket)) {  // warp-uniform: this lane's own keys again, exactly
     const int least_id = static_cast<int>(kIdMask - (least & kIdMask));
-    float own_p[C];
-    float own_bias[C];
-#pragma unroll
-    for (int j = 0; j < C; ++j) {
-      own_p[j] = warp_p[(segment_base + q) * C + j];
-      own_bias[j] = bias_table[q * C + j];
-    }
     u32 own[C];
-    biased_score_keys<C>(own_p, own_bias, has_bias, own);
+    parked_keys<C>(warp_p, bias_table, has_bias, q, segment_base, own);
 #pragma unroll
     for (int j = 0; j < C; ++j) {
       const bool left_out_above = static_cast<int>(first_id) + j > least_id && own[j] > least_exact;
@@ -2086,15 +2094,8 @@ template <int E, int K, int L>
 __device__ __noinline__ int select_exactly_from_parked(const float* warp_p, const float* bias_table,
                                                        bool has_bias, int q, int base) {
   constexpr int C = E / L;
-  float own_p[C];
-  float own_bias[C];
-#pragma unroll
-  for (int j = 0; j < C; ++j) {
-    own_p[j] = warp_p[(base + q) * C + j];
-    own_bias[j] = bias_table[q * C + j];
-  }
   u32 key[C];
-  biased_score_keys<C>(own_p, own_bias, has_bias, key);
+  parked_keys<C>(warp_p, bias_table, has_bias, q, base, key);
   int slot_id[K];
   int my_id = 0;
   sorted_rounds<C, K, L, true>(key, q, base, slot_id, my_id);
