@@ -156,20 +156,29 @@ def _rule_agrees_under_nvcc(tmp_path: Path, rule: str, cases: list[tuple], pytho
     return sum("== true" in line for line in lines)
 
 
+def _segment_rule_cases(groupings: tuple[tuple[int, int], ...]) -> list[tuple]:
+    """(scoring, E, G, Kg, K, lanes) over a grid of shapes, the (G, Kg) `groupings` and every segment size,
+    for the segment kernels' rules."""
+    from moegate.optimized.dispatch import SEGMENT_LANES
+
+    return [
+        (scoring, e, g, kg, k, lanes)
+        for scoring in ("sigmoid", "softmax")
+        for e in (32, 64, 96, 128, 160, 256, 288)
+        for g, kg in groupings
+        for k in (1, 2, 6, 8, 9, 16)
+        for lanes in SEGMENT_LANES
+        if e % g == 0 and k <= kg * (e // g)
+    ]
+
+
 @needs_nvcc
 def test_route_cu_segment_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
     """route.cu's segment_bound_plan_applies (which its segment bound kernels static_assert) against
     dispatch.py's, over a grid of shapes and segment sizes: each case a static_assert compiled by nvcc."""
-    from moegate.optimized.dispatch import SEGMENT_LANES, segment_bound_plan_applies
+    from moegate.optimized.dispatch import segment_bound_plan_applies
 
-    cases = []
-    for scoring in ("sigmoid", "softmax"):
-        for e in (32, 64, 96, 128, 160, 256, 288):
-            for g, kg in ((1, 1), (2, 1), (8, 3)):
-                for k in (1, 2, 6, 8, 9, 16):
-                    for lanes in SEGMENT_LANES:
-                        if e % g == 0 and k <= kg * (e // g):
-                            cases.append((scoring, e, g, kg, k, lanes))
+    cases = _segment_rule_cases(((1, 1), (2, 1), (8, 3)))
     assert len(cases) > 300
     true_cases = _rule_agrees_under_nvcc(
         tmp_path, "segment_bound_plan_applies", cases, segment_bound_plan_applies
@@ -181,16 +190,9 @@ def test_route_cu_segment_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> No
 def test_route_cu_named_keys_rule_is_the_dispatchs(tmp_path: Path) -> None:
     """route.cu's named_keys_apply (which decides a segment throughput kernel's kNamedKeys) against
     dispatch.py's, over a grid of shapes and segment sizes: each case a static_assert compiled by nvcc."""
-    from moegate.optimized.dispatch import SEGMENT_LANES, named_keys_apply
+    from moegate.optimized.dispatch import named_keys_apply
 
-    cases = []
-    for scoring in ("sigmoid", "softmax"):
-        for e in (32, 64, 96, 128, 160, 256, 288):
-            for g, kg in ((1, 1), (2, 2), (2, 1), (8, 3)):
-                for k in (1, 2, 6, 8, 9, 16):
-                    for lanes in SEGMENT_LANES:
-                        if e % g == 0 and k <= kg * (e // g):
-                            cases.append((scoring, e, g, kg, k, lanes))
+    cases = _segment_rule_cases(((1, 1), (2, 2), (2, 1), (8, 3)))
     assert len(cases) > 400
     true_cases = _rule_agrees_under_nvcc(tmp_path, "named_keys_apply", cases, named_keys_apply)
     assert true_cases >= 20
