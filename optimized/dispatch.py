@@ -178,17 +178,18 @@ def named_keys_apply(
     scoring_func: str, num_experts: int, num_groups: int, topk_group: int, topk: int, lanes: int
 ) -> bool:
     """route.cu's named_keys_apply, the same rule: a segment kernel's throughput plan selects by keys that
-    name their expert (select_by_named_keys: the exact key's low byte replaced by 255 - e, the result
-    proved exact or the warp's rows selected again exactly) where the row has no groups (Kg == G), E % 32
-    == 0 and E <= 256 (one byte names an expert), at most 8 experts a lane, and one slot per lane (1 < K
-    <= lanes)."""
+    name their expert (select_by_named_keys: the exact key's low b bits replaced by 2^b - 1 - e, E <= 2^b,
+    the result proved exact or the warp's rows selected again exactly) where E % 32 == 0 and E <= 256 (one
+    byte names an expert), at most 10 experts a lane (DeepSeek-V2's 10 measured, docs/perf.md session 17),
+    and one slot per lane (1 < K <= lanes). Groups are ranked on the exact keys before the keys are named
+    (a dropped group's keys are no candidates)."""
     per_lane = num_experts // lanes if lanes > 0 else 0
     return (
         scoring_func in ("sigmoid", "softmax")
-        and topk_group == num_groups
+        and 1 <= topk_group <= num_groups
         and num_experts % WARP_SIZE == 0
         and num_experts <= 256
-        and 1 <= per_lane <= 8
+        and 1 <= per_lane <= 10
         and 1 < topk <= lanes
     )
 

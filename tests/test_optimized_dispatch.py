@@ -72,14 +72,22 @@ def test_bound_plan_rows() -> None:
 
 
 def test_named_keys_rows() -> None:
-    # route.cu's select_by_named_keys: a segment throughput plan without groups, E % 32 == 0, E <= 256, at
-    # most 8 experts a lane, 1 < K <= L. tests/test_optimized_compile.py checks route.cu's copy of the rule.
+    # route.cu's select_by_named_keys: a segment throughput plan, E % 32 == 0, E <= 256, at most 10 experts
+    # a lane, 1 < K <= L. tests/test_optimized_compile.py checks route.cu's copy of the rule.
     rows = [s.name for s in SPECIALIZATIONS if s.has_named_keys]
-    assert rows == ["qwen3-moe", "deepseek-v2-lite", "moonlight-16b-a3b", "glm-4.5-air", "gpt-oss-120b"]
+    assert rows == [
+        "qwen3-moe",
+        "deepseek-v2",
+        "deepseek-v2-lite",
+        "moonlight-16b-a3b",
+        "glm-4.5-air",
+        "gpt-oss-120b",
+    ]
     assert named_keys_apply("softmax", 128, 1, 1, 8, 16)  # Qwen3-MoE
     assert named_keys_apply("sigmoid", 64, 1, 1, 6, 8)  # Moonlight
     assert named_keys_apply("sigmoid", 128, 2, 2, 8, 16)  # every group kept: no group step
-    assert not named_keys_apply("softmax", 160, 8, 3, 6, 16)  # DeepSeek-V2: groups (and 10 experts a lane)
+    assert named_keys_apply("softmax", 160, 8, 3, 6, 16)  # DeepSeek-V2: groups first, 10 experts a lane
+    assert not named_keys_apply("softmax", 192, 8, 3, 6, 16)  # 12 experts a lane
     assert not named_keys_apply("sigmoid", 128, 1, 1, 1, 16)  # K = 1 (Llama-4): one tree, no rounds
     assert not named_keys_apply("sigmoid", 128, 1, 1, 9, 8)  # K > L: no slot per lane
     assert not named_keys_apply("sigmoid", 128, 1, 1, 8, 8)  # 16 experts a lane

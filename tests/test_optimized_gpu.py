@@ -463,18 +463,36 @@ def _ulps_below(value: torch.Tensor, ulps: int) -> torch.Tensor:
     return value
 
 
-def softmax_near_tie_rows(config: RoutingConfig, seed: int, base_rows: int = 12) -> torch.Tensor:
-    """float32 logits for a softmax row whose K-th and (K+1)-th largest differ by 0 to 64 ulps or by 2^-24 ..
-    2^-8, the smaller one at the lower expert index and at the higher (distinct numerators expf(x - max)
-    that the division by the row's sum rounds to one p: SPEC's tie rule then takes the lower index), rows
-    with 2K logits a few ulps apart around the K-th, and rows whose maximum stands 60 above every other
-    logit (their numerators are below 2^-64, or 0)."""
+def candidate_order(config: RoutingConfig, x: torch.Tensor, has_bias: bool) -> torch.Tensor:
+    """The experts of one row of logits x [E] in descending order of p (float64), the kept groups' experts
+    first (SPEC steps 3-4 on p, with the group score of a row with a bias when `has_bias`: a bias that is
+    one value for every expert leaves that order as it is)."""
+    x = x.double()
+    p = torch.sigmoid(x) if config.scoring_func == "sigmoid" else torch.softmax(x, dim=0)
+    if not config.has_groups:
+        return p.argsort(descending=True, stable=True)
+    _, kept = _kept_groups(p, config, has_bias)
+    in_kept = torch.zeros(config.num_expert_group, dtype=torch.bool)
+    in_kept[kept] = True
+    n = config.num_experts // config.num_expert_group
+    candidates = p.masked_fill(~in_kept.repeat_interleave(n), -1.0)
+    return candidates.argsort(descending=True, stable=True)
+
+
+def softmax_near_tie_rows(
+    config: RoutingConfig, seed: int, base_rows: int = 12, has_bias: bool = False
+) -> torch.Tensor:
+    """float32 logits for a softmax row whose K-th and (K+1)-th largest (of the kept groups:
+    `candidate_order`) differ by 0 to 64 ulps or by 2^-24 .. 2^-8, the smaller one at the lower expert index
+    and at the higher (distinct numerators expf(x - max) that the division by the row's sum rounds to one p:
+    SPEC's tie rule then takes the lower index), rows with 2K logits a few ulps apart around the K-th, and
+    rows whose maximum stands 60 above every other logit (their numerators are below 2^-64, or 0)."""
     g = torch.Generator().manual_seed(seed)
     E, K = config.num_experts, config.topk
     rows = []
     for _ in range(base_rows):
         x = torch.randn(E, generator=g) * 2.0
-        order = x.argsort(descending=True, stable=True)
+        order = candidate_order(config, x, has_bias)
         w, n = int(order[K - 1]), int(order[K])
         low, high = min(w, n), max(w, n)
         for gap in [0, 1, 2, 3, 8, 64] + [-(2.0**-j) for j in range(8, 25, 4)]:
@@ -560,27 +578,36 @@ NAMED_SPECS = [s for s in SPECIALIZATIONS if s.has_named_keys]
 
 def _ordered_keys(config: RoutingConfig, scores: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """Each row's selection keys ord(p + bias) as int64, computed by torch in float32 (the kernels' p up to
-    the softmax sum's order), sorted in SPEC's order: descending key, then ascending expert index."""
+    the softmax sum's order), sorted in SPEC's order: descending key, then ascending expert index; the
+    experts of dropped groups (the reference's steps 3-4 on these b) last, as -1."""
     x = scores.float().nan_to_num(nan=float("-inf"))
     p = torch.sigmoid(x) if config.scoring_func == "sigmoid" else torch.softmax(x, dim=1)
     b = p if bias is None else p + bias.float()
     u = b.contiguous().view(torch.int32).long() & 0xFFFFFFFF
     key = torch.where(u >= 0x80000000, 0xFFFFFFFF - u, u | 0x80000000)
     E = config.num_experts
+    if config.has_groups:
+        G = config.num_expert_group
+        kept = reference.group_selection(reference.group_scores(b, G, bias is not None), config.topk_group)
+        in_kept = torch.zeros(b.shape[0], G, dtype=torch.bool, device=b.device).scatter_(1, kept, True)
+        key = key.masked_fill(~in_kept.repeat_interleave(E // G, dim=1), -1)
     order = torch.argsort(key * 512 + (E - torch.arange(E, device=key.device)), dim=1, descending=True)
     return key.gather(1, order)
 
 
-def adjacent_near_tie_rows(config: RoutingConfig, seed: int, base_rows: int = 8) -> torch.Tensor:
-    """float32 logits in which the logits of the k-th and (k + 1)-th largest experts, for every k < K + 1,
-    are moved to 0 to 3 ulps of each other, the smaller at the lower index and at the higher: their keys
-    then share select_by_named_keys' bucket (all but the low 5 to 8 bits) often, unequal or equal."""
+def adjacent_near_tie_rows(
+    config: RoutingConfig, seed: int, base_rows: int = 8, has_bias: bool = False
+) -> torch.Tensor:
+    """float32 logits in which the logits of the k-th and (k + 1)-th largest experts (of the kept groups,
+    `candidate_order`), for every k < K + 1, are moved to 0 to 3 ulps of each other, the smaller at the lower
+    index and at the higher: their keys then share select_by_named_keys' bucket (all but the low 5 to 8
+    bits) often, unequal or equal."""
     g = torch.Generator().manual_seed(seed)
     E, K = config.num_experts, config.topk
     rows = []
     for _ in range(base_rows):
         x = torch.randn(E, generator=g) * 2.0
-        order = x.argsort(descending=True, stable=True)
+        order = candidate_order(config, x, has_bias)
         for k in range(min(K, E - 1)):
             w, n = int(order[k]), int(order[k + 1])
             for ulps in (0, 1, 2, 3):
@@ -620,8 +647,9 @@ def test_named_keys_near_ties_equal_the_generic_kernel(spec, has_bias) -> None:
         if config.scoring_func == "sigmoid":
             boundary = near_tie_rows(config, bias, seed)
         else:
-            boundary = softmax_near_tie_rows(config, seed)
-        rows = torch.cat([boundary, adjacent_near_tie_rows(config, seed)]).to(CUDA)
+            boundary = softmax_near_tie_rows(config, seed, has_bias=bias is not None)
+        adjacent = adjacent_near_tie_rows(config, seed, has_bias=bias is not None)
+        rows = torch.cat([boundary, adjacent]).to(CUDA)
         for dtype in (torch.float32, torch.bfloat16):
             scores = rows.to(dtype)
             keys = _ordered_keys(config, scores, bias)

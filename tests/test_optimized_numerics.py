@@ -49,16 +49,21 @@ def test_lazy_softmax_floor_keeps_every_numerator_whose_p_reaches_p_tau() -> Non
     assert (~reaches).any(axis=1).all()
 
 
-def _named_keys_rounds(key: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _named_keys_rounds(
+    key: np.ndarray, topk: int, candidate: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """route.cu's select_by_named_keys on rows of exact keys `key` (uint64 holding u32, [rows, E]), written
-    again from its comment: each key's low b bits (E <= 2^b) replaced by 2^b - 1 - e, the K winners and the
-    largest key left by those keys (the rounds), and whether the kernel calls the row proved. Returns the
-    winners' ids in round order [rows, K], `proved` [rows], and the named keys' order [rows, E]."""
+    again from its comment: each key's low b bits (E <= 2^b) replaced by 2^b - 1 - e (0 where `candidate`
+    [rows, E] is False: a dropped group's expert), the K winners and the largest key left by those keys (the
+    rounds), and whether the kernel calls the row proved. Returns the winners' ids in round order [rows, K],
+    `proved` [rows], and the named keys' order [rows, E]."""
     num_experts = key.shape[1]
+    if candidate is None:
+        candidate = np.ones(key.shape, dtype=bool)
     bits = next(b for b in (5, 6, 7, 8) if num_experts <= 1 << b)
     mask = (1 << bits) - 1
     experts = np.arange(num_experts, dtype=np.uint64)
-    named = (key | np.uint64(mask)) - experts
+    named = np.where(candidate, (key | np.uint64(mask)) - experts, np.uint64(0))
     order = np.argsort(-named.astype(np.int64), axis=1, kind="stable")  # distinct keys: any sort
     won_named = np.take_along_axis(named, order, axis=1)
     won_exact = np.take_along_axis(key, order, axis=1)
@@ -74,25 +79,38 @@ def _named_keys_rounds(key: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarr
     least_id = order[:, topk - 1 : topk]
     shared = bucket[:, topk] == bucket[:, topk - 1]
     above = ((key >> np.uint64(bits)) == least_bucket) & (experts[None, :] > least_id) & (key > least_exact)
+    above &= candidate
     proved = ~out_of_order & ~(shared & above.any(axis=1))
     return order[:, :topk], proved, order
 
 
-def _spec_selection(key: np.ndarray, topk: int) -> np.ndarray:
-    """SPEC step 5 on exact keys: the K largest, the lower expert index first among equal keys."""
-    return np.argsort(-key.astype(np.int64), axis=1, kind="stable")[:, :topk]
+def _spec_selection(key: np.ndarray, topk: int, candidate: np.ndarray) -> np.ndarray:
+    """SPEC step 5 on exact keys: the K largest of the candidates, the lower expert index first among equal
+    keys."""
+    ranked = np.where(candidate, key.astype(np.int64), -1)
+    return np.argsort(-ranked, axis=1, kind="stable")[:, :topk]
 
 
 def test_named_keys_proof_holds_whenever_it_proves() -> None:
     """route.cu's select_by_named_keys argument: wherever the kernel calls a row proved, the experts the
     rounds on named keys select, in round order, are SPEC's selection of the exact keys, slot for slot. Over
     rows whose keys crowd into 4 buckets (half the rows) or spread over 4096 (random low bits, exact ties,
-    near ties within a few ulps, runs of -inf's key) for E = 32 to 256 and K = 2 to 16; the rows where the
-    named order alone would be wrong must exist (the checks are needed) and every one must be unproved."""
+    near ties within a few ulps, runs of -inf's key) for E = 32 to 256 and K = 2 to 16, and with 3 of 8
+    groups kept at E = 160 (DeepSeek-V2; the kept groups drawn at random: the named keys take them as given);
+    the rows where the named order alone would be wrong must exist (the checks are needed) and every one must
+    be unproved."""
     rng = np.random.default_rng(16)
     wrong_named = 0
     proved_rows = 0
-    for num_experts, topk in ((32, 2), (64, 6), (128, 8), (128, 4), (128, 16), (256, 8)):
+    for num_experts, topk, groups in (
+        (32, 2, 0),
+        (64, 6, 0),
+        (128, 8, 0),
+        (128, 4, 0),
+        (128, 16, 0),
+        (256, 8, 0),
+        (160, 6, 8),
+    ):
         rows = 4000
         base = rng.integers(0x3F000000, 0x3F800000, size=(rows, 1), dtype=np.int64) | 0x80000000
         # Buckets of 2^b keys below the base: 0 to 3 buckets apart in half the rows, 0 to 4095 in the others.
@@ -109,8 +127,14 @@ def test_named_keys_proof_holds_whenever_it_proves() -> None:
         key = np.where(near, moved, key)
         key[: rows // 20, : num_experts // 2] = 0x007FFFFF  # ord(-inf), many of them
         key = key.astype(np.uint64)
-        winners, proved, _ = _named_keys_rounds(key, topk)
-        expected = _spec_selection(key, topk)
+        candidate = np.ones(key.shape, dtype=bool)
+        if groups:  # 3 of the groups kept, at random
+            kept = np.argsort(rng.random((rows, groups)), axis=1)[:, :3]
+            in_kept = np.zeros((rows, groups), dtype=bool)
+            np.put_along_axis(in_kept, kept, True, axis=1)
+            candidate = np.repeat(in_kept, num_experts // groups, axis=1)
+        winners, proved, _ = _named_keys_rounds(key, topk, candidate)
+        expected = _spec_selection(key, topk, candidate)
         differs = (winners != expected).any(axis=1)
         assert not (differs & proved).any(), (
             f"E={num_experts} K={topk}: proved rows whose named selection is not SPEC's: "

@@ -634,6 +634,31 @@ __device__ __forceinline__ bool group_kept(u32 my_group_key, int my_group, int f
   }
 }
 
+// Step 4 where the G groups (a power of two, G >= LPG) fill an aligned segment of G * LPG lanes: the groups
+// group_kept<G, KG, LPG, true> counts, with one computed source lane. Lane i of group g (i < LPG) fetches the
+// key of group g ^ f, f = i * G / LPG, and then, by xor shuffles with constant offsets t * LPG, the keys of
+// the groups g ^ (f + t), t < G / LPG (f's and t's bits are disjoint); a butterfly over the group's lanes
+// adds the counts. (group_kept's G / LPG source lanes per lane stayed in registers across the rows: 13 more
+// in DeepSeek-V2's named-keys kernel, 3 blocks per SM instead of 4.)
+template <int G, int KG, int LPG>
+__device__ __forceinline__ bool group_kept_in_segment(u32 my_group_key, int my_group, int lane) {
+  constexpr int kChecks = G / LPG;
+  static_assert((G & (G - 1)) == 0 && (LPG & (LPG - 1)) == 0 && G >= LPG, "G and LPG powers of two, G >= LPG");
+  const int first = (lane & (LPG - 1)) * kChecks;
+  const u32 base = __shfl_sync(kFullMask, my_group_key, lane ^ (first * LPG));
+  int beats = 0;
+#pragma unroll
+  for (int t = 0; t < kChecks; ++t) {
+    const u32 other = t == 0 ? base : __shfl_xor_sync(kFullMask, base, t * LPG);
+    // other > mine, or equal keys and a lower group index (keys <= ord(+inf): other + 1 does not wrap)
+    const u32 lower = (my_group ^ (first + t)) < my_group ? 1u : 0u;
+    beats += other + lower > my_group_key ? 1 : 0;
+  }
+#pragma unroll
+  for (int offset = 1; offset < LPG; offset <<= 1) beats += __shfl_xor_sync(kFullMask, beats, offset);
+  return beats < KG;
+}
+
 // ---- step 5: expert_selection (helper) ---------------------------------------------------------------
 // One warp argmax round over the lanes' (best key, expert index) pairs: the largest key, lowest index
 // among equal keys. Every lane gets the winning expert index.
@@ -998,12 +1023,13 @@ __host__ __device__ constexpr bool segment_bound_plan_applies(int scoring, int e
 }
 
 // Whether a segment kernel's throughput plan selects by keys that name their expert (optimized/dispatch.py:
-// named_keys_apply, the same rule; select_by_named_keys): no groups (Kg == G), E <= 256 (a byte names an
-// expert), at most 8 experts a lane (the keys sorted once per lane) and one slot per lane (1 < K <= L).
+// named_keys_apply, the same rule; select_by_named_keys): E <= 256 (a byte names an expert), at most 10
+// experts a lane (the keys sorted once per lane; DeepSeek-V2's 10 measured, docs/perf.md session 17) and one
+// slot per lane (1 < K <= L). Groups, where the segment kernel takes them, are ranked on the exact keys first.
 __host__ __device__ constexpr bool named_keys_apply(int scoring, int e, int g, int kg, int k, int l) {
   const int c = l > 0 ? e / l : 0;
-  return (scoring == kSigmoid || scoring == kSoftmax) && kg == g && e % kWarpSize == 0 && e <= 256 &&
-         1 <= c && c <= 8 && 1 < k && k <= l;
+  return (scoring == kSigmoid || scoring == kSoftmax) && 1 <= kg && kg <= g && e % kWarpSize == 0 &&
+         e <= 256 && 1 <= c && c <= 10 && 1 < k && k <= l;
 }
 
 // sigmoid from the hardware approximations of 2^x and 1 / y (two MUFU instructions), within
@@ -1717,9 +1743,10 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
 // segment: each lane offers its best remaining key, the segment's largest is found by log2(L) xor shuffles
 // and its lowest holder by one ballot; each instruction serves 32 / L rows. A lane's best key comes from a
 // sorting network run once over its C keys (kSortLanes: a round then moves the winner's next key up), or
-// from a tree over its C keys every round (K = 1, and 10 experts per lane). Where the keys can name their
-// expert (kNamedKeys: no groups, at most 8 experts a lane, a slot per lane) a round needs no ballot
-// (select_by_named_keys), and the exact rounds serve only the warps it cannot prove.
+// from a tree over its C keys every round (K = 1). Where the keys can name their expert (kNamedKeys: E <= 256,
+// at most 10 experts a lane, a slot per lane; every table row with K > 1) a round needs no ballot
+// (select_by_named_keys), and the exact rounds serve only the warps it cannot prove; a row's groups are
+// ranked on its exact keys first (group_kept_in_segment), and a dropped group's lanes name no candidate.
 // Every order is the warp kernels': the groups' keys are the same integers, the rounds pick the largest
 // key with the lowest expert index, and the two float sums replay their butterflies (segment_row_sum,
 // butterfly_sum), so the output is bitwise theirs (and the generic kernel's; GPU test). Every lane takes
@@ -2014,27 +2041,30 @@ __device__ __forceinline__ void parked_keys(const float* warp_p, const float* bi
   biased_score_keys<C>(p, bias, has_bias, key);
 }
 
-// Step 5 of a segment's row by keys that name their expert (route_segment_kernel's kNamedKeys: the
-// throughput plan of the rows without groups whose slots sit one per lane, E <= 256). With b = the bits
-// that name an expert (5 to 8: E <= 2^b), each lane's exact keys k (biased_score_keys) become n = (k |
-// 2^b - 1) - e: k's bucket t = k >> b above the field 2^b - 1 - e, so the keys are distinct, a segment
-// maximum names its expert, and a round is log2(L) shuffles and maxima with no ballot and no position to
-// fetch (the exact rounds' ballot, ffs and shuffle, and their sort of keys with positions, cost about
-// twice the instructions). The rounds on n select by (t, -e); SPEC selects by (k, -e). Lane k keeps round
-// k's key w_k, and one more round gives n(K + 1), the largest key left. The selections agree when
+// Step 5 of a segment's row by keys that name their expert (route_segment_kernel's kNamedKeys: the throughput
+// plan of the rows whose slots sit one per lane, E <= 256). With b = the bits that name an expert (5 to 8: E
+// <= 2^b), each lane's exact keys k (biased_score_keys) become n = (k | 2^b - 1) - e, or 0 where the lane's
+// group is dropped (`candidate` false): k's bucket t = k >> b above the field 2^b - 1 - e, so the candidates'
+// keys are distinct and above every dropped one, a segment maximum names its expert, and a round is log2(L)
+// shuffles and maxima with no ballot and no position to fetch (the exact rounds' ballot, ffs and shuffle, and
+// their sort of keys with positions, cost about twice the instructions). The rounds on n select by (t, -e);
+// SPEC selects by (k, -e). Lane k keeps round k's key w_k, and one more round gives n(K + 1), the largest key
+// left. The selections agree when
 //   * adjacent winners of one bucket are in SPEC's order, k(w_i) >= k(w_i+1) (equal keys: the lower index
 //     comes first in both orders), checked from the winners' exact keys (their p parked, the bias table);
-//   * and every expert left out is below the last winner w_K-1 in SPEC's order (with the winners in
-//     order, below every winner). An expert left out has t < t(w_K-1) (then k < k(w_K-1)), or t = t(w_K-1)
-//     and e > w_K-1 (a bucket's experts come in index order). So where t(n(K + 1)) < t(w_K-1) the set is
-//     the same; otherwise (exact ties, about 6% of random bf16 softmax rows) each lane compares its own
-//     experts of that bucket with w_K-1 exactly.
-// A row where either fails (1 in 1200 to 1 in 5300 random bf16 rows with a float32 bias, none without one:
-// tools/named_keys_count.py) is not proved. Returns whether the row is proved (the same in every lane of the
-// segment); lane q < K then holds slot q's expert in `my_id`. warp_p: the warp's parked p (lane-major, C
-// words a lane); bias_table: the E bias entries as the keys read them (0 without a bias).
+//   * and every expert left out is below the last winner w_K-1 in SPEC's order (with the winners in order,
+//     below every winner). An expert left out has t < t(w_K-1) (then k < k(w_K-1)), or t = t(w_K-1) and e >
+//     w_K-1 (a bucket's experts come in index order). So where t(n(K + 1)) < t(w_K-1) the set is the same;
+//     otherwise (exact ties, about 6% of random bf16 softmax rows) each lane compares its own experts of that
+//     bucket with w_K-1 exactly.
+// Every expert here is a kept group's (the lane check skips a dropped group's lanes), so the argument is
+// SPEC's step 5 over the candidates. A row where either fails (1 in 1200 to 1 in 5300 random bf16 rows with a
+// float32 bias, none without one: tools/named_keys_count.py) is not proved. Returns whether the row is proved
+// (the same in every lane of the segment); lane q < K then holds slot q's expert in `my_id`. warp_p: the
+// warp's parked p (lane-major, C words a lane); bias_table: the E bias entries as the keys read them (0
+// without a bias).
 template <int E, int K, int L>
-__device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], int q, int segment_base,
+__device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], bool candidate, int q, int segment_base,
                                                      const float* warp_p, const float* bias_table, bool has_bias,
                                                      int& my_id) {
   constexpr int C = E / L;
@@ -2043,10 +2073,19 @@ __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], int q, i
   constexpr u32 kIdMask = (1u << kIdBits) - 1u;
   constexpr u32 kSegmentLanes = (1u << L) - 1u;
   static_assert(E <= 256 && 1 < K && K <= L, "a byte names an expert; slot q sits in lane q");
-  const u32 first_id = static_cast<u32>(q * C);
+  u32 first_id = static_cast<u32>(q * C);
+  if constexpr (C > 8) {
+    // Read again each row (an empty asm the compiler cannot move): it then folds e = first_id + j into the
+    // naming's add instead of holding the C indices in registers across the row loop (DeepSeek-V2, 10 a lane:
+    // spills of 56 bytes a thread become 12, 0.96x the time at T = 262144 on an H200; at 8 a lane it measured
+    // 0.99x to 1.01x: docs/perf.md, session 17).
+    asm volatile("" : "+r"(first_id));
+  }
 #pragma unroll
   for (int j = 0; j < C; ++j) key[j] = (key[j] | kIdMask) - (first_id + j);
   sort_keys_descending<C, D>(key);
+#pragma unroll
+  for (int d = 0; d < D; ++d) key[d] = candidate ? key[d] : kNotCandidate;  // a dropped group's lane
   u32 won = kNotCandidate;
 #pragma unroll
   for (int k = 0; k < K; ++k) {
@@ -2080,7 +2119,7 @@ __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], int q, i
 #pragma unroll
     for (int j = 0; j < C; ++j) {
       const bool left_out_above = static_cast<int>(first_id) + j > least_id && own[j] > least_exact;
-      wrong = wrong || (shared_bucket && (own[j] >> kIdBits) == (least >> kIdBits) && left_out_above);
+      wrong = wrong || (candidate && shared_bucket && (own[j] >> kIdBits) == (least >> kIdBits) && left_out_above);
     }
   }
   return ((__ballot_sync(kFullMask, wrong) >> segment_base) & kSegmentLanes) == 0;
@@ -2092,21 +2131,31 @@ __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], int q, i
 // the row loop's. Returns lane q < K's slot q expert.
 template <int E, int K, int L>
 __device__ __noinline__ int select_exactly_from_parked(const float* warp_p, const float* bias_table,
-                                                       bool has_bias, int q, int base) {
+                                                       bool has_bias, bool candidate, int q, int base) {
   constexpr int C = E / L;
   u32 key[C];
   parked_keys<C>(warp_p, bias_table, has_bias, q, base, key);
+#pragma unroll
+  for (int j = 0; j < C; ++j) key[j] = candidate ? key[j] : kNotCandidate;  // a dropped group's lane
   int slot_id[K];
   int my_id = 0;
   sorted_rounds<C, K, L, true>(key, q, base, slot_id, my_id);
   return my_id;
 }
 
-// The segment kernels declare no blocks per SM. (The bound kernel at E = 128, before session 16, was held
-// to 3 blocks of 256 threads; at E = 64 it needs 72 registers, 77 for float32, the same 3 blocks, and
-// declared, ptxas took 80 and spilled.)
+// The blocks per SM a segment kernel declares (__launch_bounds__' second argument; 0 declares none): 4 for a
+// throughput kernel with named keys and groups (DeepSeek-V2: ptxas took 76 registers, 3 blocks per SM, and
+// held to 64 it spills 4 bytes; docs/perf.md, session 17), none for the others (those with named keys and no
+// groups take 64 or fewer unasked; the bound kernel at E = 64 needs 72 registers, 77 for float32, 3 blocks,
+// and declared, ptxas took 80 and spilled).
+template <int SCORING, int E, int G, int KG, int K, int L, int PLAN>
+constexpr int kSegmentMinBlocks = PLAN == kPlanThroughput && KG < G && named_keys_apply(SCORING, E, G, KG, K, L)
+                                      ? 4
+                                      : 0;
+
 template <int DT, int SCORING, int E, int G, int KG, int K, int L, int PLAN>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_kernel(
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kSegmentMinBlocks<SCORING, E, G, KG, K, L, PLAN>)
+    route_segment_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
@@ -2121,24 +2170,27 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
   // 1.04x). At 10 per lane (DeepSeek-V2), measured with the NaN path at 73 registers, it was 1.20x at
   // T = 4096 and 1.02x at 262144.
   constexpr bool kSortLanes = K > 1 && C <= 8;
-  // Softmax logits NaN-filtered only on a rare path (softmax_segment_in_place) at up to 8 experts per lane;
-  // with 10 (DeepSeek-V2) the second path took the kernel from 64 registers to 74.
-  constexpr bool kSoftmaxUnfiltered = C <= 8;
-  // Steps 6-8 with slot q in lane q of the segment (1 < K <= L): its p read once and the routed sum by
-  // shuffles, instead of K reads and K selects per lane. Not at 10 experts per lane (DeepSeek-V2 then
-  // spilled), nor at K = 1 (Llama-4: 1% slower on an H200).
-  constexpr bool kSlotPerLane = K > 1 && K <= L && C <= 8;
-  // Each row's logits requested one row ahead at up to 8 experts per lane (measured on an H200, docs/perf.md
-  // session 13: T = 262144 0.87x to 0.97x the time of a load issued where the row starts; DeepSeek-V2, at
-  // 10 a lane, went from 64 registers to 80 and was 1.21x at T = 4096, 1.00x at 262144).
-  constexpr bool kLoadAhead = C <= 8;
   // The bound plan (route_segment_row_bound): its own kernel (PLAN = kPlanBound) for the rows
   // segment_bound_plan_applies admits, the dispatch's choice for the largest batches (optimized/dispatch.py).
   constexpr bool kSegmentBound = PLAN == kPlanBound;
   // Step 5 by keys that name their expert (select_by_named_keys), the exact rounds below only for a warp with
-  // a row it cannot prove: the throughput plan of the rows without groups whose slots sit one per lane.
+  // a row it cannot prove: the throughput plan of the rows whose slots sit one per lane.
   constexpr bool kNamedKeys = !kSegmentBound && named_keys_apply(SCORING, E, G, KG, K, L);
-  static_assert(!kNamedKeys || (!kHasGroups && kSortLanes && kSlotPerLane), "named keys: no groups, sorted lanes");
+  // Softmax logits NaN-filtered only on a rare path (softmax_segment_in_place) at up to 8 experts per lane,
+  // and with named keys (DeepSeek-V2, 10 a lane: 0.94x the time at T = 262144 on an H200, docs/perf.md session
+  // 17); on the exact rounds at 10 a lane the second path took the kernel from 64 registers to 74.
+  constexpr bool kSoftmaxUnfiltered = C <= 8 || kNamedKeys;
+  // Steps 6-8 with slot q in lane q of the segment (1 < K <= L): its p read once and the routed sum by
+  // shuffles, instead of K reads and K selects per lane. Not at K = 1 (Llama-4: 1% slower on an H200), nor
+  // at 10 experts per lane with the exact rounds (DeepSeek-V2 then spilled; its named keys carry one id).
+  constexpr bool kSlotPerLane = K > 1 && K <= L && (C <= 8 || kNamedKeys);
+  // Each row's logits requested one row ahead at up to 8 experts per lane (measured on an H200, docs/perf.md
+  // session 13: T = 262144 0.87x to 0.97x the time of a load issued where the row starts; DeepSeek-V2, at
+  // 10 a lane, went from 64 registers to 80 and was 1.21x at T = 4096, 1.00x at 262144, on the exact
+  // rounds), and with named keys for 16-bit logits (DeepSeek-V2 bf16: 0.96x to 0.97x from T = 65536 on, 1.02x
+  // at 4096; session 17). Not float32 at 10 a lane: its 10 words in flight took 72 bytes of spills.
+  constexpr bool kLoadAhead = C <= 8 || (kNamedKeys && DT != kScoreFloat32);
+  static_assert(!kNamedKeys || kSlotPerLane, "named keys: slot q in segment lane q");
   static_assert(PLAN == kPlanThroughput || PLAN == kPlanBound, "a segment kernel's plans: throughput, bound");
   static_assert(!kSegmentBound || (segment_bound_plan_applies(SCORING, E, G, KG, K, L) && kSlotPerLane),
                 "the bound plan does not apply to this segment row");
@@ -2274,11 +2326,18 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
 #pragma unroll
       for (int j = 0; j < C; ++j) parked_p[lane * C + j] = p[j];
 
+      bool candidate = true;  // this lane's experts: its group kept
+      (void)candidate;
       if constexpr (kHasGroups) {
         // ---- step 3: group_scores; step 4: group_selection, inside the segment's row ----
         // (the warp kernel's helpers on the same keys: every group key and kept group is the warp kernel's)
         const u32 my_group_key = group_key_of_lanes<C, SLPG, N == 1>(key, has_bias);
-        if (!group_kept<G, KG, SLPG, true>(my_group_key, q / SLPG, segment_base)) {
+        if constexpr ((G & (G - 1)) == 0 && G >= SLPG && G * SLPG == L) {
+          candidate = group_kept_in_segment<G, KG, SLPG>(my_group_key, q / SLPG, lane);
+        } else {
+          candidate = group_kept<G, KG, SLPG, true>(my_group_key, q / SLPG, segment_base);
+        }
+        if (!kNamedKeys && !candidate) {  // (the named keys drop them as they name them)
 #pragma unroll
           for (int j = 0; j < C; ++j) key[j] = kNotCandidate;  // no candidate: below every real key
         }
@@ -2292,9 +2351,9 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize) route_segment_k
       if constexpr (kNamedKeys) {
         // Named keys; a warp with a row they cannot prove (warp-uniform, rare) takes the exact rounds out of
         // line, so that their registers do not count in this loop's.
-        if (!__all_sync(kFullMask,
-                        select_by_named_keys<E, K, L>(key, q, segment_base, parked_p, named_bias, has_bias, my_id))) {
-          my_id = select_exactly_from_parked<E, K, L>(parked_p, named_bias, has_bias, q, segment_base);
+        if (!__all_sync(kFullMask, select_by_named_keys<E, K, L>(key, candidate, q, segment_base, parked_p,
+                                                                  named_bias, has_bias, my_id))) {
+          my_id = select_exactly_from_parked<E, K, L>(parked_p, named_bias, has_bias, candidate, q, segment_base);
         }
       } else if constexpr (kSortLanes) {
         sorted_rounds<C, K, L, kSlotPerLane>(key, q, segment_base, slot_id, my_id);
