@@ -5,7 +5,8 @@
 For each table row with named keys (Specialization.has_named_keys): random N(0, 1) logits rounded to bf16,
 p by torch in float32 (the kernels' p up to the softmax sum's order), a float32 bias of 0.1 N(0, 1) where the
 preset has one, and the keys ord(p + bias). It replays the named keys' rule: the key's low b bits replaced by
-2^b - 1 - e (E <= 2^b), the K winners and the largest key left by (k >> b, -e), then counts the rows whose
+2^b - 1 - e (E <= 2^b; 0 for the experts of the groups the reference's steps 3-4 drop), the K winners and the
+largest key left by (k >> b, -e), then counts the rows whose
 last winner shares its bucket with the largest key left (each lane's exact check runs), and the rows the
 kernel leaves to the exact rounds: two adjacent winners of one bucket out of SPEC's order, or an expert left
 out of that bucket above the last winner. A warp holds 32 / L rows and falls back when one of them does.
@@ -20,6 +21,7 @@ import torch
 
 from moegate.optimized.dispatch import SPECIALIZATIONS, WARP_SIZE
 from moegate.reference import PRESETS, preset_has_bias
+from moegate.reference.routing import group_scores, group_selection
 
 
 def id_bits(num_experts: int) -> int:
@@ -41,10 +43,17 @@ def count(name: str, rows: int, seed: int) -> str:
     p = torch.softmax(x, dim=1) if config.scoring_func == "softmax" else torch.sigmoid(x)
     if preset_has_bias(name):
         p = p + 0.1 * torch.randn(E, generator=g)
+    candidate = np.ones((rows, E), dtype=bool)
+    if config.has_groups:
+        G = config.num_expert_group
+        kept = group_selection(group_scores(p, G, preset_has_bias(name)), config.topk_group)
+        in_kept = torch.zeros(rows, G, dtype=torch.bool).scatter_(1, kept, True)
+        candidate = in_kept.repeat_interleave(E // G, dim=1).numpy()
     u = p.numpy().view(np.uint32).astype(np.int64)
     key = np.where(u >> 31 == 1, (~u) & 0xFFFFFFFF, u | 0x80000000)
+    key = np.where(candidate, key, 0)  # a dropped group's expert: below every candidate, never checked
     bits = id_bits(E)
-    named = (key | ((1 << bits) - 1)) - np.arange(E)
+    named = np.where(candidate, (key | ((1 << bits) - 1)) - np.arange(E), 0)
     order = np.argsort(-named, axis=1)
     exact = np.take_along_axis(key, order, 1)
     bucket = np.take_along_axis(named, order, 1) >> bits
