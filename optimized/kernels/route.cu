@@ -638,8 +638,9 @@ __device__ __forceinline__ bool group_kept(u32 my_group_key, int my_group, int f
 // group_kept<G, KG, LPG, true> counts, with one computed source lane. Lane i of group g (i < LPG) fetches the
 // key of group g ^ f, f = i * G / LPG, and then, by xor shuffles with constant offsets t * LPG, the keys of
 // the groups g ^ (f + t), t < G / LPG (f's and t's bits are disjoint); a butterfly over the group's lanes
-// adds the counts. (group_kept's G / LPG source lanes per lane stayed in registers across the rows: 13 more
-// in DeepSeek-V2's named-keys kernel, 3 blocks per SM instead of 4.)
+// adds the counts. (group_kept, spread, keeps its G / LPG source lanes and tie predicates in registers across
+// the rows: DeepSeek-V2's named-keys kernel took 80 registers with it, 76 with this, which 4 blocks per SM
+// declared then hold to 64 with 4 bytes of spills; docs/perf.md, session 17.)
 template <int G, int KG, int LPG>
 __device__ __forceinline__ bool group_kept_in_segment(u32 my_group_key, int my_group, int lane) {
   constexpr int kChecks = G / LPG;
@@ -2077,8 +2078,8 @@ __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], bool can
   if constexpr (C > 8) {
     // Read again each row (an empty asm the compiler cannot move): it then folds e = first_id + j into the
     // naming's add instead of holding the C indices in registers across the row loop (DeepSeek-V2, 10 a lane:
-    // spills of 56 bytes a thread become 12, 0.96x the time at T = 262144 on an H200; at 8 a lane it measured
-    // 0.99x to 1.01x: docs/perf.md, session 17).
+    // spills of 56 bytes a thread become 12, 113.3 us against 114.5 at T = 262144 on an H200; at 8 a lane it
+    // measured 0.98x to 1.03x: docs/perf.md, session 17).
     asm volatile("" : "+r"(first_id));
   }
 #pragma unroll
