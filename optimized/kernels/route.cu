@@ -2150,13 +2150,11 @@ __device__ __noinline__ int select_exactly_from_parked(const float* warp_p, cons
 // groups take 64 or fewer unasked; the bound kernel at E = 64 needs 72 registers, 77 for float32, 3 blocks,
 // and declared, ptxas took 80 and spilled).
 template <int SCORING, int E, int G, int KG, int K, int L, int PLAN>
-constexpr int kSegmentMinBlocks = PLAN == kPlanThroughput && KG < G && named_keys_apply(SCORING, E, G, KG, K, L)
-                                      ? 4
-                                      : 0;
+constexpr int kSegMinBlocks = PLAN == kPlanThroughput && KG < G && named_keys_apply(SCORING, E, G, KG, K, L) ? 4 : 0;
+constexpr int kSegmentThreads = kMaxWarpsPerBlock * kWarpSize;  // a segment kernel's block
 
 template <int DT, int SCORING, int E, int G, int KG, int K, int L, int PLAN>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kSegmentMinBlocks<SCORING, E, G, KG, K, L, PLAN>)
-    route_segment_kernel(
+__global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, KG, K, L, PLAN>) route_segment_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
