@@ -6,6 +6,7 @@ No GPU needed, only nvcc (skipped with a visible reason where it is absent).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -65,6 +66,100 @@ def test_kernel_source_is_self_contained() -> None:
     for step in SPEC_STEPS:
         assert step in text, f"SPEC step {step!r} is not named in {KERNEL_SOURCE.name}"
     assert "use_fast_math" not in " ".join(nvcc_options())
+
+
+# Warp collectives (the intrinsics, and route.cu's helpers that are one): every lane of the mask must reach
+# them. A call evaluated only by some lanes, as the right operand of && or ||, or a branch of ?:, waits
+# forever for the others, or returns what the standard leaves undefined. Session 18 (docs/perf.md) sent
+# one to the GPU, `live && key > __shfl_sync(...)`, and the kernel hung; nvcc said nothing.
+WARP_COLLECTIVE = re.compile(
+    r"\b(__shfl(?:_up|_down|_xor)?_sync|__ballot_sync|__all_sync|__any_sync|__reduce_\w+_sync|"
+    r"__match_\w+_sync|__syncwarp|warp_sum|warp_argmax_index|segment_(?:max|min|count|row_sum))"
+    r"\s*(?:<[^<>()]*>)?\s*\("
+)
+UNIFORM_MARK = "lanes agree:"  # in a comment on the call's line: why its condition is every lane's
+
+
+def conditional_collectives(source: str) -> list[str]:
+    """The lines of CUDA `source` where a warp collective is called inside an expression that only some
+    lanes may evaluate: after a && or || or ? at its own or an enclosing parenthesis level of the same
+    statement (an if's condition, closed before the call, is not counted). A line with UNIFORM_MARK in a
+    comment is exempt."""
+    found = []
+    lines = source.splitlines()
+    code = []
+    in_block = False
+    for line in lines:  # comments out, line numbers kept
+        text = ""
+        i = 0
+        while i < len(line):
+            if in_block:
+                end = line.find("*/", i)
+                if end < 0:
+                    i = len(line)
+                    continue
+                in_block, i = False, end + 2
+            elif line.startswith("/*", i):
+                in_block, i = True, i + 2
+            elif line.startswith("//", i):
+                break
+            else:
+                text += line[i]
+                i += 1
+        code.append(text)
+    levels = [False]
+    for number, text in enumerate(code):
+        collectives = {m.start(): m.group(1) for m in WARP_COLLECTIVE.finditer(text)}
+        i = 0
+        while i < len(text):
+            two = text[i : i + 2]
+            if i in collectives and any(levels) and UNIFORM_MARK not in lines[number]:
+                found.append(f"line {number + 1}: {collectives[i]} in {lines[number].strip()}")
+            if two in ("&&", "||"):
+                levels[-1] = True
+                i += 2
+                continue
+            ch = text[i]
+            if ch == "?":
+                levels[-1] = True
+            elif ch in "([":
+                levels.append(False)
+            elif ch in ")]":
+                levels.pop() if len(levels) > 1 else None
+            elif ch in ";{},":
+                levels[-1] = False
+                if ch in ";{}":
+                    levels = [False]
+            i += 1
+    return found
+
+
+def test_the_collective_check_finds_calls_that_only_some_lanes_make() -> None:
+    flagged = [
+        "const bool proved = live && least > __shfl_sync(kFullMask, held, b);",
+        "x = lane < 8 ? __reduce_max_sync(kFullMask, v) : 0u;",
+        "ok = a || f(__ballot_sync(kFullMask, p) != 0u);",
+        "y = done ? 0 : segment_max<L>(v);",
+    ]
+    clean = [
+        "const u32 held = __shfl_sync(kFullMask, h, b);\nconst bool proved = live && least > held;",
+        "u32 un = __ballot_sync(kFullMask, live && q == 0 && !proved);",
+        "if (!(__all_sync(kFullMask, !doubt) && groups_proved)) return false;",
+        "if (a && b) {\n  v = __shfl_sync(kFullMask, v, 0);\n}",
+        "f(a && b, __shfl_xor_sync(kFullMask, v, 1));",
+        "x = t == 0 ? base : __shfl_xor_sync(kFullMask, base, t);  // lanes agree: t is unrolled",
+        "// a && __shfl_sync(kFullMask, v, 0) in a comment",
+    ]
+    for text in flagged:
+        assert len(conditional_collectives(text)) == 1, text
+    for text in clean:
+        assert conditional_collectives(text) == [], text
+
+
+def test_route_cu_calls_every_warp_collective_in_every_lane() -> None:
+    text = KERNEL_SOURCE.read_text()
+    assert conditional_collectives(text) == []
+    assert text.count(UNIFORM_MARK) <= 2, "each exemption names why its condition is the same in every lane"
 
 
 SORTING_NETWORK_CHECK = r"""

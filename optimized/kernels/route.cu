@@ -650,7 +650,7 @@ __device__ __forceinline__ bool group_kept_in_segment(u32 my_group_key, int my_g
   int beats = 0;
 #pragma unroll
   for (int t = 0; t < kChecks; ++t) {
-    const u32 other = t == 0 ? base : __shfl_xor_sync(kFullMask, base, t * LPG);
+    const u32 other = t == 0 ? base : __shfl_xor_sync(kFullMask, base, t * LPG);  // lanes agree: t unrolled
     // other > mine, or equal keys and a lower group index (keys <= ord(+inf): other + 1 does not wrap)
     const u32 lower = (my_group ^ (first + t)) < my_group ? 1u : 0u;
     beats += other + lower > my_group_key ? 1 : 0;
