@@ -9,6 +9,9 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -1
   python3 -c "import torch, cupy; print('torch', torch.__version__, 'cupy', cupy.__version__)"; } | tee "$OUT/env.log"
 
 # The steps the device scripts share, each writing its log under $OUT and printing a summary:
+# gpu_smoke [LIMIT_S] (tools/gpu_smoke.py: every kernel of the table at three small T against the generic
+# kernel, each launch under a watchdog; run it first after any route.cu change: a hung kernel otherwise
+# looks like a slow compile and spends the long steps' limits, docs/perf.md session 18),
 # gpu_suite LIMIT_S [NAME PYTEST_ARGS...] (the GPU tests: all of tests/, or those PYTEST_ARGS pick, logged
 # as $OUT/pytest_NAME.log, NAME "gpu" by default), gpu_sanitize (compute-sanitizer over every kernel, then
 # over the kernels whose blocks loop), gpu_bench [LIMIT_S] [T_SHOWN] (moegate bench against the peers on
@@ -38,4 +41,10 @@ gpu_bench() {
     bench --impl optimized --impl flashinfer-default --impl flashinfer-cake --impl vllm --preset all --dtype bfloat16 \
     --host --out "$OUT/bench" > "$OUT/bench.log" 2>&1; echo "bench exit $? in ${SECONDS}s"
   grep -E "^optimized" "$OUT/bench.log" | grep -E " (${2:-1|4096|262144}) " | cut -c1-90
+}
+gpu_smoke() {
+  SECONDS=0
+  timeout "${1:-150}" python3 tools/gpu_smoke.py > "$OUT/smoke.log" 2>&1
+  echo "gpu_smoke exit $? in ${SECONDS}s: $(tail -1 "$OUT/smoke.log")"
+  { grep -E "DIFFERS|Timeout|Error" "$OUT/smoke.log" || true; } | head
 }
