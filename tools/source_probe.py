@@ -7,7 +7,8 @@ Each variant is a route.cu text; the probe compiles it (only the kernels the cho
 every dtype's name list kept out), times each preset and T through `route.launch` with the dispatch's
 plan and `moegate bench`'s timer (CUDA graph over input sets rotated past L2, median of 5 replays), in
 `--rounds` alternating passes over the variants so that a drift of the card's clocks shows, and checks
-that every variant's ids and weights are bitwise the first variant's on random and tie-heavy rows.
+that every variant's ids and weights are bitwise the first variant's on random and tie-heavy rows. Each
+time is printed as it is measured (indented), and the table at the end.
 A preset with a bias gets a float32 one (0.1 N(0, 1)); --no-bias routes every preset without one.
 
 --stamps: also inserts clock64 stamps between the steps of the latency plan's warp kernel (lane 0 of
@@ -169,6 +170,7 @@ def main() -> None:
 
                     us = timer.time(call, make_set, t * E * dtype.itemsize).seconds * 1e6
                     times.setdefault((vname, p, t), []).append(us)
+                    print(f"  {vname} {p} T={t}: {us:.2f} us", flush=True)  # a run cut short keeps these
                     got = []
                     for scores, b in checks:
                         o = outputs()
