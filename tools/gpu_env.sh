@@ -13,7 +13,8 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -1
 # kernel, each launch under a watchdog; run it first after any route.cu change: a hung kernel otherwise
 # looks like a slow compile and spends the long steps' limits, docs/perf.md session 18),
 # gpu_suite LIMIT_S [NAME PYTEST_ARGS...] (the GPU tests: all of tests/, or those PYTEST_ARGS pick, logged
-# as $OUT/pytest_NAME.log, NAME "gpu" by default), gpu_sanitize (compute-sanitizer over every kernel, then
+# as $OUT/pytest_NAME.log, NAME "gpu" by default; a test past 150 s dumps its stack there, so a hung kernel
+# names its test), gpu_sanitize (compute-sanitizer over every kernel, then
 # over the kernels whose blocks loop), gpu_bench [LIMIT_S] [T_SHOWN] (moegate bench against the peers on
 # every preset with the host path, `.peers/*` carried; its rows at the T of the regex T_SHOWN are printed).
 gpu_suite() {
@@ -21,7 +22,8 @@ gpu_suite() {
   shift
   if [ $# -gt 0 ]; then name=$1; shift; else set -- tests; fi
   SECONDS=0
-  timeout "$limit" python3 -m pytest -m gpu -q -p no:cacheprovider "$@" > "$OUT/pytest_$name.log" 2>&1
+  timeout "$limit" python3 -m pytest -m gpu -q -p no:cacheprovider -o faulthandler_timeout=150 "$@" \
+    > "$OUT/pytest_$name.log" 2>&1
   echo "pytest -m gpu ($name) exit $? in ${SECONDS}s: $(tail -1 "$OUT/pytest_$name.log")"
   { grep -E "^FAILED|^ERROR" "$OUT/pytest_$name.log" || true; } | head
 }
