@@ -124,8 +124,8 @@ def conditional_collectives(source: str) -> list[str]:
                 levels[-1] = True
             elif ch in "([":
                 levels.append(False)
-            elif ch in ")]":
-                levels.pop() if len(levels) > 1 else None
+            elif ch in ")]" and len(levels) > 1:
+                levels.pop()
             elif ch in ";{},":
                 levels[-1] = False
                 if ch in ";{}":
