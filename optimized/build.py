@@ -68,6 +68,16 @@ def nvcc_options(defines: tuple[str, ...] = ()) -> list[str]:
     return [_NVCC_SPELLING[o] for o in COMPILE_OPTIONS] + [f"-D{d}" for d in defines]
 
 
+def instantiation_unit(names: list[str], source: Path = KERNEL_SOURCE) -> str:
+    """A .cu text that #includes `source` and takes the address of each kernel name expression in `names`,
+    which instantiates each exactly as NVRTC's name expressions do: what nvcc compiles where NVRTC is not
+    used (tests/test_optimized_compile.py, tools/sass_report.py)."""
+    lines = [f'#include "{Path(source).resolve()}"', "extern void* const kInstantiated[];"]
+    lines += ["void* const kInstantiated[] = {"]
+    lines += [f"    reinterpret_cast<void*>(&{name})," for name in names] + ["};"]
+    return "\n".join(lines) + "\n"
+
+
 def kernel_source() -> str:
     """The text of optimized/kernels/route.cu."""
     return KERNEL_SOURCE.read_text()

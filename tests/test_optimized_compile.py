@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from moegate.optimized import KERNEL_SOURCE, KNOWN_DEFINES, name_expressions, nvcc_options
+from moegate.optimized.build import instantiation_unit
 from moegate.reference import SPEC_STEPS
 
 NVCC = shutil.which("nvcc")
@@ -25,15 +26,8 @@ needs_nvcc = pytest.mark.skipif(
 def _translation_unit(tmp_path: Path) -> Path:
     """A .cu file that #includes route.cu and takes the address of every compiled name expression, which
     instantiates each specialization and the generic kernel exactly as NVRTC's name expressions do."""
-    lines = [
-        f'#include "{KERNEL_SOURCE}"',
-        "extern void* const kInstantiated[];",
-        "void* const kInstantiated[] = {",
-        *[f"    reinterpret_cast<void*>(&{name})," for name in name_expressions()],
-        "};",
-    ]
     path = tmp_path / "instantiate_all.cu"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(instantiation_unit(name_expressions()))
     return path
 
 

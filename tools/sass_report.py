@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moegate.optimized import KERNEL_SOURCE, name_expressions, nvcc_options
+from moegate.optimized.build import instantiation_unit
 
 INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);")
 BRANCH = re.compile(r"\bBRA(?:\.[A-Z.]+)?\s+(?:[!A-Z0-9]+,\s*)?(0x[0-9a-f]+)")
@@ -107,9 +108,7 @@ def compile_report(source: Path, names: list[str], arch: int) -> dict[str, Kerne
         raise SystemExit("sass_report needs nvcc and cuobjdump on PATH (or $CUOBJDUMP)")
     with tempfile.TemporaryDirectory() as tmp:
         unit = Path(tmp) / "unit.cu"
-        lines = [f'#include "{source.resolve()}"', "extern void* const kAll[];", "void* const kAll[] = {"]
-        lines += [f"    reinterpret_cast<void*>(&{name})," for name in names] + ["};"]
-        unit.write_text("\n".join(lines) + "\n")
+        unit.write_text(instantiation_unit(names, source))
         cubin = Path(tmp) / "unit.cubin"
         cmd = [
             nvcc,
