@@ -55,7 +55,7 @@ def test_hot_presets_are_specialized() -> None:
 
 
 def test_bound_plan_rows() -> None:
-    # route.cu's route_row_bound: sigmoid, E % 32 == 0, 64 <= E <= 256, K + 1 keys among the kept lanes'
+    # route.cu's bound_plan_applies: sigmoid, E % 32 == 0, 64 <= E <= 256, K + 1 keys among the kept lanes'
     # first min(E / 32, 4) sorted ones. tests/test_optimized_compile.py checks route.cu's copy of the rule.
     assert [s.name for s in SPECIALIZATIONS if s.has_bound_plan and s.kernel == "warp"] == [
         "deepseek-v3",

@@ -835,9 +835,9 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
     )
 
 
-# ---- the bound plan (route.cu: route_row_bound): approximate keys, exact keys for the winners ---------
+# ---- the bound plan (route.cu: select_row_bound): approximate keys, exact keys for the winners --------
 # The bound kernel (PLAN_BOUND) of a sigmoid row of E <= 256 on the warp kernel routes on approximate keys
-# and proves each row (route.cu's comment above route_row_bound); a row it cannot prove takes the exact path.
+# and proves each row (route.cu's comment above select_row_bound); a row it cannot prove takes the exact path.
 # These tests force the bound plan (selection) at any T and compare bitwise with the generic kernel.
 BOUND_SPECS = [s for s in SPECIALIZATIONS if s.has_bound_plan]
 
@@ -1034,6 +1034,46 @@ def test_bound_plan_equals_the_generic_kernel_on_hard_rows_and_biases(spec, dtyp
                 buffer[:, 1:] = rows
                 scores = buffer[:, 1:]
             _assert_bound_plan_matches_generic(config, scores, bias, f"{spec.name} bias {name} {layout}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("mode", ["split", "replica"])
+@pytest.mark.parametrize("spec", BOUND_SPECS, ids=lambda s: s.name)
+def test_bound_plan_batches_mix_proved_and_unproved_rows(spec, mode, dtype, monkeypatch) -> None:
+    """The warp bound kernel selects a batch of its rows (route.cu: select_row_bound), then finishes them
+    together (finish_rows_bound), each row's slots in their own lanes, and routes the rows it cannot prove
+    again. With one block per SM each warp routes about seven rows here: every warp has a full batch and a
+    partial one, and the hard rows (near ties, non-finite and tie-heavy rows, scattered among random ones)
+    put rows the proof leaves beside rows it proves in most batches. Bitwise the generic kernel."""
+    config = spec.config(
+        routed_scaling_factor=2.5, num_fused_shared_experts=3, shared_expert_mode=mode, renormalize=True
+    )
+    plan = dispatch_plan(config, dtype)
+    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    seed = seed_of("bound-batch", spec.name, mode, dtype)
+    bias = (torch.randn(config.num_experts, generator=torch.Generator().manual_seed(seed)) * 0.3).to(CUDA)
+    hard = torch.cat(
+        [
+            near_tie_rows(config, bias, seed).to(CUDA).to(dtype),
+            tie_heavy_scores(config, dtype, seed),
+            nonfinite_scores(config, dtype, seed),
+            negative_nan_rows(config, dtype, seed),
+        ]
+    )
+    num_warps = plan.cap_blocks_per_sm(1) * sm_count * plan.warps_per_block
+    num_rows = 7 * num_warps + 3
+    scores, _ = random_inputs(config, num_rows, dtype, None, seed)
+    places = torch.randperm(num_rows, generator=torch.Generator().manual_seed(seed))[: hard.shape[0]]
+    scores[places.to(CUDA)] = hard
+    assert plan.geometry(num_rows, sm_count, PLAN_BOUND, 1)[0] * plan.warps_per_block == num_warps
+    slow = run_plan(generic_plan(config, dtype), scores, bias, config)
+    monkeypatch.setattr(route_module, "resident_blocks_per_sm", lambda *args: 1)
+    fast = run_plan(plan, scores, bias, config, PLAN_BOUND)
+    monkeypatch.undo()
+    assert_valid(config, *fast)
+    note = f"{spec.name} {mode} {dtype}"
+    assert torch.equal(fast[0], slow[0]), f"{note}: ids differ from the generic kernel"
+    assert torch.equal(fast[1], slow[1]), f"{note}: weights differ bitwise from the generic kernel"
 
 
 # ---- determinism, row independence, graphs ------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""How often the bound plan's proof fails (route.cu: route_row_bound), on a CUDA GPU.
+"""How often the bound plan's proof fails (route.cu: finish_rows_bound), on a CUDA GPU.
 
     python tools/bound_probe.py [--preset deepseek-v3 ...] [--rows 262144]
 
-Compiles route.cu with a counter that route_row_bound increments once per row it cannot prove (each then
+Compiles route.cu with a counter that finish_rows_bound increments once per row it cannot prove (each then
 takes the exact path), routes random rows of each preset through the bound plan with the bias of `moegate
 bench` (0.1 N(0, 1) in bf16 beside bf16 scores N(0, 1)) and with the GPU tests' (0.3 N(0, 1) in float32,
 scores 2 N(0, 1)), and prints the fraction of rows that fell back.
@@ -19,7 +19,7 @@ from moegate.optimized import KERNEL_SOURCE, PLAN_BOUND, build, dispatch_plan
 from moegate.optimized.route import launch
 from moegate.reference import get_preset, preset_has_bias
 
-ANCHOR = "  if (!(__all_sync(kFullMask, !doubt) && groups_proved && experts_proved)) return false;"
+ANCHOR = "  u32 unproved = __ballot_sync(kFullMask, live && q == 0 && !proved);\n"
 COUNTER = "__device__ unsigned long long moegate_fallbacks;\n"
 
 
@@ -27,8 +27,7 @@ def counting_source() -> str:
     text = KERNEL_SOURCE.read_text()
     if text.count(ANCHOR) != 1:
         raise SystemExit("route.cu lacks the proof's anchor; update tools/bound_probe.py")
-    counted = "  if (!(__all_sync(kFullMask, !doubt) && groups_proved && experts_proved)) {\n"
-    counted += "    if (lane == 0) atomicAdd(&moegate_fallbacks, 1ull);\n    return false;\n  }"
+    counted = ANCHOR + "  if (lane == 0) atomicAdd(&moegate_fallbacks, __popc(unproved) + 0ull);\n"
     text = text.replace(ANCHOR, counted)
     namespace = text.index("namespace moegate {")
     return text[:namespace] + COUNTER + text[namespace:]
@@ -45,9 +44,9 @@ def main() -> None:
     device = torch.device("cuda")
     dtype = torch.bfloat16
     plans = {p: dispatch_plan(get_preset(p), dtype) for p in presets}
-    for p, plan in plans.items():  # the counter sits in route_row_bound, the warp kernel's proof
+    for p, plan in plans.items():  # the counter sits in finish_rows_bound, the warp kernel's proof
         if not plan.kernel_name(PLAN_BOUND).startswith("moegate::route_warp_kernel<"):
-            raise SystemExit(f"{p}: its bound plan is not the warp kernel's (route_row_bound)")
+            raise SystemExit(f"{p}: its bound plan is not the warp kernel's (finish_rows_bound)")
     names = sorted({plan.kernel_name(PLAN_BOUND) for plan in plans.values()})
     text = counting_source()
     build.kernel_source = lambda: text

@@ -54,9 +54,10 @@
 //     rows with E <= 256: DeepSeek-V3 and GLM-4.5), routes each row on approximate keys (two hardware
 //     approximations per expert instead of the exact sigmoid's dozen instructions), with the exact keys
 //     of its K winners only, and proves that the result is the exact one: strict gaps, larger than the
-//     approximation's proven error, at the group boundary and after the K-th key (route_row_bound has the
-//     argument). A row it cannot prove (about 1 in 100 random rows, every row with ties there) is routed
-//     again exactly. Bitwise the same output as the other plans.
+//     approximation's proven error, at the group boundary and after the K-th key (the comment above
+//     select_row_bound has the argument). A warp selects a batch of rows, then finishes them together, each
+//     row's slots in their own lanes (finish_rows_bound). A row it cannot prove (about 1 in 100 random rows,
+//     every row with ties there) is routed again exactly. Bitwise the same output as the other plans.
 //   * The segment kernel's throughput plan, where its rows have no groups and at most 8 experts a lane
 //     (kNamedKeys: Qwen3-MoE, gpt-oss, DeepSeek-V2-Lite, Moonlight, GLM-4.5-Air), selects by keys that name
 //     their expert: each key's low bits replaced by the expert's index, so a round is a segment maximum and
@@ -865,6 +866,30 @@ struct RowLoader {
     for (int j = 0; j < C; ++j) x[j] = nan_to_neg_inf(x[j]);
   }
 
+  // The lane's C raw logits, as loaded, stored at dst[lane * C, lane * C + C) (shared memory, dst aligned
+  // to 16 bytes), for the bound plan's winners to read their exact p from.
+  static __device__ __forceinline__ void park(const InFlight& f, Raw* dst, int lane) {
+    if constexpr (kVecBytes == 0) {
+#pragma unroll
+      for (int j = 0; j < C; ++j) dst[lane * C + j] = f.r[j];
+    } else {
+      u32* const mine = reinterpret_cast<u32*>(dst + lane * C);
+      if constexpr (kVecBytes == 16) {
+#pragma unroll
+        for (int i = 0; i < kWords / 4; ++i) {
+          reinterpret_cast<uint4*>(mine)[i] =
+              make_uint4(f.w[4 * i], f.w[4 * i + 1], f.w[4 * i + 2], f.w[4 * i + 3]);
+        }
+      } else if constexpr (kVecBytes == 8) {
+#pragma unroll
+        for (int i = 0; i < kWords / 2; ++i) reinterpret_cast<uint2*>(mine)[i] = make_uint2(f.w[2 * i], f.w[2 * i + 1]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < kWords; ++i) mine[i] = f.w[i];
+      }
+    }
+  }
+
   // The same without the NaN rule (NaN stays NaN), for sigmoid_in_place, which applies it itself.
   static __device__ __forceinline__ void widen(const InFlight& f, float (&x)[C]) {
 #pragma unroll
@@ -1091,16 +1116,22 @@ struct BoundConstants {
     const float spread = __fadd_ru(1.0f, __fmul_ru(2.0f, magnitude));  // 1 + 2B
     margin = __fadd_ru(__fadd_ru(kApproxSigmoidError, __fmul_ru(0x1p-15f + 0x1p-21f, spread)), 0x1p-100f);
     twice_group_margin = __fmul_ru(2.0f, __fadd_ru(__fmul_ru(2.0f, margin), __fmul_ru(0x1p-21f, spread)));
+    // Word w holds byte 255 - e of e = owner * C + 4 w + i in its byte i (4 w + i < C; else 0): one multiply
+    // and add of the owner, (255 - 4 w - owner C) in each byte less i in byte i (no byte borrows: e <= 255),
+    // which the compiler can recompute each row where it does not hold the words.
 #pragma unroll
     for (int w = 0; w < (C + 3) / 4; ++w) {
-      u32 bytes = 0;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int e = owner * C + 4 * w + i;
-        bytes |= (4 * w + i < C ? static_cast<u32>(255 - e) & 0xffu : 0u) << (8 * i);
-      }
-      id_bytes[w] = bytes;
+      const u32 ones = id_byte_ones(C - 4 * w);  // 0x01 in each byte that names an expert
+      const u32 ramp = id_byte_ramp(C - 4 * w);  // i in byte i of those
+      id_bytes[w] = static_cast<u32>(owner) * (0u - static_cast<u32>(C) * ones) + ((255u - 4u * w) * ones - ramp);
     }
+  }
+
+  static __device__ __forceinline__ constexpr u32 id_byte_ones(int n) {
+    return n >= 4 ? 0x01010101u : (n == 3 ? 0x010101u : (n == 2 ? 0x0101u : 0x01u));
+  }
+  static __device__ __forceinline__ constexpr u32 id_byte_ramp(int n) {
+    return n >= 4 ? 0x03020100u : (n == 3 ? 0x020100u : (n == 2 ? 0x0100u : 0u));
   }
 };
 
@@ -1190,15 +1221,66 @@ __device__ __forceinline__ void rank_slots_unless_in_order(bool in_order, u32 ke
   }
 }
 
-// Steps 1 to 8 of one row in the bound plan (above), from the lane's widened logits x (NaN kept as NaN):
-// true when the row is written, false when the exact path must route it. warp_bias: the E bias entries as
-// load_bias_lane reads them, then room for the row's E logits (shared memory, the warp's own); stage_id,
-// stage_p: the warp's staging rows.
+// Steps 1 to 8 of one row exactly, for the rows the bound plan cannot prove: the logits and the bias read
+// again, exact p (sigmoid_in_place), its keys, group_scores and group_selection as the warp kernels
+// compute them, and K argmax rounds over every key (best_in_order, warp_argmax_index: the largest key, the
+// lowest expert index among equal ones), so every bit is the exact path's. Not inlined, so that the bound
+// kernel's registers are the bound path's where the exact path inline would need more (DeepSeek-V3's
+// kernel needed 78 with it inline, 61 without it); about one row in a hundred comes here.
+template <int DT, int E, int G, int KG, int K>
+__device__ __noinline__ void route_row_exact(const typename ScoreTraits<DT>::Raw* row_logits, i64 row,
+                                             int lane, const void* bias, int bias_dtype, int* out_ids,
+                                             float* out_weights, OutputArgs out) {
+  constexpr int C = E / kWarpSize;
+  constexpr int N = E / G;
+  constexpr int LPG = G == 1 ? kWarpSize : N / C;
+  float p[C];
+#pragma unroll
+  for (int j = 0; j < C; ++j) p[j] = ScoreTraits<DT>::to_float(__ldg(row_logits + lane * C + j));
+  sigmoid_in_place<C, true>(p);
+  float bias_f[C];
+  load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
+  u32 key[C];
+  biased_score_keys<C>(p, bias_f, bias_dtype != kNoBias, key);
+  if constexpr (KG < G) {
+    const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, bias_dtype != kNoBias);
+    if (!group_kept<G, KG, LPG, true>(my_group_key, lane / LPG, 0)) {
+#pragma unroll
+      for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
+    }
+  }
+  int slot_id = 0;
+  float slot_p = 0.0f;
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    u32 best;
+    int best_j;
+    best_in_order<C>(key, best, best_j);
+    const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
+    const int owner = static_cast<int>(winner / C);
+    const float won_p = __shfl_sync(kFullMask, take_at<C>(key, p, best_j, owner == lane), owner);
+    slot_id = lane == k ? static_cast<int>(winner) : slot_id;
+    slot_p = lane == k ? won_p : slot_p;
+  }
+  const float routed_sum = routed_sum_from_lanes(slot_p, lane, out);
+  write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
+                       routed_sum, lane, out);
+}
+
+// The lanes one row's slots take when the warp bound kernel finishes its rows (finish_rows_bound): the
+// least power of two >= K, so that a warp finishes 32 / that many rows at once.
+__host__ __device__ constexpr int bound_slot_lanes(int k) { return k <= 1 ? 1 : 2 * bound_slot_lanes((k + 1) / 2); }
+
+// Steps 1 to 5 of one row in the bound plan (above), on approximate keys, from the lane's widened logits x
+// (NaN kept as NaN): round k's key (the winner's a, which names it) goes to won[k], and the result is the
+// key the least exact key of the K winners must exceed for the proof (ord of a(K+1) + bmin + M, rounded
+// upwards), or 0xffffffff (no key exceeds it) where the row proves nothing: a lane in doubt, groups not
+// proved, a(K+1) not a finite a >= +0. finish_rows_bound computes the winners' exact keys and completes
+// the proof. Every lane of the warp calls it and gets the same result.
 template <int E, int G, int KG, int K>
-__device__ __forceinline__ bool route_row_bound(const float (&x)[E / kWarpSize], i64 row, int lane,
-                                                const BoundConstants<E / kWarpSize>& bc, float* warp_bias,
-                                                bool has_bias, u32* stage_id, float* stage_p, int* out_ids,
-                                                float* out_weights, const OutputArgs& out) {
+__device__ __forceinline__ u32 select_row_bound(const float (&x)[E / kWarpSize], int lane,
+                                                const BoundConstants<E / kWarpSize>& bc, bool has_bias,
+                                                u32* won) {
   constexpr int C = E / kWarpSize;
   constexpr int N = E / G;
   constexpr int LPG = G == 1 ? kWarpSize : N / C;
@@ -1240,10 +1322,7 @@ __device__ __forceinline__ bool route_row_bound(const float (&x)[E / kWarpSize],
     }
   }
 
-  // ---- step 5 on approximate keys: K rounds, round k's key parked at stage_id[k]; then a(K+1) ----
-  __syncwarp();  // the previous row's reads of the staging area and of its logits are done
-  float* const row_x = warp_bias + E;  // the row's logits, for the winners' exact p
-  park_logits<C>(x, row_x + lane * C);
+  // ---- step 5 on approximate keys: K rounds, round k's key parked at won[k]; then a(K+1) ----
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     const int top = __reduce_max_sync(kFullMask, a[0]);
@@ -1251,87 +1330,86 @@ __device__ __forceinline__ bool route_row_bound(const float (&x)[E / kWarpSize],
 #pragma unroll
     for (int d = 0; d + 1 < D; ++d) a[d] = mine ? a[d + 1] : a[d];
     a[D - 1] = mine ? kLowestInt : a[D - 1];
-    stage_id[k] = static_cast<u32>(top);  // every lane stores the same word (one select per round fewer)
+    won[k] = static_cast<u32>(top);  // every lane stores the same word (one select per round fewer)
   }
   const int next = __reduce_max_sync(kFullMask, a[0]);
-  __syncwarp();
-  const int won = lane < K ? static_cast<int>(stage_id[lane]) : kLowestInt;
   if constexpr (C > D) doubt |= kept && a[0] == kLowestInt;  // the lane gave all D: its next is unknown
+  const float bound = __fadd_ru(__fadd_ru(__int_as_float(next), bc.bmin), bc.margin);
+  const bool proves = __all_sync(kFullMask, !doubt) && groups_proved && static_cast<u32>(next) < 0x7f800000u;
+  return proves ? orderable(bound) : 0xffffffffu;
+}
 
-  // ---- steps 1-2 exactly, for the K winners (lane k: round k's) ----
-  const bool slot = lane < K;
-  const int id = slot ? 255 - (won & 0xff) : 0;
-  float px[1] = {slot ? row_x[id] : 0.0f};
+// Steps 1 to 8 of the n (1 <= n <= B) rows a warp selected last (select_row_bound), together: row b is
+// first_row + b * row_step, its winners' keys at won[b * S + k] (S = bound_slot_lanes(K)), its logits parked
+// at parked + b * E (raw, as loaded), its proof's key held by lane b (held_bound). Lane b * S + k computes
+// the exact p and key of row b's round-k winner (k < K); a row whose least exact key exceeds its proof's
+// key is proved and written, slot k by lane b * S + k (the rounds' order unless exact keys say otherwise);
+// each other row is routed again by route_row_exact. The routed sum of row b is the xor butterfly over its
+// S lanes, which gives warp_sum's bits (the lanes past K hold +0, which warp_sum's first steps add). Every
+// lane of the warp calls it. warp_bias: the E bias entries (load_bias_lane's values).
+template <int DT, int E, int G, int KG, int K>
+__device__ __forceinline__ void finish_rows_bound(int n, i64 first_row, i64 row_step, u32 held_bound, int lane,
+                                                  bool has_bias, const float* warp_bias,
+                                                  const typename ScoreTraits<DT>::Raw* parked,
+                                                  const u32* won, u32* stage_id, float* stage_p,
+                                                  const void* scores, i64 row_stride, const void* bias,
+                                                  int bias_dtype, int* out_ids, float* out_weights,
+                                                  const OutputArgs& out) {
+  constexpr int S = bound_slot_lanes(K);
+  const int b = lane / S;
+  const int q = lane % S;
+  const bool live = b < n;
+  const bool slot = live && q < K;
+  __syncwarp();  // every lane's parked logits and the rounds' keys are in shared memory
+
+  // ---- steps 1-2 exactly, for the K winners of each row (lane b * S + k: row b's round k) ----
+  const int won_key = slot ? static_cast<int>(won[lane]) : kLowestInt;
+  const int id = slot ? 255 - (won_key & 0xff) : 0;
+  float px[1] = {slot ? ScoreTraits<DT>::to_float(parked[b * E + id]) : 0.0f};
   sigmoid_in_place<1, true>(px);
   const float p = px[0];
   u32 key = __float_as_uint(p) | 0x80000000u;  // biased_score_keys' two cases
   if (has_bias) key = probability_key(p, slot ? warp_bias[id] : 0.0f);
 
   // ---- the proof (above); a row without one takes the exact path ----
-  const u32 least_won = __reduce_min_sync(kFullMask, slot ? key : 0xffffffffu);
-  const float bound = __fadd_ru(__fadd_ru(__int_as_float(next), bc.bmin), bc.margin);
-  const bool experts_proved = static_cast<u32>(next) < 0x7f800000u && least_won > orderable(bound);
-  if (!(__all_sync(kFullMask, !doubt) && groups_proved && experts_proved)) return false;
+  u32 least_won = slot ? key : 0xffffffffu;
+#pragma unroll
+  for (int offset = S / 2; offset > 0; offset >>= 1) {
+    least_won = min(least_won, __shfl_xor_sync(kFullMask, least_won, offset));
+  }
+  const u32 row_bound = __shfl_sync(kFullMask, held_bound, b);  // every lane: not inside the && below
+  const bool proved = live && least_won > row_bound;
 
   // ---- the slots in exact order (the rounds' order unless exact keys say otherwise) ----
   const u32 next_key = __shfl_down_sync(kFullMask, key, 1);
   const int next_id = __shfl_down_sync(kFullMask, id, 1);
-  const bool in_order = lane >= K - 1 || key > next_key || (key == next_key && id < next_id);
+  const bool in_order = !proved || q >= K - 1 || key > next_key || (key == next_key && id < next_id);
   int slot_id = id;
   float slot_p = p;
-  rank_slots_unless_in_order<K>(in_order, key, id, p, lane, 0, stage_id, stage_p, slot_id, slot_p);
+  rank_slots_unless_in_order<K>(in_order, key, id, p, q, b * S, stage_id, stage_p, slot_id, slot_p);
 
   // ---- steps 6-8 ----
-  const float routed_sum = routed_sum_from_lanes(slot_p, lane, out);
-  write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
-                       routed_sum, lane, out);
-  return true;
-}
-
-// Steps 1 to 8 of one row exactly, for the rows the bound plan cannot prove: the logits and the bias read
-// again, exact p (sigmoid_in_place), its keys, group_scores and group_selection as the warp kernels
-// compute them, and K argmax rounds over every key (best_in_order, warp_argmax_index: the largest key, the
-// lowest expert index among equal ones), so every bit is the exact path's. Not inlined, so that the bound
-// kernel's registers are the bound path's where the exact path inline would need more (bound_exact_call:
-// DeepSeek-V3's kernel needed 78 with it inline, 61 without it); about one row in a hundred comes here.
-template <int DT, int E, int G, int KG, int K>
-__device__ __noinline__ void route_row_exact(const typename ScoreTraits<DT>::Raw* row_logits, i64 row,
-                                             int lane, const void* bias, int bias_dtype, int* out_ids,
-                                             float* out_weights, OutputArgs out) {
-  constexpr int C = E / kWarpSize;
-  constexpr int N = E / G;
-  constexpr int LPG = G == 1 ? kWarpSize : N / C;
-  float p[C];
+  float routed_sum = q < K ? slot_p : 0.0f;
 #pragma unroll
-  for (int j = 0; j < C; ++j) p[j] = ScoreTraits<DT>::to_float(__ldg(row_logits + lane * C + j));
-  sigmoid_in_place<C, true>(p);
-  float bias_f[C];
-  load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
-  u32 key[C];
-  biased_score_keys<C>(p, bias_f, bias_dtype != kNoBias, key);
-  if constexpr (KG < G) {
-    const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, bias_dtype != kNoBias);
-    if (!group_kept<G, KG, LPG, true>(my_group_key, lane / LPG, 0)) {
-#pragma unroll
-      for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
+  for (int offset = S / 2; offset > 0; offset >>= 1) routed_sum += __shfl_xor_sync(kFullMask, routed_sum, offset);
+  const i64 row = first_row + b * row_step;
+  if (proved) {
+    int* const ids = out_ids + row * out.width;
+    float* const weights = out_weights + row * out.width;
+    if (q < K) {
+      ids[q] = slot_id;
+      weights[q] = output_scaling(routed_weight(slot_p, routed_sum, out), out);
     }
+    shared_slots(ids, weights, row, routed_sum, q, S, out);
   }
-  int slot_id = 0;
-  float slot_p = 0.0f;
-#pragma unroll
-  for (int k = 0; k < K; ++k) {
-    u32 best;
-    int best_j;
-    best_in_order<C>(key, best, best_j);
-    const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
-    const int owner = static_cast<int>(winner / C);
-    const float won_p = __shfl_sync(kFullMask, take_at<C>(key, p, best_j, owner == lane), owner);
-    slot_id = lane == k ? static_cast<int>(winner) : slot_id;
-    slot_p = lane == k ? won_p : slot_p;
+  u32 unproved = __ballot_sync(kFullMask, live && q == 0 && !proved);
+  __syncwarp();  // every lane has read the parked logits and the keys, before the next rows write them
+  while (unproved != 0u) {
+    const i64 again = first_row + ((__ffs(unproved) - 1) / S) * row_step;
+    unproved &= unproved - 1u;
+    route_row_exact<DT, E, G, KG, K>(row_start<typename ScoreTraits<DT>::Raw>(scores, again, row_stride), again,
+                                     lane, bias, bias_dtype, out_ids, out_weights, out);
   }
-  const float routed_sum = routed_sum_from_lanes(slot_p, lane, out);
-  write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
-                       routed_sum, lane, out);
 }
 
 // ======================================================================================================
@@ -1339,15 +1417,22 @@ __device__ __noinline__ void route_row_exact(const typename ScoreTraits<DT>::Raw
 // ======================================================================================================
 constexpr int kMaxWarpsPerBlock = 8;  // the specialized kernel's block: 256 threads at most
 
-// Whether the bound kernel routes the rows it cannot prove in a call (route_row_exact) rather than inline.
-__host__ __device__ constexpr bool bound_exact_call(int e) { return e / kWarpSize >= 8; }
+// The rows the warp bound kernel selects before it finishes them together: 32 / bound_slot_lanes(K), halved
+// while 8 warps' shared memory (each warp's E bias entries, E shifts and the rows' parked logits, raw_bytes
+// each, beside 4 KB of staging) would pass the 48 KB of a block's static shared memory.
+__host__ __device__ constexpr int bound_batch(int e, int k, int raw_bytes) {
+  int b = kWarpSize / bound_slot_lanes(k);
+  while (b > 1 && kMaxWarpsPerBlock * (8 * e + b * e * raw_bytes) + 4096 > 48 * 1024) b /= 2;
+  return b;
+}
+
 
 // The blocks per SM a warp kernel declares (__launch_bounds__' second argument; 0 declares none): see below
-// for the latency kernel; the bound kernel with its exact rows in a call is held to 4 blocks of 256 threads
+// for the latency kernel; the bound kernel, its exact rows in a call, is held to 4 blocks of 256 threads
 // (64 registers; DeepSeek-V3 T = 262144 on an H200: 141.6 us against 147.5 at 80 registers, 3 blocks).
 template <int PLAN, int E>
 constexpr int kWarpMinBlocks =
-    PLAN == kPlanLatency ? 1 : (PLAN == kPlanBound && bound_exact_call(E) ? 4 : 0);
+    PLAN == kPlanLatency ? 1 : (PLAN == kPlanBound ? 4 : 0);
 
 // The latency kernel runs at most one block per SM (its plan's definition), so it declares that minimum:
 // without it ptxas held it to 64 registers and spilled the row index around the exact paths' calls, and a
@@ -1424,14 +1509,20 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
   // requesting the next row before routing this one (raw words live across the loop cost registers).
   float bias_f[C];
   if (!latency) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
-  // The bound plan (route_row_bound): its own kernel (PLAN = kPlanBound), the throughput plan otherwise,
-  // for the table rows bound_plan_applies admits (optimized/dispatch.py: the largest batches).
+  // The bound plan (select_row_bound, finish_rows_bound): its own kernel (PLAN = kPlanBound), the
+  // throughput plan otherwise, for the table rows bound_plan_applies admits (optimized/dispatch.py: the
+  // largest batches).
   constexpr bool kBound = PLAN == kPlanBound;
-  constexpr bool kExactCall = kBound && bound_exact_call(E);
   static_assert(!kBound || bound_plan_applies(SCORING, E, G, KG, K), "the bound plan does not apply");
-  // The bound plan's winners read their bias entry from the warp's copy in shared memory.
-  __shared__ __align__(16) float bound_bias[kBound ? kMaxWarpsPerBlock : 1][kBound ? 3 * E : 1];
+  // The bound plan's rows in batches (select_row_bound, then finish_rows_bound for kBatch rows at once):
+  // each warp's shared memory holds its E bias entries (for the winners' exact keys), the lanes' shifted
+  // bias (BoundConstants) and the batch's rows' raw logits (for the winners' exact p).
+  constexpr int kSlotLanes = bound_slot_lanes(K);
+  constexpr int kBatch = bound_batch(E, K, static_cast<int>(sizeof(Raw)));
+  constexpr int kParkWords = kBatch * E * static_cast<int>(sizeof(Raw)) / 4;
+  __shared__ __align__(16) float bound_bias[kBound ? kMaxWarpsPerBlock : 1][kBound ? 2 * E + kParkWords : 1];
   float* const warp_bias = bound_bias[kBound ? threadIdx.x / kWarpSize : 0];
+  Raw* const parked = reinterpret_cast<Raw*>(warp_bias + 2 * E);
   // The throughput plan's softmax rows without a bias divide only their staged candidates' numerators (step
   // 5 says why that selects the same experts), not all E: Qwen3-Next, T = 262144 on an H200 0.98x the time
   // (docs/perf.md, session 13), at 80 registers as before (three bias words spill, read only with a bias).
@@ -1456,269 +1547,277 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
       (void)ahead;
     }
     const typename PickType<kBound, BoundConstants<C>, NoBoundConstants<C>>::type bound(
-        bias_f, lane, warp_bias + 2 * E + lane * C);
+        bias_f, lane, warp_bias + E + lane * C);
     if constexpr (kBound) {
 #pragma unroll
       for (int j = 0; j < C; ++j) warp_bias[lane * C + j] = bias_f[j];
       __syncwarp();
-    }
-    for (i64 row = first_warp; row < num_rows; row += num_warps) {
-      // ---- step 1: probabilities (x is overwritten by p) ----
-      typename Loader::InFlight in_flight;
-      if constexpr (kBound) {
-        in_flight = ahead;
-        const i64 next_row = row + num_warps;
-        if (next_row < num_rows) {
-          Loader::issue(row_start<Raw>(scores, next_row, row_stride), lane, use_vec, ahead);
+      // The bound plan: each row selected on approximate keys as it arrives (select_row_bound; its logits
+      // parked raw, its proof's key held by lane b of the batch), then kBatch rows finished at once
+      // (finish_rows_bound: the winners' exact keys, the proofs, the slots and the writes), one row's K
+      // slots in kSlotLanes lanes, where one row at a time used K of the 32 lanes for those steps. A row
+      // the proof leaves is routed again by route_row_exact (a call: inline, the exact path took
+      // DeepSeek-V3's kernel to 78 registers; with the call and 64, T = 262144 took 141.6 instead of
+      // 147.5 us on an H200). The loop runs once past the warp's last row to finish a partial batch.
+      int pending = 0;  // rows selected, not yet finished (warp-uniform)
+      i64 batch_first = first_warp;
+      u32 held_bound = 0xffffffffu;
+      for (i64 row = first_warp;; row += num_warps) {
+        const bool has_row = row < num_rows;
+        if (has_row) {
+          const typename Loader::InFlight in_flight = ahead;
+          const i64 next_row = row + num_warps;  // past the last row: this row again, unused
+          Loader::issue(row_start<Raw>(scores, next_row < num_rows ? next_row : row, row_stride), lane, use_vec,
+                        ahead);
+          float x[C];
+          Loader::widen(in_flight, x);
+          Loader::park(in_flight, parked + pending * E, lane);
+          const u32 proof_key =
+              select_row_bound<E, G, KG, K>(x, lane, bound, has_bias, stage_key + pending * kSlotLanes);
+          held_bound = lane == pending ? proof_key : held_bound;
+          ++pending;
         }
-      } else {
+        if (pending == kBatch || (!has_row && pending > 0)) {
+          finish_rows_bound<DT, E, G, KG, K>(pending, batch_first, num_warps, held_bound, lane, has_bias,
+                                             warp_bias, parked, stage_key, stage_id, stage_p, scores,
+                                             row_stride, bias, bias_dtype, out_ids, out_weights, out);
+          pending = 0;
+          batch_first = row + num_warps;
+        }
+        if (!has_row) break;
+      }
+    } else {
+      for (i64 row = first_warp; row < num_rows; row += num_warps) {
+        // ---- step 1: probabilities (x is overwritten by p) ----
+        typename Loader::InFlight in_flight;
         Loader::issue(row_start<Raw>(scores, row, row_stride), lane, use_vec, in_flight);
-      }
-      if (latency && row == first_warp) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
-      if constexpr (kBound) {
-        float x[C];
-        Loader::widen(in_flight, x);
-        if (route_row_bound<E, G, KG, K>(x, row, lane, bound, warp_bias, has_bias, stage_id, stage_p, out_ids,
-                                         out_weights, out)) {
-          continue;
-        }
-        // A row the bound plan cannot prove: at 8 or more experts a lane in route_row_exact, a call (the
-        // exact path inline took DeepSeek-V3's kernel to 78 registers; with the call and 64, T = 262144 took
-        // 141.6 instead of 147.5 us on an H200), else by the exact path below (GLM-4.5 at 5 a lane: 107 us
-        // with it inline at 64 registers, 123 with the call at 70).
-        if constexpr (kExactCall) {
-          route_row_exact<DT, E, G, KG, K>(row_start<Raw>(scores, row, row_stride), row, lane, bias,
-                                           bias_dtype, out_ids, out_weights, out);
-          continue;
+        if (latency && row == first_warp) load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
+        float p[C];
+        // `lazy` (kLazySoftmax, no bias, a finite row maximum; warp-uniform): p holds the numerators
+        // expf(x - rowmax) until step 5, each expert's p being div.rn(p[j], row_sum).
+        bool lazy = false;
+        float row_sum = 1.0f;
+        if constexpr (SCORING == kSigmoid) {
+          Loader::widen(in_flight, p);
+          sigmoid_in_place<C, true>(p);
         } else {
-          load_bias_lane<C>(bias, bias_dtype, lane, bias_f);  // reloaded here: not held across the rows
-        }
-      }
-      float p[C];
-      // `lazy` (kLazySoftmax, no bias, a finite row maximum; warp-uniform): p holds the numerators
-      // expf(x - rowmax) until step 5, each expert's p being div.rn(p[j], row_sum).
-      bool lazy = false;
-      float row_sum = 1.0f;
-      if constexpr (SCORING == kSigmoid) {
-        Loader::widen(in_flight, p);
-        sigmoid_in_place<C, true>(p);
-      } else {
-        Loader::decode(in_flight, p);
-        if constexpr (kLazySoftmax) {
-          if (has_bias) {
-            softmax_in_place<C, true>(p);
-          } else {
-            bool far;  // decided again where all E are divided (below), so not held across the rows
-            row_sum = softmax_numerators_in_place<C, true>(p, far, lazy);
-          }
-        } else {
-          softmax_in_place<C, true>(p);
-        }
-      }
-
-      // ---- step 2: biased_scores (lazy: the numerators' keys, in the same order as p's) ----
-      u32 key[C];
-      biased_score_keys<C>(p, bias_f, has_bias, key);
-
-      if constexpr (kHasGroups) {
-        // ---- step 3: group_scores; step 4: group_selection (a dropped group's keys are no candidates) ----
-        const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, has_bias);
-        if (!group_kept<G, KG, LPG, PLAN != kPlanLatency>(my_group_key, lane / LPG, 0)) {
-#pragma unroll
-          for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
-        }
-      }
-
-      // ---- step 5: expert_selection; lane k ends with slot k's (id, p) ----
-      int slot_id = 0;
-      float slot_p = 0.0f;
-      float routed_sum = 0.0f;
-      bool summed = false;  // warp-uniform: the latency plan sums the parked slots itself
-      // tau = the K-th largest lane maximum: K lanes hold a key >= tau, so the K winners all have
-      // key >= tau. Usually few keys pass; when at most 32 do, they are staged in shared memory (in
-      // ascending expert order, one per lane) and the K winners are picked among them. Otherwise (many
-      // exact ties) K argmax rounds scan every lane's C keys. The two plans (header comment) compute the
-      // same tau, stage the same candidates and pick the same winners in the same slots.
-      const u32 lane_max = max_in_tree<C>(key);
-      u32 tau = kNotCandidate;
-      __syncwarp();  // the previous row's reads of this warp's staging area are done
-      if (rank_select) {
-        // tau is the K-th largest lane maximum, counted with multiplicity: the least lane maximum that
-        // fewer than K lane maxima exceed (those are exactly the maxima >= tau). No tie rule is needed.
-        stage_key[lane] = lane_max;
-        __syncwarp();
-        const int larger = count_larger_staged(stage_key, lane_max);
-        tau = __reduce_min_sync(kFullMask, larger < K ? lane_max : 0xffffffffu);
-      } else {
-        u32 v = lane_max;
-#pragma unroll
-        for (int k = 0; k < K; ++k) {
-          tau = __reduce_max_sync(kFullMask, v);
-          const u32 first = __reduce_min_sync(kFullMask, v == tau ? static_cast<u32>(lane) : kNoIndex);
-          v = static_cast<u32>(lane) == first ? kNotCandidate : v;
-        }
-      }
-      u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
-      // lazy, and the candidates' numerators may fall outside quotient_in_range (e_tau < 2^-63, so that
-      // e_cut may be below 2^-64): every p is computed instead, as in a row with many exact ties.
-      bool lazy_far = false;
-      if (lazy) {
-        // The keys are numerators e, and p = RN(e / row_sum) is non-decreasing in e. K lanes hold an e >=
-        // e_tau, so the K-th largest p is >= p_tau = RN(e_tau / row_sum), and every expert whose p is
-        // >= p_tau (the K winners, and any expert tied with the K-th) has e / row_sum above the midpoint
-        // between p_tau and the float below it, b: e > b * row_sum >= RD(b * row_sum) = e_cut. The
-        // candidates are those with e >= e_cut (the floor only moves down: e_cut < e_tau); each staged one
-        // gets its p below, and the rounds run on p's keys, so the winners and their slots are those of
-        // every p computed.
-        // With e_tau >= 2^-63, e_cut > e_tau (1 - 2^-21) >= 2^-64, so every candidate's p, and p_tau, is
-        // quotient_in_range's.
-        const float e_tau = __uint_as_float(tau & 0x7fffffffu);
-        lazy_far = !(e_tau >= 0x1p-63f);
-        const float p_tau = quotient_in_range(e_tau, row_sum);
-        const float below = __uint_as_float(__float_as_uint(p_tau) - 1u);
-        floor_key = max(__float_as_uint(__fmul_rd(below, row_sum)) | 0x80000000u, 1u);
-      }
-      int count = 0;
-#pragma unroll
-      for (int j = 0; j < C; ++j) count += key[j] >= floor_key ? 1 : 0;
-      int below = 0;  // candidates in the lanes below this one
-      int staged = 0;
-      if (rank_select) {
-        // One ballot per register position, independent of each other.
-        const u32 lanes_below = (1u << lane) - 1u;
-#pragma unroll
-        for (int j = 0; j < C; ++j) {
-          const u32 holders = __ballot_sync(kFullMask, key[j] >= floor_key);
-          below += __popc(holders & lanes_below);
-          staged += __popc(holders);
-        }
-      } else {
-        int inclusive = count;  // inclusive prefix sum of the counts over the lanes
-#pragma unroll
-        for (int d = 1; d < kWarpSize; d <<= 1) {
-          const int lower = __shfl_up_sync(kFullMask, inclusive, d);
-          inclusive += lane >= d ? lower : 0;
-        }
-        below = inclusive - count;
-        staged = __shfl_sync(kFullMask, inclusive, kWarpSize - 1);
-      }
-
-      if (staged <= kWarpSize && !lazy_far) {
-        __syncwarp();  // the latency plan's reads of the lane maxima are done
-        int slot = below;
-#pragma unroll
-        for (int j = 0; j < C; ++j) {
-          if (key[j] >= floor_key) {
-            stage_key[slot] = key[j];
-            stage_id[slot] = static_cast<u32>(lane * C + j);
-            stage_p[slot] = p[j];
-            ++slot;
-          }
-        }
-        // The slots' counts read all 32 positions: those past the candidates hold no key (a lane's own
-        // position, which no candidate takes; before this, its lane maximum).
-        if (rank_select && lane >= staged) stage_key[lane] = kNotCandidate;
-        __syncwarp();
-        const bool has = lane < staged;
-        u32 cand_key = has ? stage_key[lane] : kNotCandidate;
-        if (lazy) {  // each staged candidate's p, and its key (no bias: p's bits with the sign bit set)
-          if (has) {
-            const float cand_p = quotient_in_range(stage_p[lane], row_sum);
-            cand_key = __float_as_uint(cand_p) | 0x80000000u;
-            stage_p[lane] = cand_p;  // its own position: the winners' p are read from there
-          }
-          __syncwarp();
-        }
-        if constexpr (PLAN != kPlanLatency) {
-          // K rounds over the staged keys; lane k keeps round k's winning position, and then reads that
-          // position's id and p (one load each, instead of two shuffles and two selects per round).
-          int won_at = 0;
-#pragma unroll
-          for (int k = 0; k < K; ++k) {
-            const u32 top = __reduce_max_sync(kFullMask, cand_key);
-            // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
-            const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
-            cand_key = lane == w ? kNotCandidate : cand_key;
-            won_at = lane == k ? w : won_at;
-          }
-          if (lane < K) {
-            slot_id = static_cast<int>(stage_id[won_at]);
-            slot_p = stage_p[won_at];
-          }
-        } else {  // the latency kernel (both of its paths), as measured fastest for its single row
-          const u32 cand_id = has ? stage_id[lane] : 0u;
-          const float cand_p = has ? stage_p[lane] : 0.0f;
-          if (rank_select) {
-            // Each candidate's rank among the staged ones is its slot; the winners park (id, p) at their
-            // slot, and lane k collects slot k.
-            // A candidate's slot: how many candidates are larger, plus how many equal ones sit at a lower
-            // position (positions ascend with the expert index: SPEC's tie rule). Without ties the counts of
-            // the larger ones are exactly 0 .. staged - 1, which one OR over the lanes confirms; only then is
-            // the match over the lanes (slow with many distinct keys) skipped. Positions past the candidates
-            // hold no key, and so do lanes past them.
-            int rank = count_larger_staged(stage_key, cand_key);
-            const u32 seen = __reduce_or_sync(kFullMask, has ? 1u << rank : 0u);
-            if (seen != (staged == kWarpSize ? kFullMask : (1u << staged) - 1u)) {  // ties: warp-uniform
-              rank += __popc(__match_any_sync(kFullMask, cand_key) & ((1u << lane) - 1u));
+          Loader::decode(in_flight, p);
+          if constexpr (kLazySoftmax) {
+            if (has_bias) {
+              softmax_in_place<C, true>(p);
+            } else {
+              bool far;  // decided again where all E are divided (below), so not held across the rows
+              row_sum = softmax_numerators_in_place<C, true>(p, far, lazy);
             }
-            __syncwarp();  // every lane has read its candidate's id and p
-            if (has && rank < K) {
-              stage_id[rank] = cand_id;
-              stage_p[rank] = cand_p;
+          } else {
+            softmax_in_place<C, true>(p);
+          }
+        }
+
+        // ---- step 2: biased_scores (lazy: the numerators' keys, in the same order as p's) ----
+        u32 key[C];
+        biased_score_keys<C>(p, bias_f, has_bias, key);
+
+        if constexpr (kHasGroups) {
+          // ---- step 3: group_scores; step 4: group_selection (a dropped group's keys are no candidates) ----
+          const u32 my_group_key = group_key_of_lanes<C, LPG, N == 1>(key, has_bias);
+          if (!group_kept<G, KG, LPG, PLAN != kPlanLatency>(my_group_key, lane / LPG, 0)) {
+  #pragma unroll
+            for (int j = 0; j < C; ++j) key[j] = kNotCandidate;
+          }
+        }
+
+        // ---- step 5: expert_selection; lane k ends with slot k's (id, p) ----
+        int slot_id = 0;
+        float slot_p = 0.0f;
+        float routed_sum = 0.0f;
+        bool summed = false;  // warp-uniform: the latency plan sums the parked slots itself
+        // tau = the K-th largest lane maximum: K lanes hold a key >= tau, so the K winners all have
+        // key >= tau. Usually few keys pass; when at most 32 do, they are staged in shared memory (in
+        // ascending expert order, one per lane) and the K winners are picked among them. Otherwise (many
+        // exact ties) K argmax rounds scan every lane's C keys. The two plans (header comment) compute the
+        // same tau, stage the same candidates and pick the same winners in the same slots.
+        const u32 lane_max = max_in_tree<C>(key);
+        u32 tau = kNotCandidate;
+        __syncwarp();  // the previous row's reads of this warp's staging area are done
+        if (rank_select) {
+          // tau is the K-th largest lane maximum, counted with multiplicity: the least lane maximum that
+          // fewer than K lane maxima exceed (those are exactly the maxima >= tau). No tie rule is needed.
+          stage_key[lane] = lane_max;
+          __syncwarp();
+          const int larger = count_larger_staged(stage_key, lane_max);
+          tau = __reduce_min_sync(kFullMask, larger < K ? lane_max : 0xffffffffu);
+        } else {
+          u32 v = lane_max;
+  #pragma unroll
+          for (int k = 0; k < K; ++k) {
+            tau = __reduce_max_sync(kFullMask, v);
+            const u32 first = __reduce_min_sync(kFullMask, v == tau ? static_cast<u32>(lane) : kNoIndex);
+            v = static_cast<u32>(lane) == first ? kNotCandidate : v;
+          }
+        }
+        u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
+        // lazy, and the candidates' numerators may fall outside quotient_in_range (e_tau < 2^-63, so that
+        // e_cut may be below 2^-64): every p is computed instead, as in a row with many exact ties.
+        bool lazy_far = false;
+        if (lazy) {
+          // The keys are numerators e, and p = RN(e / row_sum) is non-decreasing in e. K lanes hold an e >=
+          // e_tau, so the K-th largest p is >= p_tau = RN(e_tau / row_sum), and every expert whose p is
+          // >= p_tau (the K winners, and any expert tied with the K-th) has e / row_sum above the midpoint
+          // between p_tau and the float below it, b: e > b * row_sum >= RD(b * row_sum) = e_cut. The
+          // candidates are those with e >= e_cut (the floor only moves down: e_cut < e_tau); each staged one
+          // gets its p below, and the rounds run on p's keys, so the winners and their slots are those of
+          // every p computed.
+          // With e_tau >= 2^-63, e_cut > e_tau (1 - 2^-21) >= 2^-64, so every candidate's p, and p_tau, is
+          // quotient_in_range's.
+          const float e_tau = __uint_as_float(tau & 0x7fffffffu);
+          lazy_far = !(e_tau >= 0x1p-63f);
+          const float p_tau = quotient_in_range(e_tau, row_sum);
+          const float below = __uint_as_float(__float_as_uint(p_tau) - 1u);
+          floor_key = max(__float_as_uint(__fmul_rd(below, row_sum)) | 0x80000000u, 1u);
+        }
+        int count = 0;
+  #pragma unroll
+        for (int j = 0; j < C; ++j) count += key[j] >= floor_key ? 1 : 0;
+        int below = 0;  // candidates in the lanes below this one
+        int staged = 0;
+        if (rank_select) {
+          // One ballot per register position, independent of each other.
+          const u32 lanes_below = (1u << lane) - 1u;
+  #pragma unroll
+          for (int j = 0; j < C; ++j) {
+            const u32 holders = __ballot_sync(kFullMask, key[j] >= floor_key);
+            below += __popc(holders & lanes_below);
+            staged += __popc(holders);
+          }
+        } else {
+          int inclusive = count;  // inclusive prefix sum of the counts over the lanes
+  #pragma unroll
+          for (int d = 1; d < kWarpSize; d <<= 1) {
+            const int lower = __shfl_up_sync(kFullMask, inclusive, d);
+            inclusive += lane >= d ? lower : 0;
+          }
+          below = inclusive - count;
+          staged = __shfl_sync(kFullMask, inclusive, kWarpSize - 1);
+        }
+
+        if (staged <= kWarpSize && !lazy_far) {
+          __syncwarp();  // the latency plan's reads of the lane maxima are done
+          int slot = below;
+  #pragma unroll
+          for (int j = 0; j < C; ++j) {
+            if (key[j] >= floor_key) {
+              stage_key[slot] = key[j];
+              stage_id[slot] = static_cast<u32>(lane * C + j);
+              stage_p[slot] = p[j];
+              ++slot;
+            }
+          }
+          // The slots' counts read all 32 positions: those past the candidates hold no key (a lane's own
+          // position, which no candidate takes; before this, its lane maximum).
+          if (rank_select && lane >= staged) stage_key[lane] = kNotCandidate;
+          __syncwarp();
+          const bool has = lane < staged;
+          u32 cand_key = has ? stage_key[lane] : kNotCandidate;
+          if (lazy) {  // each staged candidate's p, and its key (no bias: p's bits with the sign bit set)
+            if (has) {
+              const float cand_p = quotient_in_range(stage_p[lane], row_sum);
+              cand_key = __float_as_uint(cand_p) | 0x80000000u;
+              stage_p[lane] = cand_p;  // its own position: the winners' p are read from there
             }
             __syncwarp();
-            if (lane < K) {
-              slot_id = static_cast<int>(stage_id[lane]);
-              slot_p = stage_p[lane];
-            }
-            // routed_weights' sum from the K parked p (broadcast reads, a few adds), the bits of the
-            // lanes' butterfly without its five dependent shuffles.
-            float parked[K];
-#pragma unroll
-            for (int k = 0; k < K; ++k) parked[k] = stage_p[k];
-            routed_sum = butterfly_sum<K>(parked);
-            summed = true;
-          } else {  // the throughput path: K rounds, each winner's id and p taken by shuffles
-#pragma unroll
+          }
+          if constexpr (PLAN != kPlanLatency) {
+            // K rounds over the staged keys; lane k keeps round k's winning position, and then reads that
+            // position's id and p (one load each, instead of two shuffles and two selects per round).
+            int won_at = 0;
+  #pragma unroll
             for (int k = 0; k < K; ++k) {
               const u32 top = __reduce_max_sync(kFullMask, cand_key);
               // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
               const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
-              const int id = static_cast<int>(__shfl_sync(kFullMask, cand_id, w));
-              const float won_p = __shfl_sync(kFullMask, cand_p, w);
               cand_key = lane == w ? kNotCandidate : cand_key;
-              slot_id = lane == k ? id : slot_id;
-              slot_p = lane == k ? won_p : slot_p;
+              won_at = lane == k ? w : won_at;
+            }
+            if (lane < K) {
+              slot_id = static_cast<int>(stage_id[won_at]);
+              slot_p = stage_p[won_at];
+            }
+          } else {  // the latency kernel (both of its paths), as measured fastest for its single row
+            const u32 cand_id = has ? stage_id[lane] : 0u;
+            const float cand_p = has ? stage_p[lane] : 0.0f;
+            if (rank_select) {
+              // Each candidate's rank among the staged ones is its slot; the winners park (id, p) at their
+              // slot, and lane k collects slot k.
+              // A candidate's slot: how many candidates are larger, plus how many equal ones sit at a lower
+              // position (positions ascend with the expert index: SPEC's tie rule). Without ties the counts of
+              // the larger ones are exactly 0 .. staged - 1, which one OR over the lanes confirms; only then is
+              // the match over the lanes (slow with many distinct keys) skipped. Positions past the candidates
+              // hold no key, and so do lanes past them.
+              int rank = count_larger_staged(stage_key, cand_key);
+              const u32 seen = __reduce_or_sync(kFullMask, has ? 1u << rank : 0u);
+              if (seen != (staged == kWarpSize ? kFullMask : (1u << staged) - 1u)) {  // ties: warp-uniform
+                rank += __popc(__match_any_sync(kFullMask, cand_key) & ((1u << lane) - 1u));
+              }
+              __syncwarp();  // every lane has read its candidate's id and p
+              if (has && rank < K) {
+                stage_id[rank] = cand_id;
+                stage_p[rank] = cand_p;
+              }
+              __syncwarp();
+              if (lane < K) {
+                slot_id = static_cast<int>(stage_id[lane]);
+                slot_p = stage_p[lane];
+              }
+              // routed_weights' sum from the K parked p (broadcast reads, a few adds), the bits of the
+              // lanes' butterfly without its five dependent shuffles.
+              float parked[K];
+  #pragma unroll
+              for (int k = 0; k < K; ++k) parked[k] = stage_p[k];
+              routed_sum = butterfly_sum<K>(parked);
+              summed = true;
+            } else {  // the throughput path: K rounds, each winner's id and p taken by shuffles
+  #pragma unroll
+              for (int k = 0; k < K; ++k) {
+                const u32 top = __reduce_max_sync(kFullMask, cand_key);
+                // Slots are in ascending expert order: the lowest lane holding the top key is the lowest index.
+                const int w = __ffs(__ballot_sync(kFullMask, cand_key == top)) - 1;
+                const int id = static_cast<int>(__shfl_sync(kFullMask, cand_id, w));
+                const float won_p = __shfl_sync(kFullMask, cand_p, w);
+                cand_key = lane == w ? kNotCandidate : cand_key;
+                slot_id = lane == k ? id : slot_id;
+                slot_p = lane == k ? won_p : slot_p;
+              }
             }
           }
+        } else {
+          if (lazy) {  // every p and its key (rows with many exact ties, or lazy_far)
+            bool far = false;
+  #pragma unroll
+            for (int j = 0; j < C; ++j) far |= !quotient_in_range_ok(p[j]);
+            divide_by_sum<C>(p, row_sum, __any_sync(kFullMask, far), p);
+            biased_score_keys<C>(p, bias_f, false, key);
+          }
+          // Written as selects, not branches: the warp stays converged around the redux and shuffle.
+  #pragma unroll
+          for (int k = 0; k < K; ++k) {
+            u32 best;
+            int best_j;
+            best_in_order<C>(key, best, best_j);  // the lowest j wins inside the lane
+            const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
+            const int owner = static_cast<int>(winner / C);
+            float won_p = take_at<C>(key, p, best_j, owner == lane);
+            won_p = __shfl_sync(kFullMask, won_p, owner);
+            slot_id = lane == k ? static_cast<int>(winner) : slot_id;
+            slot_p = lane == k ? won_p : slot_p;
+          }
         }
-      } else {
-        if (lazy) {  // every p and its key (rows with many exact ties, or lazy_far)
-          bool far = false;
-#pragma unroll
-          for (int j = 0; j < C; ++j) far |= !quotient_in_range_ok(p[j]);
-          divide_by_sum<C>(p, row_sum, __any_sync(kFullMask, far), p);
-          biased_score_keys<C>(p, bias_f, false, key);
-        }
-        // Written as selects, not branches: the warp stays converged around the redux and shuffle.
-#pragma unroll
-        for (int k = 0; k < K; ++k) {
-          u32 best;
-          int best_j;
-          best_in_order<C>(key, best, best_j);  // the lowest j wins inside the lane
-          const u32 winner = warp_argmax_index(best, static_cast<u32>(lane * C + best_j));
-          const int owner = static_cast<int>(winner / C);
-          float won_p = take_at<C>(key, p, best_j, owner == lane);
-          won_p = __shfl_sync(kFullMask, won_p, owner);
-          slot_id = lane == k ? static_cast<int>(winner) : slot_id;
-          slot_p = lane == k ? won_p : slot_p;
-        }
-      }
 
-      // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
-      if (!summed) routed_sum = routed_sum_from_lanes(slot_p, lane, out);
-      write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
-                           routed_sum, lane, out);
+        // ---- steps 6-8: routed_weights, shared_slots, output_scaling ----
+        if (!summed) routed_sum = routed_sum_from_lanes(slot_p, lane, out);
+        write_row_from_lanes(out_ids + row * out.width, out_weights + row * out.width, row, slot_id, slot_p,
+                             routed_sum, lane, out);
+      }
     }
   };
   if constexpr (PLAN == kPlanLatency || C >= 16) {
@@ -1946,7 +2045,7 @@ __device__ __forceinline__ void sorted_rounds(u32 (&key)[C], int q, int segment_
 }
 
 // Steps 1 to 8 of a segment's row in the bound plan, for the sigmoid rows without groups whose slots sit
-// one per lane (route_segment_kernel's kSegmentBound): route_row_bound's argument without its group part.
+// one per lane (route_segment_kernel's kSegmentBound): select_row_bound's argument without its group part.
 // Each lane keeps its first D = min(C, K + 1) approximate keys sorted, so no lane runs out before the
 // (K + 1)-th round; K + 1 rounds of log2(L) xor shuffles take the K largest keys (lane k keeps round k's)
 // and a(K + 1); lane k < K computes its winner's exact p and key. The row is proved when the least exact
