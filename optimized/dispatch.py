@@ -301,11 +301,11 @@ MAX_THREADS_PER_SM = 2048
 # PLAN); launches pass the chosen plan in the kernels' argument `plan` too (the latency kernel follows it).
 PLAN_THROUGHPUT = 0
 PLAN_LATENCY = 1
-# The bound plan (route.cu: select_row_bound, finish_rows_bound; PLAN = 2): approximate keys, exact keys for the winners and a
-# proof per row, for the largest batches of the rows bound_plan_applies admits. It is taken from
-# BOUND_MIN_BLOCKS_PER_SM full blocks per SM on: measured on an H200 (docs/perf.md, session 12), DeepSeek-V3
-# took 1.36x the throughput plan's time at T = 4096 (8 blocks of 8 rows per SM: each warp routes one row,
-# and the bound plan's per-warp constants and longer chain show), 0.98x at 16384 and 0.85x at 65536.
+# The bound plan (route.cu: select_row_bound, finish_rows_bound; PLAN = 2): approximate keys, exact keys
+# for the winners and a proof per row, for the largest batches of the rows bound_plan_applies admits. It is
+# taken from BOUND_MIN_BLOCKS_PER_SM full blocks per SM on: measured on an H200 (docs/perf.md, session 12),
+# DeepSeek-V3 took 1.36x the throughput plan's time at T = 4096 (8 blocks of 8 rows per SM: each warp routes
+# one row, and the bound plan's per-warp constants and longer chain show), 0.98x at 16384 and 0.85x at 65536.
 PLAN_BOUND = 2
 BOUND_MIN_BLOCKS_PER_SM = 16
 # The segment kernel's bound plan (route_segment_row_bound, PLAN = 2) from this many blocks of 8 warps' rows
