@@ -1429,7 +1429,9 @@ __host__ __device__ constexpr int bound_batch(int e, int k, int raw_bytes) {
 
 // The blocks per SM a warp kernel declares (__launch_bounds__' second argument; 0 declares none): see below
 // for the latency kernel; the bound kernel, its exact rows in a call, is held to 4 blocks of 256 threads
-// (64 registers; DeepSeek-V3 T = 262144 on an H200: 141.6 us against 147.5 at 80 registers, 3 blocks).
+// (64 registers). On an H200 at T = 262144 (docs/perf.md, session 19), with its rows finished in batches:
+// GLM-4.5 bf16 92.6 us against 98.4 at 3 blocks (80 registers); DeepSeek-V3 float32 140.4 against 155.1,
+// but DeepSeek-V3 bf16 138.4 against 131.1 at 3 blocks, where 64 registers spill 52/80 bytes.
 template <int PLAN, int E>
 constexpr int kWarpMinBlocks =
     PLAN == kPlanLatency ? 1 : (PLAN == kPlanBound ? 4 : 0);
