@@ -1428,20 +1428,21 @@ __host__ __device__ constexpr int bound_batch(int e, int k, int raw_bytes) {
 
 
 // The blocks per SM a warp kernel declares (__launch_bounds__' second argument; 0 declares none): see below
-// for the latency kernel; the bound kernel, its exact rows in a call, is held to 4 blocks of 256 threads
-// (64 registers). On an H200 at T = 262144 (docs/perf.md, session 19), with its rows finished in batches:
-// GLM-4.5 bf16 92.6 us against 98.4 at 3 blocks (80 registers); DeepSeek-V3 float32 140.4 against 155.1,
-// but DeepSeek-V3 bf16 138.4 against 131.1 at 3 blocks, where 64 registers spill 52/80 bytes.
-template <int PLAN, int E>
+// for the latency kernel. The bound kernel, which finishes a batch of rows together (finish_rows_bound), is
+// held to 4 blocks of 256 threads (64 registers), but 16-bit logits at E = 256 to 3 (80 registers), where 64
+// registers spilled (DeepSeek-V3, T = 262144 on an H200, docs/perf.md session 19: bf16 131.1 us at 3 blocks
+// against 138.4 at 4; float32, 2 rows a batch, 155.1 at 3 against 140.4 at 4; GLM-4.5, E = 160, bf16 92.6 at
+// 4 against 98.4 at 3).
+template <int PLAN, int DT, int E>
 constexpr int kWarpMinBlocks =
-    PLAN == kPlanLatency ? 1 : (PLAN == kPlanBound ? 4 : 0);
+    PLAN == kPlanLatency ? 1 : (PLAN == kPlanBound ? (E >= 256 && DT != kScoreFloat32 ? 3 : 4) : 0);
 
 // The latency kernel runs at most one block per SM (its plan's definition), so it declares that minimum:
 // without it ptxas held it to 64 registers and spilled the row index around the exact paths' calls, and a
 // single row waited for that local load before its own (T = 1). The throughput kernel states no minimum
 // (0 emits none) and keeps its registers as they were.
 template <int DT, int SCORING, int E, int G, int KG, int K, int PLAN>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<PLAN, E>) route_warp_kernel(
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<PLAN, DT, E>) route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
