@@ -1986,9 +1986,7 @@ __device__ __forceinline__ bool softmax_segment_in_place(float (&x)[C], bool laz
 // some lane's numerator is outside its range, when every lane of the warp takes div.rn, out of line
 // (warp-uniform: call it from every lane). The lazy numerators' few divisions (select_by_named_keys, the
 // group maxima and the slots' p).
-// Both static: a non-template out-of-line function with external linkage is emitted into every module, and its
-// presence changed ptxas's registers for kernels that never call it (DeepSeek-V3's bound kernel at 3 blocks
-// per SM: 64 registers instead of 80; tools/sass_report.py).
+// Both static (internal linkage): emitted only into a module whose kernels call them.
 static __device__ __noinline__ float ieee_quotient(float a, float b) { return a / b; }  // out of line: rare
 static __device__ __forceinline__ float lazy_quotient(float n, float s) {
   if (__any_sync(kFullMask, !quotient_in_range_ok(n))) return ieee_quotient(n, s);
