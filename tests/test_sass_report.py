@@ -61,3 +61,18 @@ def test_the_longest_loop_is_a_conditional_backward_branch() -> None:
 def test_ptxas_counts_belong_to_their_entry_function() -> None:
     counts = sass_report.parse_ptxas(PTXAS)
     assert counts == {"_Z4loopPii": (64, 44, 40), "_Z8straightPf": (8, 0, 0)}
+
+
+def test_the_default_source_is_this_checkouts_route_cu() -> None:
+    assert sass_report.CHECKOUT_SOURCE == REPO / "optimized" / "kernels" / "route.cu"
+    assert sass_report.CHECKOUT_SOURCE.is_file()
+
+
+def test_an_install_from_another_checkout_is_refused(monkeypatch, capsys, tmp_path) -> None:
+    # The kernel list and the compile options come from the installed moegate: an install of another tree
+    # (a clean-clone CI run's `pip install -e`) would report on that tree's kernels without a word.
+    other = tmp_path / "other" / "optimized" / "kernels" / "route.cu"
+    monkeypatch.setattr(sass_report, "KERNEL_SOURCE", other)
+    assert sass_report.main(["--kernel", "no such kernel"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "other") in err and "pip install" in err

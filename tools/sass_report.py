@@ -2,7 +2,8 @@
 
     python tools/sass_report.py [--source route.cu] [--against other_route.cu] [--kernel REGEX] [--arch 90]
 
-Compiles `--source` (default: optimized/kernels/route.cu) with nvcc and the run-time options for sm_<arch>,
+Compiles `--source` (default: this checkout's optimized/kernels/route.cu; the installed moegate must be this
+checkout, whose dispatch table names the kernels) with nvcc and the run-time options for sm_<arch>,
 every name expression of the dispatch table (or those matching --kernel) instantiated, reads ptxas's
 registers and spill bytes per kernel and cuobjdump's SASS, and prints one line per kernel: registers, spill
 stores/loads in bytes, SASS instructions in all, and the longest loop (the instructions between a backward
@@ -29,6 +30,11 @@ from pathlib import Path
 
 from moegate.optimized import KERNEL_SOURCE, name_expressions, nvcc_options
 from moegate.optimized.build import instantiation_unit
+
+# This checkout's route.cu, the default --source. Not moegate's KERNEL_SOURCE: that is the installed package's
+# tree, which a clean-clone CI run or another checkout's `pip install -e` may have pointed elsewhere (session
+# 19 compared another checkout's route.cu that way, unnoticed); main() refuses such an install.
+CHECKOUT_SOURCE = Path(__file__).resolve().parent.parent / "optimized" / "kernels" / "route.cu"
 
 INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);")
 BRANCH = re.compile(r"\bBRA(?:\.[A-Z.]+)?\s+(?:[!A-Z0-9]+,\s*)?(0x[0-9a-f]+)")
@@ -146,11 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--source", type=Path, default=KERNEL_SOURCE)
+    parser.add_argument("--source", type=Path, default=CHECKOUT_SOURCE)
     parser.add_argument("--against", type=Path, default=None)
     parser.add_argument("--kernel", default=None, help="a regex on the name expressions")
     parser.add_argument("--arch", type=int, default=90)
     args = parser.parse_args(argv)
+    if Path(KERNEL_SOURCE).resolve() != CHECKOUT_SOURCE:
+        # The kernel list (the dispatch table) and the compile options come from the installed package.
+        print(
+            f"sass_report: moegate is installed from {Path(KERNEL_SOURCE).resolve().parents[2]}, not this "
+            f"checkout ({CHECKOUT_SOURCE.parents[2]}): run `pip install --no-deps -e .` here first",
+            file=sys.stderr,
+        )
+        return 2
     names = [n for n in name_expressions() if args.kernel is None or re.search(args.kernel, n)]
     if not names:
         raise SystemExit(f"no name expression matches {args.kernel!r}")
