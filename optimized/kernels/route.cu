@@ -2603,8 +2603,8 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
         // changes no sum of probabilities (butterfly_sum's bits), and the offsets from P on meet only +0.
         // Every lane takes part in the shuffles (before `active`); a division per lane q < K follows.
         constexpr int P = K <= 1 ? 1 : (K <= 2 ? 2 : (K <= 4 ? 4 : (K <= 8 ? 8 : 16)));
-        float my_p = q < K ? parked_p[segment_base * C + my_id] : 0.0f;
-        if constexpr (kLazyNamed) my_p = q < K ? named_p : 0.0f;  // the parked value may be a numerator
+        // (kLazyNamed: the selection's p; the parked value may be a numerator)
+        const float my_p = q < K ? (kLazyNamed ? named_p : parked_p[segment_base * C + my_id]) : 0.0f;
         float routed_sum = my_p;
 #pragma unroll
         for (int d = P / 2; d > 0; d >>= 1) routed_sum += __shfl_xor_sync(kFullMask, routed_sum, d);
