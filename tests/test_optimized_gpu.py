@@ -715,6 +715,7 @@ def test_lazy_named_keys_at_bucket_edges_equal_the_generic_kernel(spec, has_bias
     # must send such rows to the exact rounds. Rows built for it (bucket_edge_rows; counted below on torch's
     # float32 numerators, so that the test cannot pass on rows without such ties), bitwise against the
     # generic kernel; with a bias (one value for every expert) the same kernels take p, not numerators.
+    # float32 logits: the only dtype whose kernels take the lazy numerators (route.cu's kLazyNamed).
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
     rows = bucket_edge_rows(config, seed_of("lazy-edges", spec.name))
     numerator = torch.exp(rows - rows.max(dim=1, keepdim=True).values)

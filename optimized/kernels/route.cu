@@ -63,9 +63,9 @@
 //     their expert: each key's low bits replaced by the expert's index, so a round is a segment maximum and
 //     nothing else; it proves the result equal to the exact rounds' (select_by_named_keys has the argument)
 //     and leaves a warp with a row it cannot prove to those rounds (none of random rows without a bias).
-//     Its softmax rows without a bias (kLazyNamed: Qwen3-MoE, gpt-oss, DeepSeek-V2 and V2-Lite) name the
-//     numerators expf(x - rowmax) instead of p and divide only the winners, the group maxima and the bounds
-//     the proof needs (select_by_named_keys has that argument too).
+//     Its softmax rows without a bias and float32 logits (kLazyNamed: Qwen3-MoE, gpt-oss, DeepSeek-V2 and
+//     V2-Lite) name the numerators expf(x - rowmax) instead of p and divide only the winners, the group maxima
+//     and the bounds the proof needs (select_by_named_keys has that argument too).
 //   * The throughput plan's softmax rows without a bias (kLazySoftmax: Qwen3-Next) select on the numerators
 //     expf(x - rowmax), whose order p = RN(e / sum) keeps, and divide only the staged candidates, which
 //     include every expert whose p can tie the K-th (the argument is at its floor_key); the rounds then run
@@ -2379,8 +2379,11 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
   // 17); on the exact rounds at 10 a lane the second path took the kernel from 64 registers to 74.
   constexpr bool kSoftmaxUnfiltered = C <= 8 || kNamedKeys;
   // Softmax rows with named keys and no bias select on the numerators and divide only what the selection
-  // needs (softmax_segment_in_place's kLazy; select_by_named_keys says which).
-  constexpr bool kLazyNamed = kNamedKeys && SCORING == kSoftmax;
+  // needs (softmax_segment_in_place's kLazy; select_by_named_keys says which), for float32 logits: at
+  // T = 65536 and 262144 on an H200 0.93x to 0.97x the time for Qwen3-MoE, gpt-oss and DeepSeek-V2-Lite,
+  // 1.01x DeepSeek-V2; in bf16 Qwen3-MoE took 76 registers for 64 and 1.04x the time, the others 0.99x to
+  // 1.02x (docs/perf.md, session 20).
+  constexpr bool kLazyNamed = kNamedKeys && SCORING == kSoftmax && DT == kScoreFloat32;
   // Steps 6-8 with slot q in lane q of the segment (1 < K <= L): its p read once and the routed sum by
   // shuffles, instead of K reads and K selects per lane. Not at K = 1 (Llama-4: 1% slower on an H200), nor
   // at 10 experts per lane with the exact rounds (DeepSeek-V2 then spilled; its named keys carry one id).
