@@ -682,6 +682,60 @@ def test_named_keys_near_ties_equal_the_generic_kernel(spec, has_bias) -> None:
             assert_matches_reference(config, scores, bias, fast, f"{note} named keys", near_ties=True)
 
 
+def bucket_edge_rows(config: RoutingConfig, seed: int, base_rows: int = 240) -> torch.Tensor:
+    """float32 softmax logits whose numerators meet at an edge of select_by_named_keys' buckets: 1 to K
+    experts at the row maximum 0 (numerator 1.0, bits 0x3f800000, the lowest key of its bucket), 3 more at
+    -2^-24 to -2^-22 (numerators 1 - 2^-24 .. 1 - 2^-22, in the bucket below), at random indices, the
+    others far below. The lazy numerators' keys then order them by bucket, while the division by the
+    row's sum often rounds them to one p, which SPEC's tie rule orders by index."""
+    g = torch.Generator().manual_seed(seed)
+    E, K = config.num_experts, config.topk
+    rows = []
+    for i in range(base_rows):
+        x = torch.randn(E, generator=g) * 2.0 - 8.0
+        picks = torch.randperm(E, generator=g).tolist()
+        at_max = 1 + i % K
+        for e in picks[:at_max]:
+            x[e] = 0.0
+        for e in picks[at_max : at_max + 3]:
+            x[e] = -(2.0**-24) * (1 + int(torch.randint(0, 4, (1,), generator=g)))
+        rows.append(x)
+    return torch.stack(rows)
+
+
+LAZY_NAMED_SPECS = [s for s in NAMED_SPECS if s.scoring_func == "softmax"]
+
+
+@pytest.mark.parametrize("has_bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("spec", LAZY_NAMED_SPECS, ids=lambda s: s.name)
+def test_lazy_named_keys_at_bucket_edges_equal_the_generic_kernel(spec, has_bias) -> None:
+    # route.cu's select_by_named_keys on lazy softmax numerators (no bias): the rounds order by the
+    # numerators' buckets, and p = RN(e / sum) may merge numerators of two buckets into one p. The checks
+    # (adjacent winners by p and index; the experts left out against the top of the next bucket, divided)
+    # must send such rows to the exact rounds. Rows built for it (bucket_edge_rows; counted below on torch's
+    # float32 numerators, so that the test cannot pass on rows without such ties), bitwise against the
+    # generic kernel; with a bias (one value for every expert) the same kernels take p, not numerators.
+    # float32 logits: the only dtype whose kernels take the lazy numerators (route.cu's kLazyNamed).
+    config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
+    rows = bucket_edge_rows(config, seed_of("lazy-edges", spec.name))
+    numerator = torch.exp(rows - rows.max(dim=1, keepdim=True).values)
+    p = numerator / numerator.sum(dim=1, keepdim=True)
+    merged = ((p == p.max(dim=1, keepdim=True).values) & (numerator < 1.0)).any(dim=1)
+    assert int(merged.sum()) >= 10, f"only {int(merged.sum())} rows where a numerator below 1 has the top p"
+    scores = rows.to(CUDA)
+    bias = torch.full((config.num_experts,), 0.3, device=CUDA) if has_bias else None
+    slow = run_plan(generic_plan(config, torch.float32), scores, bias, config)
+    fast = run_plan(dispatch_plan(config, torch.float32), scores, bias, config, PLAN_THROUGHPUT)
+    assert_valid(config, *fast)
+    bad = (fast[0] != slow[0]).any(dim=1).nonzero().flatten().tolist()
+    assert not bad, (
+        f"{spec.name}: ids differ from the generic kernel in {len(bad)} rows, first row "
+        f"{bad[0]}: {fast[0][bad[0]].tolist()} != {slow[0][bad[0]].tolist()}"
+    )
+    assert torch.equal(fast[1], slow[1]), f"{spec.name}: weights differ bitwise"
+    assert_matches_reference(config, scores, bias, fast, f"{spec.name} lazy bucket edges", near_ties=True)
+
+
 def test_dispatch_switches_plans_past_one_block_per_sm() -> None:
     config = PRESETS["deepseek-v3"]
     plan = dispatch_plan(config, torch.bfloat16)

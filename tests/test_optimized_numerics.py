@@ -144,3 +144,119 @@ def test_named_keys_proof_holds_whenever_it_proves() -> None:
         proved_rows += int(proved.sum())
     assert wrong_named >= 100, f"only {wrong_named} rows where the named order alone is wrong"
     assert proved_rows >= 5000, f"only {proved_rows} proved rows"
+
+
+def _key(x: np.ndarray) -> np.ndarray:
+    """biased_score_keys without a bias, of non-negative float32 values: their bits with the sign bit set."""
+    return (x.view(np.uint32).astype(np.uint64)) | np.uint64(0x80000000)
+
+
+def _lazy_named_keys_rounds(
+    numerator: np.ndarray, row_sum: np.ndarray, topk: int, candidate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """route.cu's select_by_named_keys on lazy softmax keys, written again from its comment: the rounds name
+    the numerators' keys (not p's), the winners' p = RN(e / s) are computed, adjacent winners must be in
+    SPEC's order by (p, lower index), and the experts left out are checked lane by lane unless the largest of
+    them shares no bucket with the last winner and the top of its bucket, divided, is below the last winner's
+    p. numerator [rows, E] float32 in [0, 1]; row_sum [rows] float32 >= 1. Returns the winners [rows, K],
+    `proved` [rows] and whether the row took the lane check [rows]."""
+    num_experts = numerator.shape[1]
+    bits = next(b for b in (5, 6, 7, 8) if num_experts <= 1 << b)
+    mask = np.uint64((1 << bits) - 1)
+    experts = np.arange(num_experts, dtype=np.uint64)
+    p = numerator / row_sum[:, None]  # float32 / float32: IEEE RN, div.rn's bits
+    named = np.where(candidate, (_key(numerator) | mask) - experts, np.uint64(0))
+    order = np.argsort(-named.astype(np.int64), axis=1, kind="stable")
+    won_named = np.take_along_axis(named, order, axis=1)
+    won_p = np.take_along_axis(p, order, axis=1)
+    # Adjacent winners by (p, lower index): across buckets the numerators decrease but their p may be equal.
+    a, b = won_p[:, : topk - 1], won_p[:, 1:topk]
+    out_of_order = ((a < b) | ((a == b) & (order[:, : topk - 1] > order[:, 1:topk]))).any(axis=1)
+    least_p = won_p[:, topk - 1 : topk]
+    least_id = order[:, topk - 1 : topk]
+    least_bucket = won_named[:, topk - 1] >> np.uint64(bits)
+    next_bucket = won_named[:, topk] >> np.uint64(bits)
+    top = (((next_bucket << np.uint64(bits)) | mask) & np.uint64(0x7FFFFFFF)).astype(np.uint32).view(F32)
+    lane_check = (next_bucket == least_bucket) | ~(top / row_sum < least_p[:, 0])
+    left_out = candidate & (named < won_named[:, topk - 1 : topk])
+    above = left_out & ((p > least_p) | ((p == least_p) & (experts[None, :].astype(np.int64) < least_id)))
+    proved = ~out_of_order & ~(lane_check & above.any(axis=1))
+    return order[:, :topk], proved, lane_check
+
+
+def test_lazy_named_keys_proof_holds_whenever_it_proves() -> None:
+    """The lazy softmax's named keys (route.cu: select_by_named_keys with `lazy`): the rounds run on the
+    numerators e = expf(x - rowmax), whose order p = RN(e / s) keeps only weakly, so two winners, or a winner
+    and an expert left out, may have equal p in the other index order. Wherever the kernel calls a row proved,
+    its winners, in round order, are SPEC's selection of the exact p. Over numerators crowded within a few
+    ulps of each other (where RN(e / s) merges them), exact ties, zeros, and random ones, sums from 1 to 1024,
+    E = 64 to 256 and K = 2 to 16 and 3 of 8 groups kept at E = 160. The rows the named order alone gets
+    wrong must exist, and so must rows proved without the lane check (the cheap bound is not vacuous).
+    Also: the group step's key from the group's largest numerator, divided, equals the largest p."""
+    rng = np.random.default_rng(19)
+    wrong_named = 0
+    proved_rows = 0
+    cheap_rows = 0
+    for num_experts, topk, groups in (
+        (64, 6, 0),
+        (128, 8, 0),
+        (128, 4, 0),
+        (128, 16, 0),
+        (256, 8, 0),
+        (160, 6, 8),
+    ):
+        rows = 4000
+        bits = next(b for b in (5, 6, 7, 8) if num_experts <= 1 << b)
+        base = rng.uniform(0.02, 1.0, size=(rows, 1)).astype(F32)
+        # A third of the rows at a bucket's edge (the named keys' buckets: 2^b ulps; below), so that adjacent
+        # floats of two buckets meet; a third within 40 ulps below a base; the others spread over a factor
+        # of 50.
+        crowded = base.view(np.int32).astype(np.int64) - rng.integers(0, 41, size=(rows, num_experts))
+        spread = (base * rng.uniform(0.02, 1.0, size=(rows, num_experts))).astype(F32)
+        # In the edge rows K + 2 experts, at random, sit at a bucket's edge: K of them 0 to 2 ulps above it,
+        # two 1 or 2 ulps below, in the bucket under it; the others are spread below.
+        edge = (base.view(np.int32).astype(np.int64) >> bits) << bits
+        rank = np.argsort(np.argsort(rng.random((rows, num_experts)), axis=1), axis=1)
+        offset = np.where(
+            rank < topk, rng.integers(0, 3, size=rank.shape), -rng.integers(1, 3, size=rank.shape)
+        )
+        at_edge = (edge + offset).astype(np.int32).view(F32)
+        at_edge = np.where(rank < topk + 2, at_edge, spread * F32(0.5))
+        kind = np.arange(rows)[:, None] % 3
+        numerator = np.where(
+            kind == 0, at_edge, np.where(kind == 1, crowded.astype(np.int32).view(F32), spread)
+        )
+        numerator = numerator.astype(F32)
+        ties = rng.random((rows, num_experts)) < 0.2
+        numerator[:, 1:] = np.where(ties[:, 1:], numerator[:, :-1], numerator[:, 1:])
+        numerator[: rows // 20, : num_experts // 4] = 0.0  # exp(-inf)
+        maximum_first = rng.random(rows) < 0.3  # the row maximum's own e = 1 at expert 0
+        numerator[:, 0] = np.where(maximum_first, F32(1.0), numerator[:, 0])
+        # Sums whose mantissa is near 2 in half the rows: there RN(e / s) merges about half of the pairs of
+        # adjacent numerators (the quotients' spacing is an ulp of e over s's mantissa).
+        row_sum = rng.uniform(1.0, 1024.0, size=rows).astype(F32)
+        near_two = np.exp2(rng.integers(0, 10, size=rows)) * rng.uniform(1.8, 2.0, size=rows)
+        row_sum = np.where(np.arange(rows) % 2 == 0, near_two, row_sum).astype(F32)
+        candidate = np.ones(numerator.shape, dtype=bool)
+        if groups:
+            kept = np.argsort(rng.random((rows, groups)), axis=1)[:, :3]
+            in_kept = np.zeros((rows, groups), dtype=bool)
+            np.put_along_axis(in_kept, kept, True, axis=1)
+            candidate = np.repeat(in_kept, num_experts // groups, axis=1)
+            per_group = numerator.reshape(rows, groups, -1)
+            group_p = (per_group / row_sum[:, None, None]).max(axis=2)
+            assert np.array_equal(per_group.max(axis=2) / row_sum[:, None], group_p)
+        p = numerator / row_sum[:, None]
+        winners, proved, lane_check = _lazy_named_keys_rounds(numerator, row_sum, topk, candidate)
+        expected = _spec_selection(_key(p), topk, candidate)
+        differs = (winners != expected).any(axis=1)
+        assert not (differs & proved).any(), (
+            f"E={num_experts} K={topk}: proved rows whose lazy named selection is not SPEC's: "
+            f"{np.flatnonzero(differs & proved)[:5].tolist()}"
+        )
+        wrong_named += int(differs.sum())
+        proved_rows += int(proved.sum())
+        cheap_rows += int((proved & ~lane_check).sum())
+    assert wrong_named >= 100, f"only {wrong_named} rows where the lazy named order alone is wrong"
+    assert proved_rows >= 5000, f"only {proved_rows} proved rows"
+    assert cheap_rows >= 5000, f"only {cheap_rows} rows proved without the lane check"

@@ -58,11 +58,14 @@
 //     select_row_bound has the argument). A warp selects a batch of rows, then finishes them together, each
 //     row's slots in their own lanes (finish_rows_bound). A row it cannot prove (about 1 in 100 random rows,
 //     every row with ties there) is routed again exactly. Bitwise the same output as the other plans.
-//   * The segment kernel's throughput plan, where its rows have no groups and at most 8 experts a lane
-//     (kNamedKeys: Qwen3-MoE, gpt-oss, DeepSeek-V2-Lite, Moonlight, GLM-4.5-Air), selects by keys that name
+//   * The segment kernel's throughput plan, where named_keys_apply (kNamedKeys: Qwen3-MoE, gpt-oss,
+//     DeepSeek-V2-Lite, Moonlight, GLM-4.5-Air, and DeepSeek-V2 after its group step), selects by keys that name
 //     their expert: each key's low bits replaced by the expert's index, so a round is a segment maximum and
 //     nothing else; it proves the result equal to the exact rounds' (select_by_named_keys has the argument)
 //     and leaves a warp with a row it cannot prove to those rounds (none of random rows without a bias).
+//     Its softmax rows without a bias and float32 logits (kLazyNamed: Qwen3-MoE, gpt-oss, DeepSeek-V2 and
+//     V2-Lite) name the numerators expf(x - rowmax) instead of p and divide only the winners, the group maxima
+//     and the bounds the proof needs (select_by_named_keys has that argument too).
 //   * The throughput plan's softmax rows without a bias (kLazySoftmax: Qwen3-Next) select on the numerators
 //     expf(x - rowmax), whose order p = RN(e / sum) keeps, and divide only the staged candidates, which
 //     include every expert whose p can tie the K-th (the argument is at its floor_key); the rounds then run
@@ -1428,20 +1431,21 @@ __host__ __device__ constexpr int bound_batch(int e, int k, int raw_bytes) {
 
 
 // The blocks per SM a warp kernel declares (__launch_bounds__' second argument; 0 declares none): see below
-// for the latency kernel; the bound kernel, its exact rows in a call, is held to 4 blocks of 256 threads
-// (64 registers). On an H200 at T = 262144 (docs/perf.md, session 19), with its rows finished in batches:
-// GLM-4.5 bf16 92.6 us against 98.4 at 3 blocks (80 registers); DeepSeek-V3 float32 140.4 against 155.1,
-// but DeepSeek-V3 bf16 138.4 against 131.1 at 3 blocks, where 64 registers spill 52/80 bytes.
-template <int PLAN, int E>
+// for the latency kernel. The bound kernel, which finishes a batch of rows together (finish_rows_bound), is
+// held to 4 blocks of 256 threads (64 registers), but 16-bit logits at E = 256 to 3 (80 registers), where 64
+// registers spilled (DeepSeek-V3, T = 262144 on an H200, docs/perf.md session 19: bf16 131.1 us at 3 blocks
+// against 138.4 at 4; float32, 2 rows a batch, 155.1 at 3 against 140.4 at 4; GLM-4.5, E = 160, bf16 92.6 at
+// 4 against 98.4 at 3).
+template <int PLAN, int DT, int E>
 constexpr int kWarpMinBlocks =
-    PLAN == kPlanLatency ? 1 : (PLAN == kPlanBound ? 4 : 0);
+    PLAN == kPlanLatency ? 1 : (PLAN == kPlanBound ? (E >= 256 && DT != kScoreFloat32 ? 3 : 4) : 0);
 
 // The latency kernel runs at most one block per SM (its plan's definition), so it declares that minimum:
 // without it ptxas held it to 64 registers and spilled the row index around the exact paths' calls, and a
 // single row waited for that local load before its own (T = 1). The throughput kernel states no minimum
 // (0 emits none) and keeps its registers as they were.
 template <int DT, int SCORING, int E, int G, int KG, int K, int PLAN>
-__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<PLAN, E>) route_warp_kernel(
+__global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<PLAN, DT, E>) route_warp_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
@@ -1910,17 +1914,20 @@ __device__ __forceinline__ float segment_row_sum(float (&part)[M]) {
 // logit) nor counts +inf entries. Only when some row of the warp has a NaN sum (warp-uniform) do all its
 // rows start over with NaN read as -inf, along the second path, which handles every case. Otherwise the
 // logits come NaN-filtered (RowLoader::decode) and take the second path alone.
-template <int C, int L, bool kUnfiltered>
-__device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
+// kLazy (with kUnfiltered; the named keys of softmax rows, select_by_named_keys): where `lazy_allowed` (no
+// bias; the same in every lane) and the first path applies, x is left holding the numerators expf(x -
+// rowmax), `row_sum` their row's sum, and it returns true: each p is RN(x / row_sum), divided later for the
+// few experts that need it. Otherwise it returns false with x holding p.
+template <int C, int L, bool kUnfiltered, bool kLazy = false>
+__device__ __forceinline__ bool softmax_segment_in_place(float (&x)[C], bool lazy_allowed, float& row_sum) {
   constexpr int M = kWarpSize / L;  // warp-kernel lanes per segment lane
   constexpr int CW = C / M;         // experts per warp-kernel lane
   static_assert(C % M == 0, "a segment lane stands for whole warp-kernel lanes");
+  static_assert(!kLazy || kUnfiltered, "the lazy numerators are the first path's");
   // The exps, their lane-sequential sums (softmax_row's order) and the segment's sum, from a maximum.
   float numerator[C];
-  bool far = false;
-  const auto row_sum = [&](float row_max) {
+  const auto row_sum_of = [&](float row_max) {
     float part[M];
-    far = false;
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       part[m] = 0.0f;
@@ -1928,16 +1935,28 @@ __device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
       for (int c = 0; c < CW; ++c) {
         numerator[m * CW + c] = expf(x[m * CW + c] - row_max);
         part[m] += numerator[m * CW + c];
-        far |= !quotient_in_range_ok(numerator[m * CW + c]);
       }
     }
     return segment_row_sum<M, L>(part);
   };
+  // Whether some numerator of this lane is outside quotient_in_range_ok (divide_by_sum's exact path).
+  const auto far_of = [&]() {
+    bool far = false;
+#pragma unroll
+    for (int j = 0; j < C; ++j) far |= !quotient_in_range_ok(numerator[j]);
+    return far;
+  };
   if constexpr (kUnfiltered) {
-    const float sum = row_sum(from_orderable(segment_max<L>(orderable(float_max_in_tree<C>(x)))));
+    const float sum = row_sum_of(from_orderable(segment_max<L>(orderable(float_max_in_tree<C>(x)))));
     if (!__any_sync(kFullMask, sum != sum)) {  // every row of the warp: finite maximum, no NaN
-      divide_by_sum<C>(numerator, sum, far, x);
-      return;
+      if (kLazy && lazy_allowed) {
+#pragma unroll
+        for (int j = 0; j < C; ++j) x[j] = numerator[j];
+        row_sum = sum;
+        return true;
+      }
+      divide_by_sum<C>(numerator, sum, far_of(), x);
+      return false;
     }
 #pragma unroll
     for (int j = 0; j < C; ++j) x[j] = nan_to_neg_inf(x[j]);
@@ -1949,7 +1968,7 @@ __device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
     for (int j = 0; j < C; ++j) num_inf += x[j] == pos_inf() ? 1u : 0u;
     num_inf = segment_count<L>(num_inf);
   }
-  const float sum = row_sum(row_max);
+  const float sum = row_sum_of(row_max);
   if (row_max == pos_inf()) {  // the +inf entries share 1
     const float share = 1.0f / static_cast<float>(num_inf);
 #pragma unroll
@@ -1958,8 +1977,20 @@ __device__ __forceinline__ void softmax_segment_in_place(float (&x)[C]) {
 #pragma unroll
     for (int j = 0; j < C; ++j) x[j] = 0.0f;
   } else {
-    divide_by_sum<C>(numerator, sum, far, x);
+    divide_by_sum<C>(numerator, sum, far_of(), x);
   }
+  return false;
+}
+
+// RN(n / s) of one softmax numerator per lane (n in [0, 1], s a row sum in [1, E]): quotient_in_range, unless
+// some lane's numerator is outside its range, when every lane of the warp takes div.rn, out of line
+// (warp-uniform: call it from every lane). The lazy numerators' few divisions (select_by_named_keys, the
+// group maxima and the slots' p).
+// Both static (internal linkage): emitted only into a module whose kernels call them.
+static __device__ __noinline__ float ieee_quotient(float a, float b) { return a / b; }  // out of line: rare
+static __device__ __forceinline__ float lazy_quotient(float n, float s) {
+  if (__any_sync(kFullMask, !quotient_in_range_ok(n))) return ieee_quotient(n, s);
+  return quotient_in_range(n, s);
 }
 
 // The largest of N keys and its position: a balanced tree over the halves of the positions in which the
@@ -2165,10 +2196,20 @@ __device__ __forceinline__ void parked_keys(const float* warp_p, const float* bi
 // (the same in every lane of the segment); lane q < K then holds slot q's expert in `my_id`. warp_p: the
 // warp's parked p (lane-major, C words a lane); bias_table: the E bias entries as the keys read them (0
 // without a bias).
-template <int E, int K, int L>
+// kLazy and `lazy` (softmax without a bias; warp-uniform): the keys k are the numerators' e, whose order p =
+// RN(e / row_sum) keeps only weakly: p(x) <= p(y) wherever e(x) < e(y), equal p possible. So the winners' p
+// are divided here, and the checks compare (p, index) as SPEC does:
+//   * adjacent winners w_i, w_i+1 are in SPEC's order unless p(w_i) < p(w_i+1), or the two are equal and w_i
+//     has the higher index (possible across buckets);
+//   * an expert left out has e <= top, the largest numerator of n(K + 1)'s bucket, so p <= RN(top / row_sum);
+//     where that is below p(w_K-1), and the bucket is not w_K-1's, every expert left out follows w_K-1.
+//     Otherwise each lane divides its own numerators and checks every expert it left out (named below
+//     w_K-1): p above p(w_K-1), or equal with a lower index, is not proved.
+// tests/test_optimized_numerics.py replays this on a numpy model (each check needed).
+template <int E, int K, int L, bool kLazy = false>
 __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], bool candidate, int q, int segment_base,
                                                      const float* warp_p, const float* bias_table, bool has_bias,
-                                                     int& my_id) {
+                                                     bool lazy, float row_sum, int& my_id, float& my_p) {
   constexpr int C = E / L;
   constexpr int D = C < K + 1 ? C : K + 1;  // the sorted keys the K + 1 rounds can reach in one lane
   constexpr int kIdBits = E <= 32 ? 5 : (E <= 64 ? 6 : (E <= 128 ? 7 : 8));
@@ -2204,39 +2245,96 @@ __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], bool can
   __syncwarp();  // every lane's p is parked
   const bool slot = q < K;
   my_id = slot ? static_cast<int>(kIdMask - (won & kIdMask)) : 0;
-  const float p = warp_p[segment_base * C + my_id];
+  float p = warp_p[segment_base * C + my_id];
+  bool wrong = false;
+  if (kLazy && lazy) {  // a numerator: its p (outside quotient_in_range's range, the row is not proved)
+    wrong = slot && !quotient_in_range_ok(p);
+    p = quotient_in_range(p, row_sum);
+  }
+  my_p = p;
   const u32 exact = has_bias ? probability_key(p, bias_table[my_id]) : __float_as_uint(p) | 0x80000000u;
   const u32 won_after = __shfl_down_sync(kFullMask, won, 1);
   const u32 exact_after = __shfl_down_sync(kFullMask, exact, 1);
-  bool wrong = q < K - 1 && (won >> kIdBits) == (won_after >> kIdBits) && exact < exact_after;
+  if (kLazy && lazy) {
+    // Any two adjacent winners, by (p, index) (the ids of one bucket ascend: there it is the check below).
+    const int id_after = static_cast<int>(kIdMask - (won_after & kIdMask));
+    const bool out_of_order = exact < exact_after || (exact == exact_after && my_id > id_after);
+    wrong = wrong || (q < K - 1 && out_of_order);
+  } else {
+    wrong = q < K - 1 && (won >> kIdBits) == (won_after >> kIdBits) && exact < exact_after;
+  }
 
   // ---- the experts left out ----
   const u32 least = __shfl_sync(kFullMask, won, segment_base + K - 1);
   const u32 least_exact = __shfl_sync(kFullMask, exact, segment_base + K - 1);
-  const bool shared_bucket = (least >> kIdBits) == (next >> kIdBits);
+  const int least_id = static_cast<int>(kIdMask - (least & kIdMask));
+  bool shared_bucket = (least >> kIdBits) == (next >> kIdBits);
+  if (kLazy && lazy) {
+    // The top of n(K + 1)'s bucket as a numerator (its key's bits without the sign), divided: every expert
+    // left out has a p at most that (outside quotient_in_range's range: the lane check instead).
+    const float top = __uint_as_float((next | kIdMask) & 0x7fffffffu);
+    const u32 top_key = __float_as_uint(quotient_in_range(top, row_sum)) | 0x80000000u;
+    shared_bucket = shared_bucket || !quotient_in_range_ok(top) || top_key >= least_exact;
+  }
   if (__any_sync(kFullMask, shared_bucket)) {  // warp-uniform: this lane's own keys again, exactly
-    const int least_id = static_cast<int>(kIdMask - (least & kIdMask));
-    u32 own[C];
-    parked_keys<C>(warp_p, bias_table, has_bias, q, segment_base, own);
+    const float* own_p = warp_p + (segment_base + q) * C;
+    if (kLazy && lazy) {
+      // Every expert this lane left out (its named key below w_K-1's) against (p, index), each p divided in
+      // turn from its parked numerator. A warp with a numerator outside quotient_in_range_ok is not proved
+      // here (the exact rounds then divide them all).
+      bool far = false;
 #pragma unroll
-    for (int j = 0; j < C; ++j) {
-      const bool left_out_above = static_cast<int>(first_id) + j > least_id && own[j] > least_exact;
-      wrong = wrong || (candidate && shared_bucket && (own[j] >> kIdBits) == (least >> kIdBits) && left_out_above);
+      for (int j = 0; j < C; ++j) far |= !quotient_in_range_ok(own_p[j]);
+      if (__any_sync(kFullMask, far)) {
+        wrong = true;
+      } else {
+#pragma unroll
+        for (int j = 0; j < C; ++j) {
+          const int e = static_cast<int>(first_id) + j;
+          const float n = own_p[j];
+          const bool left_out = ((__float_as_uint(n) | 0x80000000u | kIdMask) - static_cast<u32>(e)) < least;
+          const u32 own = __float_as_uint(quotient_in_range(n, row_sum)) | 0x80000000u;
+          const bool above = own > least_exact || (own == least_exact && e < least_id);
+          wrong = wrong || (candidate && shared_bucket && left_out && above);
+        }
+      }
+    } else {
+      u32 own[C];
+      parked_keys<C>(warp_p, bias_table, has_bias, q, segment_base, own);
+#pragma unroll
+      for (int j = 0; j < C; ++j) {
+        const bool left_out_above = static_cast<int>(first_id) + j > least_id && own[j] > least_exact;
+        wrong = wrong || (candidate && shared_bucket && (own[j] >> kIdBits) == (least >> kIdBits) && left_out_above);
+      }
     }
   }
   return ((__ballot_sync(kFullMask, wrong) >> segment_base) & kSegmentLanes) == 0;
 }
 
 // Step 5 of a warp's rows in exact rounds (sorted_rounds), for a named-keys kernel whose warp has a row that
-// select_by_named_keys cannot prove: the exact keys again from the parked p and the bias table. Out of line
-// (called by every lane of the warp, rarely: docs/perf.md), so that the rounds' registers do not count in
-// the row loop's. Returns lane q < K's slot q expert.
-template <int E, int K, int L>
+// select_by_named_keys cannot prove: the exact keys again from the parked p (kLazy and `lazy`: the parked
+// numerators, divided) and the bias table. Out of line (called by every lane of the warp, rarely:
+// docs/perf.md), so that the rounds' registers do not count in the row loop's. Returns lane q < K's slot q
+// expert.
+template <int E, int K, int L, bool kLazy = false>
 __device__ __noinline__ int select_exactly_from_parked(const float* warp_p, const float* bias_table,
-                                                       bool has_bias, bool candidate, int q, int base) {
+                                                       bool has_bias, bool lazy, float row_sum, bool candidate,
+                                                       int q, int base) {
   constexpr int C = E / L;
   u32 key[C];
-  parked_keys<C>(warp_p, bias_table, has_bias, q, base, key);
+  if (kLazy && lazy) {  // no bias: the keys of the parked numerators' p
+    float p[C];
+    bool far = false;
+#pragma unroll
+    for (int j = 0; j < C; ++j) {
+      p[j] = warp_p[(base + q) * C + j];
+      far |= !quotient_in_range_ok(p[j]);
+    }
+    divide_by_sum<C>(p, row_sum, __any_sync(kFullMask, far), p);
+    biased_score_keys<C>(p, p, false, key);  // (no bias: the second argument is not read)
+  } else {
+    parked_keys<C>(warp_p, bias_table, has_bias, q, base, key);
+  }
 #pragma unroll
   for (int j = 0; j < C; ++j) key[j] = candidate ? key[j] : kNotCandidate;  // a dropped group's lane
   int slot_id[K];
@@ -2280,6 +2378,12 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
   // and with named keys (DeepSeek-V2, 10 a lane: 0.94x the time at T = 262144 on an H200, docs/perf.md session
   // 17); on the exact rounds at 10 a lane the second path took the kernel from 64 registers to 74.
   constexpr bool kSoftmaxUnfiltered = C <= 8 || kNamedKeys;
+  // Softmax rows with named keys and no bias select on the numerators and divide only what the selection
+  // needs (softmax_segment_in_place's kLazy; select_by_named_keys says which), for float32 logits: at
+  // T = 65536 and 262144 on an H200 0.93x to 0.97x the time for Qwen3-MoE, gpt-oss and DeepSeek-V2-Lite,
+  // 1.01x DeepSeek-V2; in bf16 Qwen3-MoE took 76 registers for 64 and 1.04x the time, the others 0.99x to
+  // 1.02x (docs/perf.md, session 20).
+  constexpr bool kLazyNamed = kNamedKeys && SCORING == kSoftmax && DT == kScoreFloat32;
   // Steps 6-8 with slot q in lane q of the segment (1 < K <= L): its p read once and the routed sum by
   // shuffles, instead of K reads and K selects per lane. Not at K = 1 (Llama-4: 1% slower on an H200), nor
   // at 10 experts per lane with the exact rounds (DeepSeek-V2 then spilled; its named keys carry one id).
@@ -2382,6 +2486,11 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
         issue_row(first, in_flight);
       }
       float p[C];
+      // kLazyNamed: whether p holds the numerators, each expert's p being RN(p / row_sum) (warp-uniform).
+      bool lazy = false;
+      float row_sum = 1.0f;
+      (void)lazy;
+      (void)row_sum;
       bool proved = false;  // written by the bound plan: the exact path below stores nothing for this row
       (void)proved;         // (read only where the bound plan applies: the slots one per lane)
       if constexpr (kSegmentBound) {
@@ -2404,7 +2513,7 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
         } else {
           Loader::decode(in_flight, p);
         }
-        softmax_segment_in_place<C, L, kSoftmaxUnfiltered>(p);
+        lazy = softmax_segment_in_place<C, L, kSoftmaxUnfiltered, kLazyNamed>(p, !has_bias, row_sum);
       }
 
       // ---- step 2: biased_scores ----
@@ -2431,7 +2540,11 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
       if constexpr (kHasGroups) {
         // ---- step 3: group_scores; step 4: group_selection, inside the segment's row ----
         // (the warp kernel's helpers on the same keys: every group key and kept group is the warp kernel's)
-        const u32 my_group_key = group_key_of_lanes<C, SLPG, N == 1>(key, has_bias);
+        u32 my_group_key = group_key_of_lanes<C, SLPG, N == 1>(key, has_bias);
+        if constexpr (kLazyNamed) {
+          // Lazy: the group's largest numerator, divided, is its largest p (RN(e / s) is non-decreasing in e).
+          if (lazy) my_group_key = orderable(lazy_quotient(from_orderable(my_group_key), row_sum));
+        }
         if constexpr ((G & (G - 1)) == 0 && G >= SLPG && G * SLPG == L) {
           candidate = group_kept_in_segment<G, KG, SLPG>(my_group_key, q / SLPG, lane);
         } else {
@@ -2446,14 +2559,20 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
       // ---- step 5: expert_selection: K rounds (largest key, lowest index), slot k = round k ----
       int slot_id[K];  // slot k's expert (not with kNamedKeys)
       int my_id = 0;   // lane q < K: slot q's expert (kSlotPerLane)
+      float named_p = 0.0f;  // kNamedKeys: lane q < K: slot q's p
       (void)slot_id;
       (void)my_id;
+      (void)named_p;
       if constexpr (kNamedKeys) {
         // Named keys; a warp with a row they cannot prove (warp-uniform, rare) takes the exact rounds out of
         // line, so that their registers do not count in this loop's.
-        if (!__all_sync(kFullMask, select_by_named_keys<E, K, L>(key, candidate, q, segment_base, parked_p,
-                                                                  named_bias, has_bias, my_id))) {
-          my_id = select_exactly_from_parked<E, K, L>(parked_p, named_bias, has_bias, candidate, q, segment_base);
+        const bool named_proved = select_by_named_keys<E, K, L, kLazyNamed>(
+            key, candidate, q, segment_base, parked_p, named_bias, has_bias, lazy, row_sum, my_id, named_p);
+        if (!__all_sync(kFullMask, named_proved)) {
+          my_id = select_exactly_from_parked<E, K, L, kLazyNamed>(parked_p, named_bias, has_bias, lazy, row_sum,
+                                                                  candidate, q, segment_base);
+          named_p = parked_p[segment_base * C + my_id];
+          if (kLazyNamed && lazy) named_p = lazy_quotient(named_p, row_sum);  // a numerator was parked
         }
       } else if constexpr (kSortLanes) {
         sorted_rounds<C, K, L, kSlotPerLane>(key, q, segment_base, slot_id, my_id);
@@ -2487,7 +2606,8 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
         // changes no sum of probabilities (butterfly_sum's bits), and the offsets from P on meet only +0.
         // Every lane takes part in the shuffles (before `active`); a division per lane q < K follows.
         constexpr int P = K <= 1 ? 1 : (K <= 2 ? 2 : (K <= 4 ? 4 : (K <= 8 ? 8 : 16)));
-        const float my_p = q < K ? parked_p[segment_base * C + my_id] : 0.0f;
+        // (kLazyNamed: the selection's p; the parked value may be a numerator)
+        const float my_p = q < K ? (kLazyNamed ? named_p : parked_p[segment_base * C + my_id]) : 0.0f;
         float routed_sum = my_p;
 #pragma unroll
         for (int d = P / 2; d > 0; d >>= 1) routed_sum += __shfl_xor_sync(kFullMask, routed_sum, d);
