@@ -10,6 +10,9 @@
 # Before it, here (the device has no git history): mkdir -p .probe/s20 &&
 #   git show main:optimized/kernels/route.cu > .probe/s20/route_main.cu   (then carry .probe)
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session20.sh STEP...; each device call holds 600 s.
+# Run in session 20 on wip/next (e104ee5): `smoke probe tests`, `suite`, then gpu_sanitize. After kLazyNamed was
+# limited to float32 logits (ec980b6; docs/perf.md, session 20), on that tree by hand: gpu_smoke and gpu_suite
+# 520, gpu_bench 200, and tools/sanitize.py (the 336 launches; no device time was left for --looping).
 source tools/gpu_env.sh
 for step in "$@"; do
   case $step in
