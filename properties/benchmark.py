@@ -172,6 +172,45 @@ class BenchResult:
             "floors": self.spec_floors,
         }
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> BenchResult:
+        """The result a document of `to_json()` (a saved bench.json) describes; ValueError naming the
+        key where the document is not one (another format, a later format_version, a key missing or a row
+        with fields this version does not know)."""
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            raise ValueError(f"format={found!r}: not a moegate bench document (format {FORMAT!r})")
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"format_version={doc.get('format_version')!r}: this moegate reads version {FORMAT_VERSION}"
+            )
+        try:
+            floors = Floors(
+                copy_tbps=float(doc["copy_floor_tbps"]),
+                copy_method=doc["copy_method"],
+                copy_bytes=int(doc["copy_bytes"]),
+                launch_us=float(doc["launch_floor_us"]),
+                launch_method=doc["launch_method"],
+            )
+            return cls(
+                card=doc["card"],
+                driver=doc["driver"],
+                versions=dict(doc["versions"]),
+                device=doc["device"],
+                floors=floors,
+                impls=[ImplInfo(**i) for i in doc["impls"]],
+                presets=list(doc["presets"]),
+                dtypes=list(doc["dtypes"]),
+                row_counts=[int(t) for t in doc["T"]],
+                rows=[BenchRow(**r) for r in doc["rows"]],
+                host=[HostRow(**h) for h in doc.get("host", [])],
+                spec_floors=list(doc.get("floors", [])),
+            )
+        except KeyError as exc:
+            raise ValueError(f"key {exc.args[0]!r} missing: not a complete moegate bench document") from None
+        except TypeError as exc:  # a row with a field BenchRow/HostRow/ImplInfo does not have, or lacks
+            raise ValueError(f"a row does not match this moegate's bench format: {exc}") from None
+
     @property
     def errors(self) -> list[BenchRow | HostRow]:
         """Rows (and host rows) whose call raised."""

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from .benchmark import BenchResult, HostRow
+from .benchmark_targets import TargetCheck
 
 
 def fmt_us(us: float | None) -> str:
@@ -25,16 +26,23 @@ TABLE_HEADERS = ("impl", "preset", "dtype", "T", "µs/call", "vs peer", "vs floo
 TABLE_RIGHT = (False, False, False, True, True, True, True, True, False)
 
 
-def table_rows(result: BenchResult) -> list[tuple[str, ...]]:
+def table_rows(result: BenchResult, before: BenchResult | None = None) -> list[tuple[str, ...]]:
     """The table's cells (TABLE_HEADERS): "rejects" or "error" in the µs column where not timed;
-    unavailable implementations have no rows here (`notes` lists them)."""
+    unavailable implementations have no rows here (`notes` lists them). With `before` (an earlier run),
+    one cell more ("vs before"): the time over the same (impl, preset, dtype, T)'s time there, "-" where
+    either was not timed."""
+    earlier = {} if before is None else {(r.impl, r.preset, r.dtype, r.T): r.us for r in before.rows}
     cells = []
     for r in result.rows:
         if r.status == "unavailable":
             continue
         time_cell = fmt_us(r.us) if r.status == "ok" else r.status
         ratios = (fmt_ratio(r.vs_peer), fmt_ratio(r.vs_floor), fmt_us(r.floor_us))
-        cells.append((r.impl, r.preset, r.dtype, str(r.T), time_cell, *ratios, r.method or "-"))
+        row = (r.impl, r.preset, r.dtype, str(r.T), time_cell, *ratios, r.method or "-")
+        if before is not None:
+            then = earlier.get((r.impl, r.preset, r.dtype, r.T))
+            row = (*row, f"{r.us / then:.3f}" if r.us is not None and then else "-")
+        cells.append(row)
     return cells
 
 
@@ -118,4 +126,19 @@ def notes(result: BenchResult) -> list[str]:
     for (impl, message), cells in failed.items():
         at = "; ".join(f"{preset} {dtype} {', '.join(ts)}" for (preset, dtype), ts in cells.items())
         lines.append(f"error: {impl} at {at}: {message}")
+    return lines
+
+
+def target_lines(checks: list[TargetCheck], impl: str, shown: int = 6) -> list[str]:
+    """The targets section (benchmark_targets): one line per target (met / MISSED / not judged, what the run
+    measured, the rule), then up to `shown` of what misses it."""
+    if not checks:
+        return []
+    lines = [f"targets of {impl} (docs/perf.md; each judged on this run's rows):"]
+    for c in checks:
+        verdict = "not judged" if c.met is None else "met" if c.met else "MISSED"
+        lines.append(f"  {c.target}: {verdict}: {c.measured} [{c.rule}]")
+        if c.over:
+            more = f"; and {len(c.over) - shown} more" if len(c.over) > shown else ""
+            lines.append(f"    over: {'; '.join(c.over[:shown])}{more}")
     return lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -239,6 +240,83 @@ def test_plot_draws_a_png(tmp_path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_saved_document_reads_back_as_the_same_result() -> None:
+    result = _result(_injected_rows())
+    host = bm.HostRow(
+        "optimized", "deepseek-v3", "bfloat16", 1, "ok", 5.1, 4.2, 7.4, 1000, "", {"0": 5.0}, 5.0, 5.0
+    )
+    result = bm.BenchResult(**{**result.__dict__, "host": [host]})
+    assert bm.BenchResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+    # and a run the H200 wrote (docs/bench): its document again, key for key
+    saved = json.loads((TESTS.parent / "docs" / "bench" / "bench_h200.json").read_text())
+    again = bm.BenchResult.from_json(saved).to_json()
+    assert again == {k: v for k, v in saved.items() if k in again} and len(again["rows"]) > 100
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ({"format": "moegate-fixtures"}, "format='moegate-fixtures'"),
+        ({"format_version": 2}, "format_version=2"),
+        ({"copy_floor_tbps": None}, "copy_floor_tbps"),
+        ({"rows": [{"impl": "x", "colour": "red"}]}, "a row does not match"),
+    ],
+)
+def test_a_document_of_another_kind_is_refused_naming_the_key(edit: dict, expected: str) -> None:
+    doc = {**_result(_injected_rows()).to_json(), **edit}
+    if edit.get("copy_floor_tbps", 0) is None:
+        del doc["copy_floor_tbps"]
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        bm.BenchResult.from_json(doc)
+
+
+def _targets_rows() -> list[bm.BenchRow]:
+    # Floors (FLOORS, bytes = 1000 T): 1 µs (launch) up to T = 256, 16.384 µs at 65536, 65.536 at 262144.
+    return [
+        _row("optimized", 1, 1.9),
+        _row("vllm", 1, 2.5),  # 0.76
+        _row("optimized", 256, 2.2),
+        _row("vllm", 256, 2.0),  # 1.10: decode missed here
+        _row("optimized", 65536, 16.384 * 2.0),
+        _row("optimized", 262144, 65.536 * 2.0),
+        _row("optimized", 1, 2.5, preset="qwen3-moe"),  # in time 2.5 / 1.9
+        _row("optimized", 256, 2.2, preset="qwen3-moe"),
+        _row("optimized", 65536, 16.384 * 2.6, preset="qwen3-moe"),  # per byte 1.3
+        _row("optimized", 262144, 65.536 * 2.4, preset="qwen3-moe"),  # 1.2
+        _row("optimized", 1, 2.0, preset="kimi-k2"),
+        _row("vllm", 1, 3.0, preset="kimi-k2"),
+        _row("optimized", 65536, 16.384 * 2.2, preset="kimi-k2"),  # 1.1
+    ]
+
+
+def test_targets_are_judged_on_the_runs_rows() -> None:
+    from moegate.properties.benchmark_targets import evaluate_targets, preset_ratios
+
+    host = bm.HostRow(
+        "optimized", "deepseek-v3", "bfloat16", 1, "ok", 7.5, 6.0, 9.0, 1000, "", {"0": 7.0, "1": 8.5}
+    )
+    result = bm.BenchResult(**{**_result(_targets_rows()).__dict__, "host": [host]})
+    rows = {(r.preset, r.dtype, r.T): r for r in result.rows if r.impl == "optimized"}
+    ratios = preset_ratios(rows)
+    assert ratios.keys() == {("qwen3-moe", "bfloat16"), ("kimi-k2", "bfloat16")}
+    assert ratios["qwen3-moe", "bfloat16"] == pytest.approx((1.3, 2.5 / 1.9))
+    assert ratios["kimi-k2", "bfloat16"] == pytest.approx((1.1, 2.0 / 1.9))
+    checks = {c.target.split(".")[0]: c for c in evaluate_targets(result)}
+    assert [c.met for c in checks.values()] == [False, True, False, False, True]
+    assert checks["1"].over == ("deepseek-v3 bfloat16 T=256: 1.10",) and "worst 1.10" in checks["1"].measured
+    assert checks["1b"].measured == "1.90 µs"
+    assert len(checks["2"].over) == 5 and checks["2"].over[0] == "qwen3-moe bfloat16 T=65536: 2.60"
+    assert checks["3"].over == ("qwen3-moe bfloat16 in time 1.316", "qwen3-moe bfloat16 per byte 1.300")
+    assert "1 of 2 CPUs over 8" in checks["4"].measured
+    lines = report.target_lines(list(checks.values()), "optimized")
+    assert sum("MISSED" in line for line in lines) == 3 and sum(": met:" in line for line in lines) == 2
+    # without DeepSeek-V3, peers or the host path, those targets are not judged; without the impl, none is
+    bare = _result([r for r in _targets_rows() if r.preset == "kimi-k2" and r.impl == "optimized"])
+    judged = {c.target.split(".")[0]: c.met for c in evaluate_targets(bare)}
+    assert judged == {"1": None, "1b": None, "2": False, "3": None, "4": None}
+    assert evaluate_targets(bare, impl="eager") == []
+
+
 # ---- the sweep on the CPU ------------------------------------------------------------------------------
 
 
@@ -431,6 +509,43 @@ def test_bench_out_without_matplotlib_writes_the_json_and_says_so(
     assert code == 0, err
     assert (out_dir / "bench.json").is_file() and not (out_dir / "bench.png").exists()
     assert len([line for line in out.splitlines() if "matplotlib is not installed" in line]) == 1
+
+
+def test_bench_from_reports_a_saved_run_again_and_against_compares_rows(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "bench"
+    argv = [*FAST, "--impl", "reference", "--preset", "deepseek-v3", "--out", str(out_dir), "-q"]
+    code, live, err = run(capsys, *argv)
+    assert code == 0, err
+    saved = str(out_dir / "bench.json")
+    code, again, err = run(capsys, "bench", "--from", saved, "--against", saved)
+    assert code == 0, err
+    live_rows = [line.split() for line in live.splitlines() if line.startswith("reference ")]
+    again_rows = [line.split() for line in again.splitlines() if line.startswith("reference ")]
+    assert len(live_rows) == 2 and again_rows == [[*cells, "1.000"] for cells in live_rows]
+    assert "vs before" in again and "targets of" not in again  # no optimized rows to judge
+    # the saved run's targets, where it has the kernel's rows
+    injected = tmp_path / "injected.json"
+    injected.write_text(json.dumps(_result(_targets_rows()).to_json()))
+    code, out, err = run(capsys, "bench", "--from", str(injected), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [t["met"] for t in doc["targets"]] == [False, True, False, False, None]
+    assert "3. every preset: MISSED" in err and "4. host path: not judged" in err
+    # --from times nothing: the options of a run are refused, and --out does not overwrite
+    for extra in (["--impl", "reference"], ["--rows", "4"], ["--host"], ["--device", "cpu"]):
+        code, out, err = run(capsys, "bench", "--from", saved, *extra)
+        assert code == 2 and out == "" and extra[0] in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "bench", "--from", saved, "--out", str(out_dir))
+    assert code == 2 and "--force" in err
+    for flag, path, expected in (
+        ("--from", tmp_path / "missing.json", "no such file"),
+        ("--against", TESTS / "test_bench.py", "not a JSON document"),
+        ("--from", FAKES.parent / "conftest.py", "not a JSON document"),
+    ):
+        code, out, err = run(capsys, "bench", "--from", saved, flag, str(path))
+        assert code == 2 and out == "" and flag in err and expected in err, err
 
 
 def test_bench_out_refuses_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ gpu_bench() {
     bench --impl optimized --impl flashinfer-default --impl flashinfer-cake --impl vllm --preset all --dtype bfloat16 \
     --host --out "$OUT/bench" > "$OUT/bench.log" 2>&1; echo "bench exit $? in ${SECONDS}s"
   grep -E "^optimized" "$OUT/bench.log" | grep -E " (${2:-1|4096|262144}) " | cut -c1-90
+  { grep -A12 "^targets of" "$OUT/bench.log" || true; } | cut -c1-170
 }
 gpu_smoke() {
   SECONDS=0
