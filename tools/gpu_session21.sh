@@ -7,7 +7,8 @@
 #            per SM declared for the softmax named-keys kernels) and lazy16_lb4 (both; session 20 measured gpt-oss
 #            at 0.959x / 0.969x that way), for gpt-oss-120b, qwen3-moe and deepseek-v2-lite
 #   ncu      Nsight Compute on the kernels of the four presets over target 3 per byte (deepseek-v2, qwen3-moe,
-#            gpt-oss-120b, qwen3-next-80b-a3b) at T = 262144 bf16, with the warp stall reasons
+#            gpt-oss-120b, qwen3-next-80b-a3b) at T = 262144 bf16, with the warp stall reasons and the executed
+#            instruction statistics (the static SASS counts include the rare paths; these do not)
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session21.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
 ROUTE=optimized/kernels/route.cu
@@ -38,7 +39,8 @@ for step in "$@"; do
         SECONDS=0
         timeout 120 /usr/local/cuda/bin/ncu --clock-control none -k regex:route_ --launch-skip 1 --launch-count 1 \
           --section SpeedOfLight --section SchedulerStats --section WarpStateStats --section Occupancy \
-          --section LaunchStats --section MemoryWorkloadAnalysis --metrics smsp__inst_executed.sum \
+          --section LaunchStats --section MemoryWorkloadAnalysis --section InstructionStats \
+          --metrics smsp__inst_executed.sum \
           python3 tools/ncu_presets.py $preset > "$OUT/ncu_$preset.log" 2>&1
         echo "ncu $preset exit $? in ${SECONDS}s"
         grep -v "^==PROF==" "$OUT/ncu_$preset.log" | grep -E "route_|Duration|DRAM Thr|No Eligible|Achieved Occ|Registers|inst_exec|Issued Warp|Warp Cycles|Spill|Local" | cut -c1-110
