@@ -6,6 +6,8 @@
 #            main (head) against variants made here by sed: lazy16 (kLazyNamed in every dtype), lb4 (4 blocks
 #            per SM declared for the softmax named-keys kernels) and lazy16_lb4 (both; session 20 measured gpt-oss
 #            at 0.959x / 0.969x that way), for gpt-oss-120b, qwen3-moe and deepseek-v2-lite
+#   lb2      tools/source_probe.py, DeepSeek-V3 bf16 at T = 65536 and 262144, three rounds: main against its 16-bit
+#            bound kernel at E = 256 held to 2 blocks per SM (128 registers: no spills, half the warps) instead of 3
 #   ncu      Nsight Compute on the kernels of the four presets over target 3 per byte (deepseek-v2, qwen3-moe,
 #            gpt-oss-120b, qwen3-next-80b-a3b) at T = 262144 bf16, with the warp stall reasons and the executed
 #            instruction statistics (the static SASS counts include the rare paths; these do not)
@@ -34,6 +36,14 @@ for step in "$@"; do
         --preset gpt-oss-120b --preset qwen3-moe --preset deepseek-v2-lite --rows 65536,262144 --rounds 3 \
         --dtype bfloat16 > "$OUT/source_probe_bfloat16.log" 2>&1
       echo "source_probe bfloat16 exit $? in ${SECONDS}s"; grep -E "^(qwen|gpt|deepseek)|DIFFERS" "$OUT/source_probe_bfloat16.log" ;;
+    lb2)
+      mkdir -p .probe/s21
+      sed 's/E >= 256 \&\& DT != kScoreFloat32 ? 3 : 4/E >= 256 \&\& DT != kScoreFloat32 ? 2 : 4/' $ROUTE > .probe/s21/route_lb2.cu
+      cmp -s $ROUTE .probe/s21/route_lb2.cu && { echo "lb2: the edit did not apply"; exit 1; }
+      SECONDS=0
+      timeout 200 python3 tools/source_probe.py --variant head=$ROUTE --variant lb2=.probe/s21/route_lb2.cu \
+        --preset deepseek-v3 --rows 65536,262144 --rounds 3 --dtype bfloat16 > "$OUT/source_probe_lb2.log" 2>&1
+      echo "source_probe lb2 exit $? in ${SECONDS}s"; grep -E "^deepseek|DIFFERS" "$OUT/source_probe_lb2.log" ;;
     ncu)
       for preset in deepseek-v2 qwen3-moe gpt-oss-120b qwen3-next-80b-a3b; do
         SECONDS=0
@@ -45,6 +55,6 @@ for step in "$@"; do
         echo "ncu $preset exit $? in ${SECONDS}s"
         grep -v "^==PROF==" "$OUT/ncu_$preset.log" | grep -E "route_|Duration|DRAM Thr|No Eligible|Achieved Occ|Registers|inst_exec|Issued Warp|Warp Cycles|Spill|Local" | cut -c1-110
       done ;;
-    *) echo "gpu_session21.sh: unknown step '$step' (sanloop, probe, ncu)"; exit 2 ;;
+    *) echo "gpu_session21.sh: unknown step '$step' (sanloop, probe, lb2, ncu)"; exit 2 ;;
   esac
 done
