@@ -103,6 +103,19 @@ def assert_valid(config: RoutingConfig, ids: torch.Tensor, weights: torch.Tensor
     assert not nan.any(), f"NaN weights at {nan.nonzero()[:5].tolist()}"
 
 
+def assert_bitwise_generic(
+    fast: tuple[torch.Tensor, torch.Tensor], slow: tuple[torch.Tensor, torch.Tensor], note: str
+) -> None:
+    """A specialized kernel's (ids, weights) bitwise the generic kernel's on the same rows, naming the first
+    row whose ids differ and how many do."""
+    bad = (fast[0] != slow[0]).any(dim=1).nonzero().flatten().tolist()
+    assert not bad, (
+        f"{note}: ids differ from the generic kernel in {len(bad)} rows, first row "
+        f"{bad[0]}: {fast[0][bad[0]].tolist()} != {slow[0][bad[0]].tolist()}"
+    )
+    assert torch.equal(fast[1], slow[1]), f"{note}: weights differ bitwise"
+
+
 def assert_matches_reference(config, scores, bias, actual, note: str = "", near_ties: bool = False) -> None:
     """Tie-aware comparison with the reference on the same CUDA tensors.
 
@@ -528,12 +541,7 @@ def test_softmax_near_ties_equal_the_generic_kernel_in_every_plan(spec) -> None:
     for selection in plan_selections(plan):
         fast = run_plan(plan, scores, None, config, selection)
         assert_valid(config, *fast)
-        bad = (fast[0] != slow[0]).any(dim=1).nonzero().flatten().tolist()
-        assert not bad, (
-            f"{spec.name} plan {selection}: ids differ from the generic kernel in {len(bad)} rows, first row "
-            f"{bad[0]}: {fast[0][bad[0]].tolist()} != {slow[0][bad[0]].tolist()}"
-        )
-        assert torch.equal(fast[1], slow[1]), f"{spec.name} plan {selection}: weights differ bitwise"
+        assert_bitwise_generic(fast, slow, f"{spec.name} plan {selection}")
     assert_matches_reference(config, scores, None, slow, f"{spec.name} softmax near ties")
 
 
@@ -672,13 +680,8 @@ def test_named_keys_near_ties_equal_the_generic_kernel(spec, has_bias) -> None:
             slow = run_plan(generic_plan(config, dtype), scores, bias, config)
             fast = run_plan(dispatch_plan(config, dtype), scores, bias, config, PLAN_THROUGHPUT)
             assert_valid(config, *fast)
-            bad = (fast[0] != slow[0]).any(dim=1).nonzero().flatten().tolist()
             note = f"{spec.name} {dtype} bias={None if bias is None else bias[:2].tolist()}"
-            assert not bad, (
-                f"{note}: ids differ from the generic kernel in {len(bad)} rows, first row "
-                f"{bad[0]}: {fast[0][bad[0]].tolist()} != {slow[0][bad[0]].tolist()}"
-            )
-            assert torch.equal(fast[1], slow[1]), f"{note}: weights differ bitwise"
+            assert_bitwise_generic(fast, slow, note)
             assert_matches_reference(config, scores, bias, fast, f"{note} named keys", near_ties=True)
 
 
@@ -727,12 +730,7 @@ def test_lazy_named_keys_at_bucket_edges_equal_the_generic_kernel(spec, has_bias
     slow = run_plan(generic_plan(config, torch.float32), scores, bias, config)
     fast = run_plan(dispatch_plan(config, torch.float32), scores, bias, config, PLAN_THROUGHPUT)
     assert_valid(config, *fast)
-    bad = (fast[0] != slow[0]).any(dim=1).nonzero().flatten().tolist()
-    assert not bad, (
-        f"{spec.name}: ids differ from the generic kernel in {len(bad)} rows, first row "
-        f"{bad[0]}: {fast[0][bad[0]].tolist()} != {slow[0][bad[0]].tolist()}"
-    )
-    assert torch.equal(fast[1], slow[1]), f"{spec.name}: weights differ bitwise"
+    assert_bitwise_generic(fast, slow, spec.name)
     assert_matches_reference(config, scores, bias, fast, f"{spec.name} lazy bucket edges", near_ties=True)
 
 

@@ -127,12 +127,7 @@ def test_named_keys_proof_holds_whenever_it_proves() -> None:
         key = np.where(near, moved, key)
         key[: rows // 20, : num_experts // 2] = 0x007FFFFF  # ord(-inf), many of them
         key = key.astype(np.uint64)
-        candidate = np.ones(key.shape, dtype=bool)
-        if groups:  # 3 of the groups kept, at random
-            kept = np.argsort(rng.random((rows, groups)), axis=1)[:, :3]
-            in_kept = np.zeros((rows, groups), dtype=bool)
-            np.put_along_axis(in_kept, kept, True, axis=1)
-            candidate = np.repeat(in_kept, num_experts // groups, axis=1)
+        candidate = _kept_groups(rng, rows, num_experts, groups)
         winners, proved, _ = _named_keys_rounds(key, topk, candidate)
         expected = _spec_selection(key, topk, candidate)
         differs = (winners != expected).any(axis=1)
@@ -144,6 +139,17 @@ def test_named_keys_proof_holds_whenever_it_proves() -> None:
         proved_rows += int(proved.sum())
     assert wrong_named >= 100, f"only {wrong_named} rows where the named order alone is wrong"
     assert proved_rows >= 5000, f"only {proved_rows} proved rows"
+
+
+def _kept_groups(rng: np.random.Generator, rows: int, num_experts: int, groups: int) -> np.ndarray:
+    """[rows, num_experts] bool: the experts of 3 groups of `groups` kept at random in each row (the named
+    keys take the kept groups as given); every expert where groups is 0 (no group step)."""
+    if not groups:
+        return np.ones((rows, num_experts), dtype=bool)
+    kept = np.argsort(rng.random((rows, groups)), axis=1)[:, :3]
+    in_kept = np.zeros((rows, groups), dtype=bool)
+    np.put_along_axis(in_kept, kept, True, axis=1)
+    return np.repeat(in_kept, num_experts // groups, axis=1)
 
 
 def _key(x: np.ndarray) -> np.ndarray:
@@ -237,12 +243,8 @@ def test_lazy_named_keys_proof_holds_whenever_it_proves() -> None:
         row_sum = rng.uniform(1.0, 1024.0, size=rows).astype(F32)
         near_two = np.exp2(rng.integers(0, 10, size=rows)) * rng.uniform(1.8, 2.0, size=rows)
         row_sum = np.where(np.arange(rows) % 2 == 0, near_two, row_sum).astype(F32)
-        candidate = np.ones(numerator.shape, dtype=bool)
+        candidate = _kept_groups(rng, rows, num_experts, groups)
         if groups:
-            kept = np.argsort(rng.random((rows, groups)), axis=1)[:, :3]
-            in_kept = np.zeros((rows, groups), dtype=bool)
-            np.put_along_axis(in_kept, kept, True, axis=1)
-            candidate = np.repeat(in_kept, num_experts // groups, axis=1)
             per_group = numerator.reshape(rows, groups, -1)
             group_p = (per_group / row_sum[:, None, None]).max(axis=2)
             assert np.array_equal(per_group.max(axis=2) / row_sum[:, None], group_p)
