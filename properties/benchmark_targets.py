@@ -97,23 +97,18 @@ def preset_ratios(
     """Target 3's two ratios of each (preset, dtype) other than DeepSeek-V3 whose dtype has DeepSeek-V3
     rows: (per byte, in time), each the worst over the T both have (T >= 65536 per byte, T <= 256 in
     time), None where they share no such T."""
-    ratios: dict[tuple[str, str], tuple[float | None, float | None]] = {}
-    for preset, dtype in dict.fromkeys((p, d) for p, d, _ in rows):
-        if preset == REFERENCE_PRESET:
+    per_byte: dict[tuple[str, str], list[float]] = {}
+    in_time: dict[tuple[str, str], list[float]] = {}
+    for (preset, dtype, t), row in rows.items():
+        ref = rows.get((REFERENCE_PRESET, dtype, t))
+        if preset == REFERENCE_PRESET or ref is None:
             continue
-        per_byte: list[float] = []
-        in_time: list[float] = []
-        for (p, d, t), row in rows.items():
-            ref = rows.get((REFERENCE_PRESET, d, t))
-            if (p, d) != (preset, dtype) or ref is None:
-                continue
-            if t >= PREFILL_MIN_T and row.vs_floor is not None and ref.vs_floor:
-                per_byte.append(row.vs_floor / ref.vs_floor)
-            if t <= DECODE_MAX_T and row.us is not None and ref.us:
-                in_time.append(row.us / ref.us)
-        if per_byte or in_time:
-            ratios[preset, dtype] = (max(per_byte, default=None), max(in_time, default=None))
-    return ratios
+        if t >= PREFILL_MIN_T and row.vs_floor is not None and ref.vs_floor:
+            per_byte.setdefault((preset, dtype), []).append(row.vs_floor / ref.vs_floor)
+        if t <= DECODE_MAX_T and row.us is not None and ref.us:
+            in_time.setdefault((preset, dtype), []).append(row.us / ref.us)
+    keys = dict.fromkeys([*per_byte, *in_time])
+    return {k: (max(per_byte.get(k, []), default=None), max(in_time.get(k, []), default=None)) for k in keys}
 
 
 def _presets(rows: dict[tuple[str, str, int], BenchRow]) -> TargetCheck:
