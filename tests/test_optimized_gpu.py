@@ -710,25 +710,28 @@ LAZY_NAMED_SPECS = [s for s in NAMED_SPECS if s.scoring_func == "softmax"]
 
 
 @pytest.mark.parametrize("has_bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("spec", LAZY_NAMED_SPECS, ids=lambda s: s.name)
-def test_lazy_named_keys_at_bucket_edges_equal_the_generic_kernel(spec, has_bias) -> None:
+def test_lazy_named_keys_at_bucket_edges_equal_the_generic_kernel(spec, dtype, has_bias) -> None:
     # route.cu's select_by_named_keys on lazy softmax numerators (no bias): the rounds order by the
     # numerators' buckets, and p = RN(e / sum) may merge numerators of two buckets into one p. The checks
     # (adjacent winners by p and index; the experts left out against the top of the next bucket, divided)
     # must send such rows to the exact rounds. Rows built for it (bucket_edge_rows; counted below on torch's
     # float32 numerators, so that the test cannot pass on rows without such ties), bitwise against the
     # generic kernel; with a bias (one value for every expert) the same kernels take p, not numerators.
-    # float32 logits: the only dtype whose kernels take the lazy numerators (route.cu's kLazyNamed).
+    # The lazy numerators (route.cu's kLazyNamed) are taken for float32 logits; the 16-bit kernels take p,
+    # and the same rows must pass them. The rows' edge values (0 and -k 2^-24) are exact in float16 and
+    # bfloat16, so casting keeps the ties; the count below is made on the cast rows.
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
-    rows = bucket_edge_rows(config, seed_of("lazy-edges", spec.name))
+    rows = bucket_edge_rows(config, seed_of("lazy-edges", spec.name)).to(dtype).float()
     numerator = torch.exp(rows - rows.max(dim=1, keepdim=True).values)
     p = numerator / numerator.sum(dim=1, keepdim=True)
     merged = ((p == p.max(dim=1, keepdim=True).values) & (numerator < 1.0)).any(dim=1)
     assert int(merged.sum()) >= 10, f"only {int(merged.sum())} rows where a numerator below 1 has the top p"
-    scores = rows.to(CUDA)
+    scores = rows.to(dtype).to(CUDA)
     bias = torch.full((config.num_experts,), 0.3, device=CUDA) if has_bias else None
-    slow = run_plan(generic_plan(config, torch.float32), scores, bias, config)
-    fast = run_plan(dispatch_plan(config, torch.float32), scores, bias, config, PLAN_THROUGHPUT)
+    slow = run_plan(generic_plan(config, dtype), scores, bias, config)
+    fast = run_plan(dispatch_plan(config, dtype), scores, bias, config, PLAN_THROUGHPUT)
     assert_valid(config, *fast)
     assert_bitwise_generic(fast, slow, spec.name)
     assert_matches_reference(config, scores, bias, fast, f"{spec.name} lazy bucket edges", near_ties=True)

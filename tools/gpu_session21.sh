@@ -8,6 +8,13 @@
 #            at 0.959x / 0.969x that way), for gpt-oss-120b, qwen3-moe and deepseek-v2-lite
 #   lb2      tools/source_probe.py, DeepSeek-V3 bf16 at T = 65536 and 262144, three rounds: main against its 16-bit
 #            bound kernel at E = 256 held to 2 blocks per SM (128 registers: no spills, half the warps) instead of 3
+#   cand     tools/source_probe.py, bf16, T = 65536 and 262144, three rounds: main against .probe/s21/route_cand.cu
+#            (carried): lb2's 2 blocks per SM for DeepSeek-V3, and gpt-oss' 16-bit kernel (softmax, named keys, K <= 4)
+#            with the lazy keys and 4 blocks per SM declared (the route.cu of wip/k4-lazy, c68235f, with lb2's
+#            edit); on deepseek-v3, gpt-oss-120b and qwen3-moe (the
+#            control: its kernels compile to the same SASS in both)
+#   bitwise  the GPU tests that compare the specialized kernels bitwise with the generic kernel through
+#            assert_bitwise_generic (tests/test_optimized_gpu.py; the helper is new since session 20's GPU run)
 #   ncu      Nsight Compute on the kernels of the four presets over target 3 per byte (deepseek-v2, qwen3-moe,
 #            gpt-oss-120b, qwen3-next-80b-a3b) at T = 262144 bf16, with the warp stall reasons and the executed
 #            instruction statistics (the static SASS counts include the rare paths; these do not)
@@ -44,6 +51,15 @@ for step in "$@"; do
       timeout 200 python3 tools/source_probe.py --variant head=$ROUTE --variant lb2=.probe/s21/route_lb2.cu \
         --preset deepseek-v3 --rows 65536,262144 --rounds 3 --dtype bfloat16 > "$OUT/source_probe_lb2.log" 2>&1
       echo "source_probe lb2 exit $? in ${SECONDS}s"; grep -E "^deepseek|DIFFERS" "$OUT/source_probe_lb2.log" ;;
+    cand)
+      SECONDS=0
+      timeout 260 python3 tools/source_probe.py --variant main=$ROUTE --variant cand=.probe/s21/route_cand.cu \
+        --preset deepseek-v3 --preset gpt-oss-120b --preset qwen3-moe --rows 65536,262144 --rounds 3 \
+        --dtype bfloat16 > "$OUT/source_probe_cand.log" 2>&1
+      echo "source_probe cand exit $? in ${SECONDS}s"; grep -E "^(qwen|gpt|deepseek)|DIFFERS" "$OUT/source_probe_cand.log" ;;
+    bitwise)
+      gpu_suite 150 bitwise tests/test_optimized_gpu.py -k \
+        "near_ties_equal_the_generic_kernel or rows_per_segment_equal or lazy_named_keys_at_bucket_edges" ;;
     ncu)
       for preset in deepseek-v2 qwen3-moe gpt-oss-120b qwen3-next-80b-a3b; do
         SECONDS=0
@@ -55,6 +71,6 @@ for step in "$@"; do
         echo "ncu $preset exit $? in ${SECONDS}s"
         grep -v "^==PROF==" "$OUT/ncu_$preset.log" | grep -E "route_|Duration|DRAM Thr|No Eligible|Achieved Occ|Registers|inst_exec|Issued Warp|Warp Cycles|Spill|Local" | cut -c1-110
       done ;;
-    *) echo "gpu_session21.sh: unknown step '$step' (sanloop, probe, lb2, ncu)"; exit 2 ;;
+    *) echo "gpu_session21.sh: unknown step '$step' (sanloop, probe, lb2, cand, bitwise, ncu)"; exit 2 ;;
   esac
 done
