@@ -11,8 +11,8 @@
 #   cand     tools/source_probe.py, bf16, T = 65536 and 262144, three rounds: main against .probe/s21/route_cand.cu
 #            (carried): lb2's 2 blocks per SM for DeepSeek-V3, and gpt-oss' 16-bit kernel (softmax, named keys, K <= 4)
 #            with the lazy keys and 4 blocks per SM declared (the route.cu of wip/k4-lazy, c68235f, with lb2's
-#            edit); on deepseek-v3, gpt-oss-120b and qwen3-moe (the
-#            control: its kernels compile to the same SASS in both)
+#            edit); on deepseek-v3, gpt-oss-120b and qwen3-moe (the control: its kernels compile to the same
+#            SASS in both)
 #   bitwise  the GPU tests that compare the specialized kernels bitwise with the generic kernel through
 #            assert_bitwise_generic (tests/test_optimized_gpu.py; the helper is new since session 20's GPU run)
 #   ncu      Nsight Compute on the kernels of the four presets over target 3 per byte (deepseek-v2, qwen3-moe,
