@@ -14,8 +14,10 @@ Kernels (optimized/kernels/route.cu):
     route_segment_kernel<DT, SCORING, E, G, KG, K, L, PLAN>: one row per aligned segment of L lanes (32 / L
         rows per warp), for table rows with E / L <= 32 experts per lane and each group on whole lanes
         (kernel="segment", lanes=L): their throughput plan, and their bound plan where
-        `segment_bound_plan_applies`; their latency plan is route_warp_kernel's. Where `named_keys_apply`,
-        the throughput plan selects by keys that name their expert (route.cu: select_by_named_keys).
+        `segment_bound_plan_applies` (sigmoid) or `lazy_named_plan_applies` (softmax; per dtype); their
+        latency plan is route_warp_kernel's. Where `named_keys_apply`, the throughput plan selects by keys
+        that name their expert (route.cu: select_by_named_keys), and the lazy bound plan selects so on the
+        softmax numerators.
     route_generic_kernel<DT>: one warp per row, the row's keys in shared memory; any E <= MAX_EXPERTS.
 DT is the scores' dtype code (`SCORE_DTYPE_CODES`), SCORING the scoring function's (`SCORING_CODES`).
 Everything else (renormalize, S, shared mode, output scaling, r, bias dtype; and for the generic kernel
@@ -57,8 +59,8 @@ class Specialization:
     """A routing shape compiled with the scoring function, E, G, Kg, K as constants.
 
     kernel "warp" (`route_warp_kernel`, one warp per row, two plans, three with the bound plan:
-    `has_bound_plan`); constraints (route.cu's static_asserts): E % 32 == 0; G == 1, or each group spans a
-    power-of-two number of whole lanes ((E / G) % (E / 32) == 0); K <= 32.
+    `has_bound_plan(dtype)`); constraints (route.cu's static_asserts): E % 32 == 0; G == 1, or each group
+    spans a power-of-two number of whole lanes ((E / G) % (E / 32) == 0); K <= 32.
     kernel "thread" (`route_thread_kernel`, one thread per row, for small E): E <= 32, G == Kg == 1,
     K <= E.
     kernel "segment" (`route_segment_kernel`, one row per L = `lanes` lanes, in the throughput plan; the
@@ -104,12 +106,14 @@ class Specialization:
                 f"lanes={self.lanes} for kernel={self.kernel!r}, but only a 'segment' row has lanes"
             )
 
-    @property
-    def has_bound_plan(self) -> bool:
-        """Whether this row has a bound-plan kernel: a warp-kernel row that `bound_plan_applies` admits, or a
-        segment-kernel row that `segment_bound_plan_applies` admits."""
+    def has_bound_plan(self, dtype: torch.dtype) -> bool:
+        """Whether this row has a bound-plan kernel for scores of `dtype`: a warp-kernel row that
+        `bound_plan_applies` admits, or a segment-kernel row that `segment_bound_plan_applies` or
+        `lazy_named_plan_applies` admits."""
         if self.kernel == "segment":
-            return segment_bound_plan_applies(*self.key, self.lanes)
+            return segment_bound_plan_applies(*self.key, self.lanes) or lazy_named_plan_applies(
+                *self.key, self.lanes, dtype
+            )
         return self.kernel == "warp" and bound_plan_applies(*self.key)
 
     @property
@@ -191,6 +195,31 @@ def named_keys_apply(
         and num_experts <= 256
         and 1 <= per_lane <= 10
         and 1 < topk <= lanes
+    )
+
+
+def lazy_named_plan_applies(
+    scoring_func: str,
+    num_experts: int,
+    num_groups: int,
+    topk_group: int,
+    topk: int,
+    lanes: int,
+    dtype: torch.dtype,
+) -> bool:
+    """route.cu's lazy_named_plan_applies, the same rule: a segment row's bound plan is the throughput plan's
+    named keys taken on the softmax numerators expf(x - rowmax), dividing only what the selection needs
+    (kLazyNamed), for softmax rows that `named_keys_apply` admits without groups, with float32 logits, or
+    16-bit logits at K <= 4. Measured on an H200 against the throughput plan (docs/perf.md, sessions 20 and
+    21): faster from T = 65536 on for float32 Qwen3-MoE, gpt-oss and DeepSeek-V2-Lite and bf16 gpt-oss, not
+    for bf16 Qwen3-MoE or DeepSeek-V2-Lite, nor DeepSeek-V2 (groups); slower below the bound plan's threshold
+    (bf16 gpt-oss 1.03x to 1.11x from T = 2048 to 16384)."""
+    return (
+        scoring_func == "softmax"
+        and num_groups == 1
+        and topk_group == 1
+        and named_keys_apply(scoring_func, num_experts, num_groups, topk_group, topk, lanes)
+        and (dtype == torch.float32 or topk <= 4)
     )
 
 
@@ -308,11 +337,12 @@ PLAN_LATENCY = 1
 # one row, and the bound plan's per-warp constants and longer chain show), 0.98x at 16384 and 0.85x at 65536.
 PLAN_BOUND = 2
 BOUND_MIN_BLOCKS_PER_SM = 16
-# The segment kernel's bound plan (route_segment_row_bound, PLAN = 2) from this many blocks of 8 warps' rows
-# (T / 8) per SM on: measured on an H200 against the segment kernel's throughput plan, each in the grid the
-# dispatch gives it (docs/perf.md, session 15: the bound kernels, 3 resident blocks per SM, capped at 3),
-# GLM-4.5-Air / Moonlight took 1.06x / 1.21x at T = 16384, 0.95x / 0.99x at 32768, 0.92x / 0.91x at 49152
-# and 0.90x / 0.91x at 65536 (the proof's per-row constants cost below that).
+# The segment kernel's bound plan (route_segment_row_bound, or the lazy named keys; PLAN = 2) from this many
+# blocks of 8 warps' rows (T / 8) per SM on: measured on an H200 against the segment kernel's throughput
+# plan, each in the grid the dispatch gives it (docs/perf.md, session 15: the bound kernels, 3 resident
+# blocks per SM, capped at 3), GLM-4.5-Air / Moonlight took 1.06x / 1.21x at T = 16384, 0.95x / 0.99x at
+# 32768, 0.92x / 0.91x at 49152 and 0.90x / 0.91x at 65536 (the proof's per-row constants cost below that);
+# the lazy named keys of bf16 gpt-oss (session 21) 1.03x at 16384, 1.005x at 32768 and 0.97x at 65536.
 SEGMENT_BOUND_MIN_BLOCKS_PER_SM = 32
 
 
@@ -495,10 +525,10 @@ def specialized_name(spec: Specialization, dtype: torch.dtype, selection: int = 
     )
 
 
-def _plans_of(spec: Specialization) -> tuple[int, ...]:
+def _plans_of(spec: Specialization, dtype: torch.dtype) -> tuple[int, ...]:
     if spec.kernel == "thread":
         return (PLAN_THROUGHPUT,)
-    if spec.has_bound_plan:
+    if spec.has_bound_plan(dtype):
         return (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)
     return (PLAN_THROUGHPUT, PLAN_LATENCY)
 
@@ -515,7 +545,7 @@ def name_expressions() -> list[str]:
         specialized_name(spec, dtype, plan)
         for spec in SPECIALIZATIONS
         for dtype in SCORE_DTYPE_CODES
-        for plan in _plans_of(spec)
+        for plan in _plans_of(spec, dtype)
     ]
     return names + [generic_name(d) for d in SCORE_DTYPE_CODES]
 
@@ -564,6 +594,7 @@ def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
             shared_mem_bytes=0,
             rows_per_warp=WARP_SIZE,
         )
+    bound = specialized_name(spec, dtype, PLAN_BOUND) if spec.has_bound_plan(dtype) else None
     return KernelPlan(
         name_expression=specialized_name(spec, dtype, PLAN_THROUGHPUT),
         specialization=spec.name,
@@ -571,7 +602,7 @@ def dispatch_plan(config: RoutingConfig, dtype: torch.dtype) -> KernelPlan:
         shared_mem_bytes=0,
         latency_name_expression=specialized_name(spec, dtype, PLAN_LATENCY),
         rows_per_warp=WARP_SIZE // spec.lanes if spec.kernel == "segment" else 1,
-        bound_name_expression=specialized_name(spec, dtype, PLAN_BOUND) if spec.has_bound_plan else None,
+        bound_name_expression=bound,
         bound_min_blocks_per_sm=(
             SEGMENT_BOUND_MIN_BLOCKS_PER_SM if spec.kernel == "segment" else BOUND_MIN_BLOCKS_PER_SM
         ),

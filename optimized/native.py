@@ -146,7 +146,6 @@ def make_record_arguments(config: RoutingConfig, plan: KernelPlan) -> tuple[int 
         plan.rows_per_warp,
         int(plan.latency_name_expression is not None),
         plan.shared_mem_bytes,
-        int(plan.bound_name_expression is not None),
         plan.bound_min_blocks_per_sm,
     )
 
@@ -156,14 +155,15 @@ def make_record(module: Any, config: RoutingConfig, plan: KernelPlan) -> Any:
     return module.make_record(*make_record_arguments(config, plan))
 
 
-def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int, bool, int]:
-    """What a record fixes of a plan: the same for every scores dtype of a config (checked on registering)."""
+def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int, int]:
+    """What a record fixes of a plan: the same for every scores dtype of a config (checked on registering).
+    Whether the plan has a bound kernel is not among it: that is per scores dtype (a segment row's lazy
+    named keys, dispatch.py lazy_named_plan_applies), and set_kernels takes it as a bound function of 0."""
     return (
         plan.warps_per_block,
         plan.rows_per_warp,
         plan.latency_name_expression is not None,
         plan.shared_mem_bytes,
-        plan.bound_name_expression is not None,
         plan.bound_min_blocks_per_sm,
     )
 
@@ -174,7 +174,7 @@ class Records:
 
     def __init__(self) -> None:
         self.by_id: dict[
-            int, tuple[RoutingConfig, Any, tuple[int, int, bool, int, bool, int], set[tuple[int, int]]]
+            int, tuple[RoutingConfig, Any, tuple[int, int, bool, int, int], set[tuple[int, int]]]
         ] = {}
         self.lock = threading.Lock()
 
@@ -193,8 +193,9 @@ class Records:
         """Store the kernels of (config, scores dtype, device) so that later calls take the C++ path.
 
         functions: the CUfunction handles of step 5's plans (throughput, latency, bound: `plan.kernel_name`
-        of each); caps: the grid's cap in blocks per SM for each (KernelPlan.cap_blocks_per_sm of the
-        driver's resident blocks), which the launcher multiplies by `sm_count`.
+        of each; the bound one 0 where `plan` has no bound kernel for this dtype); caps: the grid's cap in
+        blocks per SM for each (KernelPlan.cap_blocks_per_sm of the driver's resident blocks), which the
+        launcher multiplies by `sm_count`.
         """
         with self.lock:
             entry = self.by_id.get(id(config))

@@ -214,6 +214,7 @@ def _register_native(config: RoutingConfig, plan: KernelPlan, scores: torch.Tens
     kernels = [get_kernel(plan.kernel_name(selection), (), device_index) for selection in plans]
     is_current = device_index == torch.cuda.current_device()
     caps = [plan.cap_blocks_per_sm(_resident_blocks(k, plan, device_index, is_current)) for k in kernels]
+    bound_function = kernels[2].ptr if plan.bound_name_expression is not None else 0  # none for this dtype
     _records.register(
         module,
         config,
@@ -222,7 +223,7 @@ def _register_native(config: RoutingConfig, plan: KernelPlan, scores: torch.Tens
         device_index,
         sm_count,
         programmatic,
-        (kernels[0].ptr, kernels[1].ptr, kernels[2].ptr),
+        (kernels[0].ptr, kernels[1].ptr, bound_function),
         (caps[0], caps[1], caps[2]),
     )
 

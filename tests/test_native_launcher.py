@@ -125,6 +125,8 @@ def record_for(module, config: RoutingConfig, dtypes=tuple(SCORE_DTYPE_CODES), d
             record = native.make_record(module, config, plan)
         functions = [FAKE_FUNCTIONS[plan.kernel_name(p)] for p in (PLAN_THROUGHPUT, PLAN_LATENCY, PLAN_BOUND)]
         caps = [plan.cap_blocks_per_sm(FAKE_RESIDENT[f]) for f in functions]
+        if plan.bound_name_expression is None:  # as route.py registers it: no bound kernel for this dtype
+            functions[2] = 0
         module.set_kernels(record, device, SM_COUNT, 1, SCORE_DTYPE_CODES[dtype], *functions, *caps)
     return record
 

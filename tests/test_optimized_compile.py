@@ -288,6 +288,32 @@ def test_route_cu_named_keys_rule_is_the_dispatchs(tmp_path: Path) -> None:
 
 
 @needs_nvcc
+def test_route_cu_lazy_named_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
+    """route.cu's lazy_named_plan_applies (which decides a segment bound kernel's kLazyNamed) against
+    dispatch.py's, over a grid of shapes, segment sizes and scores dtypes: each case a static_assert compiled
+    by nvcc."""
+    from moegate.optimized.dispatch import SCORE_DTYPE_CODES, lazy_named_plan_applies
+
+    dtype_of = {code: dtype for dtype, code in SCORE_DTYPE_CODES.items()}
+    cases = [
+        (*case, code) for case in _segment_rule_cases(((1, 1), (2, 2), (2, 1), (8, 3))) for code in dtype_of
+    ]
+    cases += [  # K on either side of the 16-bit limit of 4
+        (scoring, 128, 1, 1, k, 16, code)
+        for scoring in ("sigmoid", "softmax")
+        for k in (3, 4, 5)
+        for code in dtype_of
+    ]
+    assert len(cases) > 600
+
+    def rule(scoring, e, g, kg, k, lanes, code):
+        return lazy_named_plan_applies(scoring, e, g, kg, k, lanes, dtype_of[code])
+
+    true_cases = _rule_agrees_under_nvcc(tmp_path, "lazy_named_plan_applies", cases, rule)
+    assert true_cases >= 20
+
+
+@needs_nvcc
 def test_route_cu_bound_plan_rule_is_the_dispatchs(tmp_path: Path) -> None:
     """route.cu's bound_plan_applies (which its bound kernels static_assert) against dispatch.py's, over a
     grid of shapes: each case a static_assert in a translation unit compiled by nvcc."""

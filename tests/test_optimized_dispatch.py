@@ -31,6 +31,7 @@ from moegate.optimized.dispatch import (
     KernelPlan,
     bound_plan_applies,
     grid_cap_blocks_per_sm,
+    lazy_named_plan_applies,
     named_keys_apply,
     segment_bound_plan_applies,
 )
@@ -57,10 +58,11 @@ def test_hot_presets_are_specialized() -> None:
 def test_bound_plan_rows() -> None:
     # route.cu's bound_plan_applies: sigmoid, E % 32 == 0, 64 <= E <= 256, K + 1 keys among the kept lanes'
     # first min(E / 32, 4) sorted ones. tests/test_optimized_compile.py checks route.cu's copy of the rule.
-    assert [s.name for s in SPECIALIZATIONS if s.has_bound_plan and s.kernel == "warp"] == [
-        "deepseek-v3",
-        "glm-4.5",
-    ]
+    for dtype in DTYPES:
+        assert [s.name for s in SPECIALIZATIONS if s.has_bound_plan(dtype) and s.kernel == "warp"] == [
+            "deepseek-v3",
+            "glm-4.5",
+        ]
     assert bound_plan_applies("sigmoid", 256, 8, 4, 8)
     assert not bound_plan_applies("softmax", 256, 8, 4, 8)
     assert not bound_plan_applies("sigmoid", 384, 1, 1, 8)  # an expert needs more than one byte
@@ -98,8 +100,8 @@ def test_named_keys_rows() -> None:
 def test_segment_bound_plan_rows() -> None:
     # route.cu's route_segment_row_bound: sigmoid, no groups, E % 32 == 0, E <= 256, 2 to 8 experts a lane,
     # 1 < K <= L (a slot per lane). tests/test_optimized_compile.py checks route.cu's copy of the rule.
-    segment_rows = [s.name for s in SPECIALIZATIONS if s.has_bound_plan and s.kernel == "segment"]
-    assert segment_rows == ["moonlight-16b-a3b"]
+    sigmoid_rows = [s.name for s in SPECIALIZATIONS if segment_bound_plan_applies(*s.key, s.lanes)]
+    assert sigmoid_rows == ["moonlight-16b-a3b"]
     assert segment_bound_plan_applies("sigmoid", 64, 1, 1, 6, 8)  # Moonlight
     assert not segment_bound_plan_applies("sigmoid", 128, 1, 1, 8, 16)  # GLM-4.5-Air: named keys faster
     assert not segment_bound_plan_applies("sigmoid", 128, 1, 1, 1, 16)  # K = 1 (Llama-4): no slot per lane
@@ -110,22 +112,56 @@ def test_segment_bound_plan_rows() -> None:
     assert segment_bound_plan_applies("sigmoid", 32, 1, 1, 2, 16)  # 2 experts a lane
     assert not segment_bound_plan_applies("sigmoid", 32, 1, 1, 2, 32)  # one expert a lane
     assert not segment_bound_plan_applies("sigmoid", 288, 1, 1, 8, 16)  # an expert needs more than one byte
-    # Each segment row with a bound plan compiles it as a segment kernel (PLAN = 2), never a warp kernel.
+    # Each segment row with a bound plan (either rule) compiles it as a segment kernel (PLAN = 2), never a
+    # warp kernel, and takes it from SEGMENT_BOUND_MIN_BLOCKS_PER_SM blocks per SM on.
     for spec in SPECIALIZATIONS:
-        if spec.kernel == "segment" and spec.has_bound_plan:
-            plan = dispatch_plan(spec.config(), torch.bfloat16)
+        for dtype in DTYPES:
+            plan = dispatch_plan(spec.config(), dtype)
+            if spec.kernel != "segment" or not spec.has_bound_plan(dtype):
+                continue
             assert plan.bound_name_expression is not None
             assert plan.bound_name_expression.startswith("moegate::route_segment_kernel<")
             assert plan.bound_name_expression.endswith(f", {spec.lanes}, {PLAN_BOUND}>")
             assert plan.bound_min_blocks_per_sm == SEGMENT_BOUND_MIN_BLOCKS_PER_SM
 
 
+def test_lazy_named_plan_rows() -> None:
+    # route.cu's lazy_named_plan_applies: softmax rows with named keys and no groups, float32 logits, or
+    # 16-bit logits at K <= 4 (docs/perf.md, sessions 20 and 21). tests/test_optimized_compile.py checks
+    # route.cu's copy of the rule.
+    lazy = {
+        dtype: [s.name for s in SPECIALIZATIONS if lazy_named_plan_applies(*s.key, s.lanes, dtype)]
+        for dtype in DTYPES
+    }
+    assert lazy[torch.float32] == ["qwen3-moe", "deepseek-v2-lite", "gpt-oss-120b"]
+    assert lazy[torch.bfloat16] == lazy[torch.float16] == ["gpt-oss-120b"]
+    for dtype in DTYPES:
+        for spec in SPECIALIZATIONS:
+            bound = dispatch_plan(spec.config(), dtype).bound_name_expression
+            if lazy_named_plan_applies(*spec.key, spec.lanes, dtype):
+                assert spec.has_bound_plan(dtype) and bound is not None, (spec.name, dtype)
+            if spec.kernel == "segment" and spec.has_bound_plan(dtype):
+                # one bound plan per row: the sigmoid proof's or the lazy keys', never both
+                assert segment_bound_plan_applies(*spec.key, spec.lanes) != lazy_named_plan_applies(
+                    *spec.key, spec.lanes, dtype
+                )
+    assert lazy_named_plan_applies("softmax", 128, 1, 1, 8, 16, torch.float32)  # Qwen3-MoE
+    assert not lazy_named_plan_applies("softmax", 128, 1, 1, 8, 16, torch.bfloat16)  # K > 4 in 16 bits
+    assert lazy_named_plan_applies("softmax", 128, 1, 1, 4, 16, torch.float16)  # gpt-oss
+    assert not lazy_named_plan_applies("softmax", 160, 8, 3, 6, 16, torch.float32)  # DeepSeek-V2: groups
+    assert not lazy_named_plan_applies("softmax", 128, 2, 2, 4, 16, torch.float32)  # groups, all kept
+    assert not lazy_named_plan_applies("sigmoid", 128, 1, 1, 4, 16, torch.float32)  # sigmoid
+    assert not lazy_named_plan_applies("softmax", 128, 1, 1, 1, 16, torch.float32)  # K = 1: no named keys
+    assert not lazy_named_plan_applies("softmax", 288, 1, 1, 4, 16, torch.float32)  # an expert needs 2 bytes
+
+
 def test_every_plan_names_a_compiled_kernel() -> None:
     compiled = name_expressions()
-    kernels_per_dtype = (
-        sum(1 if s.kernel == "thread" else 3 if s.has_bound_plan else 2 for s in SPECIALIZATIONS) + 1
-    )  # + generic
-    assert len(compiled) == len(set(compiled)) == kernels_per_dtype * len(SCORE_DTYPE_CODES)
+    kernels = sum(
+        sum(1 if s.kernel == "thread" else 3 if s.has_bound_plan(dtype) else 2 for s in SPECIALIZATIONS) + 1
+        for dtype in SCORE_DTYPE_CODES
+    )  # + generic, per dtype
+    assert len(compiled) == len(set(compiled)) == kernels
     configs = [*PRESETS.values(), RoutingConfig(num_experts=72, topk=5, num_expert_group=3, topk_group=2)]
     for config in configs:
         for dtype in DTYPES:
@@ -425,8 +461,13 @@ def test_segment_rows_switch_to_their_bound_plan_at_their_own_threshold() -> Non
     # The segment kernel's bound plan pays later than the warp kernel's (docs/perf.md, sessions 14, 15): from
     # SEGMENT_BOUND_MIN_BLOCKS_PER_SM blocks of 8 rows per SM, not BOUND_MIN_BLOCKS_PER_SM.
     assert SEGMENT_BOUND_MIN_BLOCKS_PER_SM > BOUND_MIN_BLOCKS_PER_SM
-    for name in ("moonlight-16b-a3b",):
-        plan = dispatch_plan(PRESETS[name], torch.bfloat16)
+    # Moonlight's sigmoid proof in every dtype, gpt-oss' lazy named keys in bf16, Qwen3-MoE's in float32.
+    for name, dtype in (
+        ("moonlight-16b-a3b", torch.bfloat16),
+        ("gpt-oss-120b", torch.bfloat16),
+        ("qwen3-moe", torch.float32),
+    ):
+        plan = dispatch_plan(PRESETS[name], dtype)
         rows_per_block = plan.warps_per_block
         for sm_count in (1, 78, 132):
             assert plan.selection_plan(sm_count * rows_per_block, sm_count) == PLAN_LATENCY
@@ -437,8 +478,9 @@ def test_segment_rows_switch_to_their_bound_plan_at_their_own_threshold() -> Non
             assert plan.selection_plan(first_bound - rows_per_block, sm_count) == PLAN_THROUGHPUT
             assert plan.selection_plan(first_bound - rows_per_block + 1, sm_count) == PLAN_BOUND
             assert plan.selection_plan(10**12, sm_count) == PLAN_BOUND
-    # Llama-4 (K = 1), the softmax segment rows and GLM-4.5-Air (E = 128: named keys were faster) have none.
-    for name in ("llama-4-maverick", "qwen3-moe", "deepseek-v2", "gpt-oss-120b", "glm-4.5-air"):
+    # Llama-4 (K = 1), the other 16-bit softmax segment rows and GLM-4.5-Air (E = 128: named keys were
+    # faster) have none.
+    for name in ("llama-4-maverick", "qwen3-moe", "deepseek-v2", "deepseek-v2-lite", "glm-4.5-air"):
         plan = dispatch_plan(PRESETS[name], torch.bfloat16)
         assert plan.bound_name_expression is None
         assert plan.selection_plan(10**12, 132) == PLAN_THROUGHPUT

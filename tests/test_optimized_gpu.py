@@ -30,7 +30,7 @@ from moegate.optimized import (
     route,
 )
 from moegate.optimized.build import get_kernel
-from moegate.optimized.dispatch import BOUND_MIN_BLOCKS_PER_SM
+from moegate.optimized.dispatch import BOUND_MIN_BLOCKS_PER_SM, lazy_named_plan_applies
 from moegate.optimized.launch import resident_blocks_per_sm
 from moegate.properties.differential import assert_routing_close
 from moegate.properties.problem import RoutingProblem
@@ -718,10 +718,11 @@ def test_lazy_named_keys_at_bucket_edges_equal_the_generic_kernel(spec, dtype, h
     # (adjacent winners by p and index; the experts left out against the top of the next bucket, divided)
     # must send such rows to the exact rounds. Rows built for it (bucket_edge_rows; counted below on torch's
     # float32 numerators, so that the test cannot pass on rows without such ties), bitwise against the
-    # generic kernel; with a bias (one value for every expert) the same kernels take p, not numerators.
-    # The lazy numerators (route.cu's kLazyNamed) are taken for float32 logits; the 16-bit kernels take p,
-    # and the same rows must pass them. The rows' edge values (0 and -k 2^-24) are exact in float16 and
-    # bfloat16, so casting keeps the ties; the count below is made on the cast rows.
+    # generic kernel in each plan of the row's segment kernels; with a bias (one value for every expert) the
+    # same kernels take p, not numerators. The lazy numerators are the bound plan's where
+    # lazy_named_plan_applies (float32 Qwen3-MoE, DeepSeek-V2-Lite, gpt-oss; gpt-oss in every dtype); the
+    # other kernels take p, and the same rows must pass them. The rows' edge values (0 and -k 2^-24) are
+    # exact in float16 and bfloat16, so the cast keeps the ties; the count below is made on the cast rows.
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
     rows = bucket_edge_rows(config, seed_of("lazy-edges", spec.name)).to(dtype).float()
     numerator = torch.exp(rows - rows.max(dim=1, keepdim=True).values)
@@ -730,11 +731,16 @@ def test_lazy_named_keys_at_bucket_edges_equal_the_generic_kernel(spec, dtype, h
     assert int(merged.sum()) >= 10, f"only {int(merged.sum())} rows where a numerator below 1 has the top p"
     scores = rows.to(dtype).to(CUDA)
     bias = torch.full((config.num_experts,), 0.3, device=CUDA) if has_bias else None
+    plan = dispatch_plan(config, dtype)
+    lazy = lazy_named_plan_applies(*spec.key, spec.lanes, dtype)
+    assert (plan.bound_name_expression is not None) == lazy, f"{spec.name} {dtype}: bound plan {plan}"
     slow = run_plan(generic_plan(config, dtype), scores, bias, config)
-    fast = run_plan(dispatch_plan(config, dtype), scores, bias, config, PLAN_THROUGHPUT)
-    assert_valid(config, *fast)
-    assert_bitwise_generic(fast, slow, spec.name)
-    assert_matches_reference(config, scores, bias, fast, f"{spec.name} lazy bucket edges", near_ties=True)
+    for selection in (PLAN_THROUGHPUT, *((PLAN_BOUND,) if lazy else ())):
+        note = f"{spec.name} {dtype} plan {selection} lazy bucket edges"
+        fast = run_plan(plan, scores, bias, config, selection)
+        assert_valid(config, *fast)
+        assert_bitwise_generic(fast, slow, note)
+        assert_matches_reference(config, scores, bias, fast, note, near_ties=True)
 
 
 def test_dispatch_switches_plans_past_one_block_per_sm() -> None:
@@ -894,7 +900,9 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
 # The bound kernel (PLAN_BOUND) of a sigmoid row of E <= 256 on the warp kernel routes on approximate keys
 # and proves each row (route.cu's comment above select_row_bound); a row it cannot prove takes the exact path.
 # These tests force the bound plan (selection) at any T and compare bitwise with the generic kernel.
-BOUND_SPECS = [s for s in SPECIALIZATIONS if s.has_bound_plan]
+# The sigmoid rows' bound plans (the warp kernel's and the segment kernel's proof; in every dtype). The
+# softmax rows' lazy bound plan (route.cu: lazy_named_plan_applies) is tested with the named keys above.
+BOUND_SPECS = [s for s in SPECIALIZATIONS if s.scoring_func == "sigmoid" and s.has_bound_plan(torch.float32)]
 
 
 def test_bound_plan_serves_deepseek_v3() -> None:

@@ -16,7 +16,9 @@
 //     check_inputs is made before the launch, with the very same messages.
 //   * A record (make_record, a capsule) holds one RoutingConfig's kernel arguments and its KernelPlan's
 //     geometry; set_kernels stores, per device, the SM count, programmatic dependent launch, and the
-//     CUfunction and grid cap of each (scores dtype, plan). The plan and geometry below are dispatch.py's
+//     CUfunction and grid cap of each (scores dtype, plan), the bound plan's function 0 for a scores dtype
+//     whose plan has no bound kernel (a segment row's lazy named keys are the bound plan in some dtypes
+//     only: dispatch.py lazy_named_plan_applies). The plan and geometry below are dispatch.py's
 //     KernelPlan.selection_plan / geometry, line for line (a CPU test compares them).
 //   * configure(launch_function, stream_function, launch_error, allow_cpu): the address of
 //     cuLaunchKernelEx (or, in the CPU test, of a recording callback), torch's
@@ -110,7 +112,8 @@ static_assert(offsetof(RouteParams, plan) == 76 && offsetof(RouteParams, ids) ==
 struct DeviceKernels {
   int64_t sm_count = 0;  // 0: this device is not registered
   int programmatic = 0;  // programmatic dependent launch (sm_90+)
-  uint64_t function[kNumScoreDtypes][kNumPlans] = {};  // [scores dtype code][plan]: CUfunction, 0 = none
+  // [scores dtype code][plan]: CUfunction, 0 = none (for the bound plan: that dtype's plan has no bound kernel)
+  uint64_t function[kNumScoreDtypes][kNumPlans] = {};
   int64_t cap_blocks_per_sm[kNumScoreDtypes][kNumPlans] = {};  // dispatch.py KernelPlan.cap_blocks_per_sm
 };
 
@@ -119,8 +122,8 @@ struct Record {
   int num_experts, num_groups, topk_group, topk, scoring, renormalize, num_shared, replica, apply_scaling;
   float r;
   int width;  // W, config.output_width
-  // KernelPlan (the same for every scores dtype)
-  int warps_per_block, rows_per_warp, has_latency_kernel, shared_mem_bytes, has_bound_kernel;
+  // KernelPlan (the same for every scores dtype; whether it has a bound kernel is per dtype, DeviceKernels)
+  int warps_per_block, rows_per_warp, has_latency_kernel, shared_mem_bytes;
   int bound_min_blocks_per_sm;  // KernelPlan.bound_min_blocks_per_sm
   DeviceKernels devices[kMaxDevices];
 };
@@ -280,10 +283,11 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
   const int64_t sm_count = kernels.sm_count;
   const int64_t warps_per_block = rec->warps_per_block;
   const int64_t blocks = ceil_div(num_rows, warps_per_block);
-  const bool bound_batch = rec->has_bound_kernel && blocks >= rec->bound_min_blocks_per_sm * sm_count;
+  const bool has_bound_kernel = kernels.function[dtype_code][kPlanBound] != 0;
+  const bool bound_batch = has_bound_kernel && blocks >= rec->bound_min_blocks_per_sm * sm_count;
   const int plan = blocks <= sm_count ? kPlanLatency : bound_batch ? kPlanBound : kPlanThroughput;
   const bool latency_kernel = rec->has_latency_kernel && plan == kPlanLatency;
-  const bool bound_kernel = rec->has_bound_kernel && plan == kPlanBound;
+  const bool bound_kernel = has_bound_kernel && plan == kPlanBound;
   const int kernel_plan = latency_kernel ? kPlanLatency : bound_kernel ? kPlanBound : kPlanThroughput;
   const uint64_t function = kernels.function[dtype_code][kernel_plan];
   if (function == 0) Py_RETURN_NONE;
@@ -376,14 +380,13 @@ void delete_record(PyObject* capsule) {
 
 // make_record(num_experts, num_groups, topk_group, topk, scoring, renormalize, num_shared, replica,
 //             apply_scaling, r, width, warps_per_block, rows_per_warp, has_latency_kernel,
-//             shared_mem_bytes, has_bound_kernel, bound_min_blocks_per_sm) -> capsule
+//             shared_mem_bytes, bound_min_blocks_per_sm) -> capsule
 PyObject* make_record(PyObject* /*module*/, PyObject* args) {
   auto* rec = new Record();
-  if (!PyArg_ParseTuple(args, "iiiiiiiiifiiiiiii", &rec->num_experts, &rec->num_groups, &rec->topk_group,
+  if (!PyArg_ParseTuple(args, "iiiiiiiiifiiiiii", &rec->num_experts, &rec->num_groups, &rec->topk_group,
                         &rec->topk, &rec->scoring, &rec->renormalize, &rec->num_shared, &rec->replica,
                         &rec->apply_scaling, &rec->r, &rec->width, &rec->warps_per_block, &rec->rows_per_warp,
-                        &rec->has_latency_kernel, &rec->shared_mem_bytes, &rec->has_bound_kernel,
-                        &rec->bound_min_blocks_per_sm)) {
+                        &rec->has_latency_kernel, &rec->shared_mem_bytes, &rec->bound_min_blocks_per_sm)) {
     delete rec;
     return nullptr;
   }
@@ -401,7 +404,8 @@ PyObject* make_record(PyObject* /*module*/, PyObject* args) {
 
 // set_kernels(record, device, sm_count, programmatic, dtype_code, throughput_function, latency_function,
 //             bound_function, throughput_cap, latency_cap, bound_cap): each cap in blocks per SM, 1 to
-//             kMaxThreadsPerSm / 32 (dispatch.py KernelPlan.cap_blocks_per_sm of its resident blocks)
+//             kMaxThreadsPerSm / 32 (dispatch.py KernelPlan.cap_blocks_per_sm of its resident blocks);
+//             bound_function 0 where this dtype's plan has no bound kernel
 PyObject* set_kernels(PyObject* /*module*/, PyObject* args) {
   PyObject* capsule;
   int device, programmatic, dtype_code;

@@ -63,9 +63,11 @@
 //     their expert: each key's low bits replaced by the expert's index, so a round is a segment maximum and
 //     nothing else; it proves the result equal to the exact rounds' (select_by_named_keys has the argument)
 //     and leaves a warp with a row it cannot prove to those rounds (none of random rows without a bias).
-//     Its softmax rows without a bias and float32 logits (kLazyNamed: Qwen3-MoE, gpt-oss, DeepSeek-V2 and
-//     V2-Lite) name the numerators expf(x - rowmax) instead of p and divide only the winners, the group maxima
-//     and the bounds the proof needs (select_by_named_keys has that argument too).
+//   * The bound plan of the softmax rows with named keys and no groups that lazy_named_plan_applies admits
+//     (kLazyNamed: Qwen3-MoE, gpt-oss and DeepSeek-V2-Lite for float32 logits, gpt-oss for every dtype):
+//     the throughput plan's segment kernel, except that a row without a bias names the numerators
+//     expf(x - rowmax) instead of p and divides only the winners and the bounds the proof needs
+//     (select_by_named_keys has that argument too).
 //   * The throughput plan's softmax rows without a bias (kLazySoftmax: Qwen3-Next) select on the numerators
 //     expf(x - rowmax), whose order p = RN(e / sum) keeps, and divide only the staged candidates, which
 //     include every expert whose p can tie the K-th (the argument is at its floor_key); the rounds then run
@@ -1059,6 +1061,19 @@ __host__ __device__ constexpr bool named_keys_apply(int scoring, int e, int g, i
   const int c = l > 0 ? e / l : 0;
   return (scoring == kSigmoid || scoring == kSoftmax) && 1 <= kg && kg <= g && e % kWarpSize == 0 &&
          e <= 256 && 1 <= c && c <= 10 && 1 < k && k <= l;
+}
+
+// Whether a segment-kernel row's bound plan is the lazy named keys (optimized/dispatch.py:
+// lazy_named_plan_applies, the same rule; kLazyNamed in route_segment_kernel): softmax rows with named keys
+// and no groups, for float32 logits, and for 16-bit logits at K <= 4. Measured on an H200 against the
+// throughput plan (docs/perf.md sessions 20 and 21), at T = 65536 / 262144: float32 Qwen3-MoE 0.970x / 0.970x,
+// gpt-oss 0.947x / 0.929x, DeepSeek-V2-Lite 0.949x / 0.958x (DeepSeek-V2, with groups, 1.009x / 1.005x);
+// bf16 gpt-oss 0.972x / 0.960x held to 4 blocks per SM (Qwen3-MoE 1.04x, DeepSeek-V2-Lite 1.00x to 1.01x).
+// Below the bound plan's threshold the lazy kernel lost: bf16 gpt-oss 1.03x to 1.11x from T = 2048 to 16384.
+__host__ __device__ constexpr bool lazy_named_plan_applies(int scoring, int e, int g, int kg, int k, int l,
+                                                           int dt) {
+  return scoring == kSoftmax && g == 1 && kg == 1 && named_keys_apply(scoring, e, g, kg, k, l) &&
+         (dt == kScoreFloat32 || k <= 4);
 }
 
 // sigmoid from the hardware approximations of 2^x and 1 / y (two MUFU instructions), within
@@ -2345,15 +2360,22 @@ __device__ __noinline__ int select_exactly_from_parked(const float* warp_p, cons
 
 // The blocks per SM a segment kernel declares (__launch_bounds__' second argument; 0 declares none): 4 for a
 // throughput kernel with named keys and groups (DeepSeek-V2: ptxas took 76 registers, 3 blocks per SM, and
-// held to 64 it spills 4 bytes; docs/perf.md, session 17), none for the others (those with named keys and no
-// groups take 64 or fewer unasked; the bound kernel at E = 64 needs 72 registers, 77 for float32, 3 blocks,
-// and declared, ptxas took 80 and spilled).
-template <int SCORING, int E, int G, int KG, int K, int L, int PLAN>
-constexpr int kSegMinBlocks = PLAN == kPlanThroughput && KG < G && named_keys_apply(SCORING, E, G, KG, K, L) ? 4 : 0;
+// held to 64 it spills 4 bytes; docs/perf.md, session 17) and for the lazy named keys' bound kernel of 16-bit
+// logits (gpt-oss: 58 registers unasked; declared, 64 and 36 bytes of spills, yet 0.972x / 0.960x the
+// throughput plan's time at T = 65536 / 262144 on an H200, against 0.99x unasked: ptxas' other schedule;
+// docs/perf.md, sessions 20 and 21), none for the others (those with named keys and no groups take 64 or
+// fewer unasked; the sigmoid bound kernel at E = 64 needs 72 registers, 77 for float32, 3 blocks, and
+// declared, ptxas took 80 and spilled).
+template <int DT, int SCORING, int E, int G, int KG, int K, int L, int PLAN>
+constexpr int kSegMinBlocks =
+    (PLAN == kPlanThroughput && KG < G && named_keys_apply(SCORING, E, G, KG, K, L)) ||
+            (PLAN == kPlanBound && DT != kScoreFloat32 && lazy_named_plan_applies(SCORING, E, G, KG, K, L, DT))
+        ? 4
+        : 0;
 constexpr int kSegmentThreads = kMaxWarpsPerBlock * kWarpSize;  // a segment kernel's block
 
 template <int DT, int SCORING, int E, int G, int KG, int K, int L, int PLAN>
-__global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, KG, K, L, PLAN>) route_segment_kernel(
+__global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<DT, SCORING, E, G, KG, K, L, PLAN>) route_segment_kernel(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
     int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
     int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
@@ -2368,22 +2390,22 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
   // 1.04x). At 10 per lane (DeepSeek-V2), measured with the NaN path at 73 registers, it was 1.20x at
   // T = 4096 and 1.02x at 262144.
   constexpr bool kSortLanes = K > 1 && C <= 8;
-  // The bound plan (route_segment_row_bound): its own kernel (PLAN = kPlanBound) for the rows
-  // segment_bound_plan_applies admits, the dispatch's choice for the largest batches (optimized/dispatch.py).
-  constexpr bool kSegmentBound = PLAN == kPlanBound;
+  // The bound plan, the dispatch's choice for the largest batches (optimized/dispatch.py), its own kernel
+  // (PLAN = kPlanBound): route_segment_row_bound for the sigmoid rows segment_bound_plan_applies admits, the
+  // lazy named keys (kLazyNamed) for the softmax rows lazy_named_plan_applies admits: the throughput plan's
+  // path, whose rows without a bias select on the numerators and divide only what the selection needs
+  // (softmax_segment_in_place's kLazy; select_by_named_keys says which).
+  constexpr bool kLazyNamed = PLAN == kPlanBound && lazy_named_plan_applies(SCORING, E, G, KG, K, L, DT);
+  constexpr bool kSegmentBound = PLAN == kPlanBound && !kLazyNamed;
   // Step 5 by keys that name their expert (select_by_named_keys), the exact rounds below only for a warp with
-  // a row it cannot prove: the throughput plan of the rows whose slots sit one per lane.
+  // a row it cannot prove: the throughput plan of the rows whose slots sit one per lane, and the lazy bound
+  // plan.
   constexpr bool kNamedKeys = !kSegmentBound && named_keys_apply(SCORING, E, G, KG, K, L);
   // Softmax logits NaN-filtered only on a rare path (softmax_segment_in_place) at up to 8 experts per lane,
   // and with named keys (DeepSeek-V2, 10 a lane: 0.94x the time at T = 262144 on an H200, docs/perf.md session
   // 17); on the exact rounds at 10 a lane the second path took the kernel from 64 registers to 74.
   constexpr bool kSoftmaxUnfiltered = C <= 8 || kNamedKeys;
-  // Softmax rows with named keys and no bias select on the numerators and divide only what the selection
-  // needs (softmax_segment_in_place's kLazy; select_by_named_keys says which), for float32 logits: at
-  // T = 65536 and 262144 on an H200 0.93x to 0.97x the time for Qwen3-MoE, gpt-oss and DeepSeek-V2-Lite,
-  // 1.01x DeepSeek-V2; in bf16 Qwen3-MoE took 76 registers for 64 and 1.04x the time, the others 0.99x to
-  // 1.02x (docs/perf.md, session 20).
-  constexpr bool kLazyNamed = kNamedKeys && SCORING == kSoftmax && DT == kScoreFloat32;
+  static_assert(!kLazyNamed || (kNamedKeys && SCORING == kSoftmax), "the lazy keys are softmax named keys");
   // Steps 6-8 with slot q in lane q of the segment (1 < K <= L): its p read once and the routed sum by
   // shuffles, instead of K reads and K selects per lane. Not at K = 1 (Llama-4: 1% slower on an H200), nor
   // at 10 experts per lane with the exact rounds (DeepSeek-V2 then spilled; its named keys carry one id).
@@ -2396,6 +2418,9 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<SCORING, E, G, 
   constexpr bool kLoadAhead = C <= 8 || (kNamedKeys && DT != kScoreFloat32);
   static_assert(!kNamedKeys || kSlotPerLane, "named keys: slot q in segment lane q");
   static_assert(PLAN == kPlanThroughput || PLAN == kPlanBound, "a segment kernel's plans: throughput, bound");
+  static_assert(!(segment_bound_plan_applies(SCORING, E, G, KG, K, L) &&
+                  lazy_named_plan_applies(SCORING, E, G, KG, K, L, DT)),
+                "a segment row has one bound plan");
   static_assert(!kSegmentBound || (segment_bound_plan_applies(SCORING, E, G, KG, K, L) && kSlotPerLane),
                 "the bound plan does not apply to this segment row");
   static_assert(L == 2 || L == 4 || L == 8 || L == 16, "a segment is 2, 4, 8 or 16 lanes");
