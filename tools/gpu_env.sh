@@ -31,7 +31,7 @@ gpu_suite() {
 SELECTION_TESTS=(tests/test_optimized_gpu.py -k "segment or plans_agree or nonfinite or specialization_equals")
 gpu_sanitize() {
   SECONDS=0
-  timeout 240 python3 tools/sanitize.py > "$OUT/sanitize.log" 2>&1
+  timeout 300 python3 tools/sanitize.py > "$OUT/sanitize.log" 2>&1
   echo "sanitize exit $? in ${SECONDS}s"; tail -3 "$OUT/sanitize.log" | cut -c1-120
   SECONDS=0
   timeout 200 python3 tools/sanitize.py --looping > "$OUT/sanitize_looping.log" 2>&1

@@ -2,12 +2,14 @@
 
     python tools/gpu_smoke.py [--preset deepseek-v3 ...] [--timeout 30]
 
-For each preset (all by default), bf16 and float32 logits, and each plan its table row has (throughput,
-latency, bound), launches the plan's kernel at T = 1, 37 and 5000 into poisoned buffers and compares the
-ids and weights bitwise with the generic kernel's. Every launch is synchronized under a watchdog: a kernel
-that does not return within --timeout seconds ends the process with the Python stack and the case it was
-running (a hung kernel looks like a slow compile from outside: docs/perf.md, session 18); the kernels are
-compiled first, outside the watchdog. Exit status 1 when any case differs.
+For each preset (all by default), bf16 and float32 logits, with a bias where the preset's model has one
+(PRESET_HAS_BIAS: the softmax rows without one take the lazy numerators where route.cu's kLazyNamed holds),
+and each plan its table row has (throughput, latency, bound), launches the plan's kernel at T = 1, 37 and
+5000 into poisoned buffers and compares the ids and weights bitwise with the generic kernel's. Every launch
+is synchronized under a watchdog: a kernel that does not return within --timeout seconds ends the process
+with the Python stack and the case it was running (a hung kernel looks like a slow compile from outside:
+docs/perf.md, session 18); the kernels are compiled first, outside the watchdog. Exit status 1 when any case
+differs.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from moegate.optimized import (
     generic_plan,
     launch,
 )
-from moegate.reference import get_preset, preset_names
+from moegate.reference import PRESET_HAS_BIAS, get_preset, preset_names
 
 ROWS = (1, 37, 5000)
 
@@ -58,6 +60,8 @@ def main() -> int:
         config = get_preset(name)
         generator = torch.Generator(device=device).manual_seed(0)
         bias = torch.randn(config.num_experts, device=device, generator=generator) * 0.3
+        if not PRESET_HAS_BIAS.get(name, True):
+            bias = None
         for dtype in (torch.bfloat16, torch.float32):
             plan = dispatch_plan(config, dtype)
             selections = [PLAN_THROUGHPUT]

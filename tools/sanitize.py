@@ -5,8 +5,11 @@
 Each tool runs this file in `--worker` mode under `compute-sanitizer --tool TOOL`: one small case per
 compiled kernel (every specialization in every scores dtype, the generic kernel in every dtype on
 several shapes, including K > 32, G = E, a misaligned row-strided view and non-finite rows); the
-specialized kernels in each of their selection plans (latency, throughput, and bound where a row has it).
-With --looping, instead: every specialization's throughput and bound kernels (bf16, with a bias) at a T
+specialized kernels in each of their selection plans (latency, throughput, and bound where a row has it),
+with a bias, and in the contiguous layout without one too (a softmax row without a bias takes the lazy
+numerators where route.cu's kLazyNamed holds; session 21 found that path never sanitized before).
+With --looping, instead: every specialization's throughput and bound kernels (bf16; a bias for the
+sigmoid rows, none for the softmax rows, as their models route) at a T
 one block's rows past a full SM's threads on every SM, so that every block loops over the rows in the
 dispatch's grid (capped at the kernel's resident blocks where KernelPlan.cap_blocks_per_sm says so).
 Inputs are made on the CPU and copied, so the only kernels the sanitizer sees are ours. Prints one summary
@@ -42,7 +45,7 @@ def looping_worker() -> int:
         rows_per_block = plan.warps_per_block * plan.rows_per_warp
         T = (sm_count * (MAX_THREADS_PER_SM // plan.block) + 1) * rows_per_block
         scores = torch.randn(T, E, generator=gen).to(torch.bfloat16).cuda()
-        bias = torch.randn(E, generator=gen).cuda()
+        bias = torch.randn(E, generator=gen).cuda() if spec.scoring_func == "sigmoid" else None
         bound = (PLAN_BOUND,) if plan.bound_name_expression is not None else ()
         for selection in (PLAN_THROUGHPUT, *bound):
             ids = torch.empty(T, config.output_width, dtype=torch.int32, device="cuda")
@@ -113,11 +116,13 @@ def worker() -> int:
                 if specialized:
                     bound = (PLAN_BOUND,) if plan.bound_name_expression is not None else ()
                     selections = (PLAN_THROUGHPUT, PLAN_LATENCY, *bound)
+                biases = (bias, None) if specialized and layout == "contiguous" else (bias,)
                 for selection in selections:
-                    ids = torch.empty(T, config.output_width, dtype=torch.int32, device="cuda")
-                    weights = torch.empty(T, config.output_width, dtype=torch.float32, device="cuda")
-                    launch(plan, scores, bias, config, ids, weights, selection=selection)
-                    count += 1
+                    for b in biases:
+                        ids = torch.empty(T, config.output_width, dtype=torch.int32, device="cuda")
+                        weights = torch.empty(T, config.output_width, dtype=torch.float32, device="cuda")
+                        launch(plan, scores, b, config, ids, weights, selection=selection)
+                        count += 1
                 if specialized:  # through route(): the first call registers, the second is the C++ launcher's
                     for _ in range(2):
                         route(scores, bias, config)
@@ -125,7 +130,8 @@ def worker() -> int:
     torch.cuda.synchronize()
     print(
         f"worker: {count} launches ({len(cases)} cases x {len(dtypes)} dtypes x 2 layouts, every plan "
-        f"for the specialized kernels, and route() twice for them: the Python and the compiled launcher) done"
+        f"for the specialized kernels (without a bias too where contiguous), and route() twice for them: "
+        f"the Python and the compiled launcher) done"
     )
     return 0
 

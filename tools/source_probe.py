@@ -114,10 +114,15 @@ def main() -> None:
     dispatched = {p: dispatch_plan(get_preset(p), dtype) for p in presets}
 
     def plans_for(text: str) -> dict:
-        """The dispatch's plans, without the bound plan for a route.cu that has none (before session 12)."""
-        if "kPlanBound" in text:
-            return dispatched
-        return {p: dataclasses.replace(plan, bound_name_expression=None) for p, plan in dispatched.items()}
+        """The dispatch's plans, without the bound plan for a route.cu that has none (before session 12), nor
+        for a softmax row in a route.cu without the lazy named keys' bound plan (before session 21)."""
+        plans = {}
+        for p, plan in dispatched.items():
+            lazy_row = get_preset(p).scoring_func == "softmax"
+            if "kPlanBound" not in text or (lazy_row and "lazy_named_plan_applies" not in text):
+                plan = dataclasses.replace(plan, bound_name_expression=None)
+            plans[p] = plan
+        return plans
 
     def names_for(plans: dict) -> list[str]:
         kernels = (
