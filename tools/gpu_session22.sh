@@ -12,6 +12,9 @@
 #   suite    the GPU tests (about 420 s)
 #   sanitize compute-sanitizer over every kernel (now without a bias too) and the looping grids (about 300 s)
 #   bench    moegate bench against the peers, every preset, bf16, with the host path (about 80 s)
+#   ncu_sass Nsight Compute's executed instructions per SASS instruction (SourceCounters) of Qwen3-MoE's bf16
+#            throughput kernel at T = 262144: which instructions of the row loop run, and how often (the
+#            static SASS counts include the rare paths); the report and its source page as CSV
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session22.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
 MAIN_ROUTE=${MAIN_ROUTE:-.probe/s22/route_main.cu}
@@ -33,6 +36,15 @@ for step in "$@"; do
     suite) gpu_suite 470 ;;
     sanitize) gpu_sanitize ;;
     bench) gpu_bench 200 ;;
-    *) echo "gpu_session22.sh: unknown step '$step' (smoke, probe, suite, sanitize, bench)"; exit 2 ;;
+    ncu_sass)
+      SECONDS=0
+      timeout 150 /usr/local/cuda/bin/ncu --clock-control none -k regex:route_segment --launch-skip 1 \
+        --launch-count 1 --section SourceCounters --section InstructionStats -f -o "$OUT/qwen3_moe_source" \
+        python3 tools/ncu_presets.py qwen3-moe > "$OUT/ncu_sass.log" 2>&1
+      echo "ncu SourceCounters exit $? in ${SECONDS}s"
+      /usr/local/cuda/bin/ncu --import "$OUT/qwen3_moe_source.ncu-rep" --page source --print-source sass --csv \
+        > "$OUT/qwen3_moe_sass.csv" 2>> "$OUT/ncu_sass.log"
+      echo "source page exit $?: $(wc -l < "$OUT/qwen3_moe_sass.csv") lines"; tail -2 "$OUT/ncu_sass.log" | cut -c1-150 ;;
+    *) echo "gpu_session22.sh: unknown step '$step' (smoke, probe, suite, sanitize, bench, ncu_sass)"; exit 2 ;;
   esac
 done
