@@ -14,7 +14,8 @@
 #   bench    moegate bench against the peers, every preset, bf16, with the host path (about 80 s)
 #   ncu_sass Nsight Compute's executed instructions per SASS instruction (SourceCounters) of Qwen3-MoE's bf16
 #            throughput kernel at T = 262144: which instructions of the row loop run, and how often (the
-#            static SASS counts include the rare paths); the report and its source page as CSV
+#            static SASS counts include the rare paths); the report and its source page as CSV (the T = 1 warm-up
+#            launch is the warp latency kernel, which the regex leaves out)
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session22.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
 MAIN_ROUTE=${MAIN_ROUTE:-.probe/s22/route_main.cu}
@@ -38,8 +39,8 @@ for step in "$@"; do
     bench) gpu_bench 200 ;;
     ncu_sass)
       SECONDS=0
-      timeout 150 /usr/local/cuda/bin/ncu --clock-control none -k regex:route_segment --launch-skip 1 \
-        --launch-count 1 --section SourceCounters --section InstructionStats -f -o "$OUT/qwen3_moe_source" \
+      timeout 150 /usr/local/cuda/bin/ncu --clock-control none -k regex:route_segment --launch-count 1 \
+        --section SourceCounters --section InstructionStats -f -o "$OUT/qwen3_moe_source" \
         python3 tools/ncu_presets.py qwen3-moe > "$OUT/ncu_sass.log" 2>&1
       echo "ncu SourceCounters exit $? in ${SECONDS}s"
       /usr/local/cuda/bin/ncu --import "$OUT/qwen3_moe_source.ncu-rep" --page source --print-source sass --csv \
