@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import zlib
 
 import numpy as np
@@ -767,8 +768,10 @@ def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> N
     # throughput kernel, 4 for the other warp and segment kernels; a full SM for Mixtral's row-per-thread
     # kernel). Each kernel in its throughput and bound plans, at a T that makes every block loop at least
     # twice with a partial last stride: with the driver's count, and with 3 forced for every kernel (where
-    # the plan loops at its resident blocks), bitwise the generic kernel's output.
+    # the plan loops at its resident blocks), bitwise the generic kernel's output. A softmax row also without
+    # a bias: the path its models take (the lazy numerators, where route.cu's kLazyNamed holds).
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
+    bias_dtypes = (torch.float32, None) if spec.scoring_func == "softmax" else (torch.float32,)
     dtype = torch.bfloat16
     plan = dispatch_plan(config, dtype)
     sm_count = torch.cuda.get_device_properties(0).multi_processor_count
@@ -777,21 +780,22 @@ def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> N
         kernel = get_kernel(plan.kernel_name(selection))
         resident = resident_blocks_per_sm(kernel.ptr, plan.block, plan.shared_mem_bytes)
         assert 1 <= resident <= 2048 // plan.block, (spec.name, selection, resident)
-        for forced in (None, 3):
+        for forced, bias_dtype in itertools.product((None, 3), bias_dtypes):
             count = resident if forced is None else forced
             cap = plan.cap_blocks_per_sm(count)
             num_rows = (2 * (2048 // plan.block) * sm_count + 1) * rows_per_block + 5
             assert plan.geometry(num_rows, sm_count, selection, count) == (cap * sm_count, plan.block)
-            seed = seed_of("cap", spec.name, selection, forced)
-            scores, bias = random_inputs(config, num_rows, dtype, torch.float32, seed)
+            seed = seed_of("cap", spec.name, selection, forced, bias_dtype)
+            scores, bias = random_inputs(config, num_rows, dtype, bias_dtype, seed)
             slow = run_plan(generic_plan(config, dtype), scores, bias, config)
             if forced is not None:
                 monkeypatch.setattr(route_module, "resident_blocks_per_sm", lambda *args, n=forced: n)
             fast = run_plan(plan, scores, bias, config, selection)
             monkeypatch.undo()
             assert_valid(config, *fast)
-            assert torch.equal(fast[0], slow[0]), f"{spec.name} plan {selection} cap {cap}: ids differ"
-            assert torch.equal(fast[1], slow[1]), f"{spec.name} plan {selection} cap {cap}: weights differ"
+            note = f"{spec.name} plan {selection} cap {cap} bias {bias_dtype}"
+            assert torch.equal(fast[0], slow[0]), f"{note}: ids differ"
+            assert torch.equal(fast[1], slow[1]), f"{note}: weights differ"
 
 
 # ---- the branch-free reciprocal is rcp.rn ---------------------------------------------------------------
