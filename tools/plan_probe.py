@@ -4,10 +4,11 @@
 
 For each preset and T: the kernel forced into the latency plan, into the throughput plan, the latency
 kernel run through its throughput path with the throughput geometry ("crossed": stop 14's single kernel),
-and as the dispatch picks (`KernelPlan.selection_plan`), each timed by `moegate bench`'s own timer
-(`benchmark_timers.CudaTimer`: calls captured in one CUDA graph over input sets rotated past L2,
-replayed, median of 5 replays, per call). The outputs of the two plans are compared bitwise on one
-set. Prints one line per (preset, T).
+into the bound plan where the dtype's plan has one (`KernelPlan.bound_name_expression`; the dispatch takes
+it from `bound_min_blocks_per_sm` blocks per SM on), and as the dispatch picks
+(`KernelPlan.selection_plan`), each timed by `moegate bench`'s own timer (`benchmark_timers.CudaTimer`:
+calls captured in one CUDA graph over input sets rotated past L2, replayed, median of 5 replays, per
+call). The outputs of the plans are compared bitwise on one set. Prints one line per (preset, T).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import dataclasses
 import torch
 
 from moegate import optimized
-from moegate.optimized import PLAN_LATENCY, PLAN_THROUGHPUT, dispatch_plan, launch
+from moegate.optimized import PLAN_BOUND, PLAN_LATENCY, PLAN_THROUGHPUT, dispatch_plan, launch
 from moegate.properties.benchmark_timers import CudaTimer
 from moegate.reference import get_preset, preset_has_bias
 
@@ -52,6 +53,8 @@ def probe(preset: str, num_rows: int, dtype: torch.dtype) -> str:
         ("crossed", crossed, PLAN_THROUGHPUT),
         ("dispatch", plan, None),
     )
+    if plan.bound_name_expression is not None:
+        variants += (("bound", plan, PLAN_BOUND),)
     for name, variant, selection in variants:
 
         def call(scores, bias, selection: int | None = selection, variant=variant) -> None:
@@ -60,15 +63,19 @@ def probe(preset: str, num_rows: int, dtype: torch.dtype) -> str:
         times[name] = timer.time(call, make_set, num_rows * E * dtype.itemsize).seconds * 1e6
         outs[name] = outputs()
         launch(variant, scores0, bias, config, *outs[name], selection=selection)
-    same = all(
-        torch.equal(a, b) and torch.equal(a, c)
-        for a, b, c in zip(outs["latency"], outs["throughput"], outs["crossed"], strict=True)
-    )
+    compared = [outs[name] for name in ("latency", "throughput", "crossed", "bound") if name in outs]
+    same = all(torch.equal(compared[0][i], other[i]) for other in compared[1:] for i in range(2))
     sm_count = torch.cuda.get_device_properties(device).multi_processor_count
-    picked = "latency" if plan.selection_plan(num_rows, sm_count) == PLAN_LATENCY else "throughput"
+    picked = {PLAN_LATENCY: "latency", PLAN_THROUGHPUT: "throughput", PLAN_BOUND: "bound"}[
+        plan.selection_plan(num_rows, sm_count)
+    ]
+    bound = ""
+    if "bound" in times:
+        ratio = times["bound"] / times["throughput"]
+        bound = f"bound {times['bound']:8.2f} us  bound/throughput {ratio:.3f}  "
     return (
         f"{preset:20s} T={num_rows:>7d} latency {times['latency']:8.2f} us  throughput "
-        f"{times['throughput']:8.2f} us  crossed {times['crossed']:8.2f} us  "
+        f"{times['throughput']:8.2f} us  crossed {times['crossed']:8.2f} us  {bound}"
         f"dispatch ({picked}) {times['dispatch']:8.2f} us  "
         f"latency/throughput {times['latency'] / times['throughput']:.3f}  bitwise same: {same}"
     )
