@@ -358,6 +358,18 @@ __device__ __forceinline__ float quotient_in_range(float a, float b) {
 // at least 1, the row maximum's own term, and at most E <= 1024 < 2^10).
 __device__ __forceinline__ bool quotient_in_range_ok(float a) { return a == 0.0f || a >= kFastQuotientMin; }
 
+// Whether every numerator expf(x - row_max) of a lane whose least logit is `least` is in
+// quotient_in_range_ok's range, from the least logit alone (one compare, where each numerator's two took
+// about 2.5 instructions): d = RN(x - row_max) >= RN(least - row_max) for each x (rounding is monotonic), so
+// if that is at least -kFastLogitGap, every numerator is at least expf(-kFastLogitGap) (expf within 2 ulp of
+// exp: e^-43 (1 - 2^-21) > 2^-63), above kFastQuotientMin = 2^-64 by a factor of 3.9. It may say no
+// where every numerator is in range (a lane with a logit more than 43 below the maximum, whose numerator may
+// be 0): those take the exact path, as they would for a numerator below 2^-64; NaN or -inf says no too.
+constexpr float kFastLogitGap = 43.0f;
+__device__ __forceinline__ bool numerators_in_fast_range(float least, float row_max) {
+  return least - row_max >= -kFastLogitGap;
+}
+
 // x[j] = numerator[j] / sum for N softmax numerators, div.rn's bits: branch-free (quotient_in_range) unless
 // `far` (some numerator outside quotient_in_range_ok, decided by the caller for its lane or its warp).
 template <int N>
@@ -369,6 +381,12 @@ __device__ __forceinline__ void divide_by_sum(const float (&numerator)[N], float
 #pragma unroll
     for (int j = 0; j < N; ++j) x[j] = quotient_in_range(numerator[j], sum);
   }
+}
+
+// The least of N logits as a tree of fminf (float_max_in_tree's; a NaN is ignored, all NaN give NaN).
+template <int N>
+__device__ __forceinline__ float float_min_in_tree(const float (&x)[N]) {
+  return tree_reduce(x, [](float a, float b) { return fminf(a, b); });
 }
 
 // The largest of N logits as a tree of fmaxf (tree_reduce), one instruction per logit where max over
@@ -1962,7 +1980,8 @@ __device__ __forceinline__ bool softmax_segment_in_place(float (&x)[C], bool laz
     return far;
   };
   if constexpr (kUnfiltered) {
-    const float sum = row_sum_of(from_orderable(segment_max<L>(orderable(float_max_in_tree<C>(x)))));
+    const float first_max = from_orderable(segment_max<L>(orderable(float_max_in_tree<C>(x))));
+    const float sum = row_sum_of(first_max);
     if (!__any_sync(kFullMask, sum != sum)) {  // every row of the warp: finite maximum, no NaN
       if (kLazy && lazy_allowed) {
 #pragma unroll
@@ -1970,7 +1989,9 @@ __device__ __forceinline__ bool softmax_segment_in_place(float (&x)[C], bool laz
         row_sum = sum;
         return true;
       }
-      divide_by_sum<C>(numerator, sum, far_of(), x);
+      // far_of() from the lane's least logit instead of each numerator (about 2.5 instructions a numerator
+      // to 1): numerators_in_fast_range's argument. No NaN here, so fminf sees every logit.
+      divide_by_sum<C>(numerator, sum, !numerators_in_fast_range(float_min_in_tree<C>(x), first_max), x);
       return false;
     }
 #pragma unroll
@@ -2189,6 +2210,32 @@ __device__ __forceinline__ void parked_keys(const float* warp_p, const float* bi
   biased_score_keys<C>(p, bias, has_bias, key);
 }
 
+// The bits of a named key that name its expert (select_by_named_keys): E <= 2^b.
+template <int E>
+constexpr int kNameBits = E <= 32 ? 5 : (E <= 64 ? 6 : (E <= 128 ? 7 : 8));
+
+// Step 2 and select_by_named_keys' naming at once, for route_segment_kernel's kNamedKeys rows without
+// groups (no group key needs the keys unnamed) and at most 8 experts a lane: without a bias two instructions
+// a key where apart they took three (the sign bit, the field, the index). With mask = 2^b - 1 and e <= mask,
+// select_by_named_keys' n = (k | mask) - e; without a bias k = p's bits | 0x80000000 (biased_score_keys), so
+// n = (p's bits & 0x7fffffff & ~mask) + (0x80000000 + mask - e): a mask, then one three-input add of a base
+// and the constant j (e = first_id + j). first_id is read again each row (an empty asm the compiler cannot
+// move): held, the C names cost C registers (Qwen3-MoE: 80 registers, or 48 bytes of spills at 64).
+template <int C, int E>
+__device__ __forceinline__ void named_score_keys(const float (&p)[C], const float* lane_bias, bool has_bias,
+                                                 u32 first_id, u32 (&key)[C]) {
+  constexpr u32 kIdMask = (1u << kNameBits<E>) - 1u;
+  asm volatile("" : "+r"(first_id));
+  if (has_bias) {  // lane_bias: the lane's C entries (shared memory, read only here)
+#pragma unroll
+    for (int j = 0; j < C; ++j) key[j] = (probability_key(p[j], lane_bias[j]) | kIdMask) - (first_id + j);
+  } else {
+    const u32 base = (0x80000000u | kIdMask) - first_id;
+#pragma unroll
+    for (int j = 0; j < C; ++j) key[j] = (__float_as_uint(p[j]) & (0x7fffffffu & ~kIdMask)) + (base - j);
+  }
+}
+
 // Step 5 of a segment's row by keys that name their expert (route_segment_kernel's kNamedKeys: the throughput
 // plan of the rows whose slots sit one per lane, E <= 256). With b = the bits that name an expert (5 to 8: E
 // <= 2^b), each lane's exact keys k (biased_score_keys) become n = (k | 2^b - 1) - e, or 0 where the lane's
@@ -2221,13 +2268,14 @@ __device__ __forceinline__ void parked_keys(const float* warp_p, const float* bi
 //     Otherwise each lane divides its own numerators and checks every expert it left out (named below
 //     w_K-1): p above p(w_K-1), or equal with a lower index, is not proved.
 // tests/test_optimized_numerics.py replays this on a numpy model (each check needed).
-template <int E, int K, int L, bool kLazy = false>
+// kKeysNamed: `key` comes named already (named_score_keys), not as biased_score_keys' k.
+template <int E, int K, int L, bool kLazy = false, bool kKeysNamed = false>
 __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], bool candidate, int q, int segment_base,
                                                      const float* warp_p, const float* bias_table, bool has_bias,
                                                      bool lazy, float row_sum, int& my_id, float& my_p) {
   constexpr int C = E / L;
   constexpr int D = C < K + 1 ? C : K + 1;  // the sorted keys the K + 1 rounds can reach in one lane
-  constexpr int kIdBits = E <= 32 ? 5 : (E <= 64 ? 6 : (E <= 128 ? 7 : 8));
+  constexpr int kIdBits = kNameBits<E>;
   constexpr u32 kIdMask = (1u << kIdBits) - 1u;
   constexpr u32 kSegmentLanes = (1u << L) - 1u;
   static_assert(E <= 256 && 1 < K && K <= L, "a byte names an expert; slot q sits in lane q");
@@ -2239,8 +2287,10 @@ __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], bool can
     // measured 0.98x to 1.03x: docs/perf.md, session 17).
     asm volatile("" : "+r"(first_id));
   }
+  if constexpr (!kKeysNamed) {
 #pragma unroll
-  for (int j = 0; j < C; ++j) key[j] = (key[j] | kIdMask) - (first_id + j);
+    for (int j = 0; j < C; ++j) key[j] = (key[j] | kIdMask) - (first_id + j);
+  }
   sort_keys_descending<C, D>(key);
 #pragma unroll
   for (int d = 0; d < D; ++d) key[d] = candidate ? key[d] : kNotCandidate;  // a dropped group's lane
@@ -2417,6 +2467,8 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<DT, SCORING, E,
   // at 4096; session 17). Not float32 at 10 a lane: its 10 words in flight took 72 bytes of spills.
   constexpr bool kLoadAhead = C <= 8 || (kNamedKeys && DT != kScoreFloat32);
   static_assert(!kNamedKeys || kSlotPerLane, "named keys: slot q in segment lane q");
+  // Step 2 names the keys as it makes them (named_score_keys) where no group key needs them unnamed.
+  constexpr bool kNameInStep2 = kNamedKeys && !kHasGroups && C <= 8;
   static_assert(PLAN == kPlanThroughput || PLAN == kPlanBound, "a segment kernel's plans: throughput, bound");
   static_assert(!(segment_bound_plan_applies(SCORING, E, G, KG, K, L) &&
                   lazy_named_plan_applies(SCORING, E, G, KG, K, L, DT)),
@@ -2548,6 +2600,8 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<DT, SCORING, E,
 #pragma unroll
         for (int j = 0; j < C; ++j) lane_bias[j] = bound_bias[lane * C + j];
         biased_score_keys<C>(p, lane_bias, has_bias, key);
+      } else if constexpr (kNameInStep2) {
+        named_score_keys<C, E>(p, named_bias + q * C, has_bias, static_cast<u32>(q * C), key);
       } else if constexpr (kNamedKeys) {
         float lane_bias[C];  // from the table: not held in registers across the row
 #pragma unroll
@@ -2591,7 +2645,7 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<DT, SCORING, E,
       if constexpr (kNamedKeys) {
         // Named keys; a warp with a row they cannot prove (warp-uniform, rare) takes the exact rounds out of
         // line, so that their registers do not count in this loop's.
-        const bool named_proved = select_by_named_keys<E, K, L, kLazyNamed>(
+        const bool named_proved = select_by_named_keys<E, K, L, kLazyNamed, kNameInStep2>(
             key, candidate, q, segment_base, parked_p, named_bias, has_bias, lazy, row_sum, my_id, named_p);
         if (!__all_sync(kFullMask, named_proved)) {
           my_id = select_exactly_from_parked<E, K, L, kLazyNamed>(parked_p, named_bias, has_bias, lazy, row_sum,
