@@ -2467,8 +2467,11 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<DT, SCORING, E,
   // at 4096; session 17). Not float32 at 10 a lane: its 10 words in flight took 72 bytes of spills.
   constexpr bool kLoadAhead = C <= 8 || (kNamedKeys && DT != kScoreFloat32);
   static_assert(!kNamedKeys || kSlotPerLane, "named keys: slot q in segment lane q");
-  // Step 2 names the keys as it makes them (named_score_keys) where no group key needs them unnamed.
-  constexpr bool kNameInStep2 = kNamedKeys && !kHasGroups && C <= 8;
+  // Step 2 names the keys as it makes them (named_score_keys) where no group key needs them unnamed, for the
+  // softmax rows (without a bias: Qwen3-MoE bf16 0.98x the time at T = 65536 and 262144 on an H200, gpt-oss
+  // 0.99x, DeepSeek-V2-Lite 0.96x). The sigmoid rows, which have a bias, keep biased_score_keys: GLM-4.5-Air
+  // measured 1.006x to 1.015x with it (docs/perf.md, session 22).
+  constexpr bool kNameInStep2 = kNamedKeys && !kHasGroups && C <= 8 && SCORING == kSoftmax;
   static_assert(PLAN == kPlanThroughput || PLAN == kPlanBound, "a segment kernel's plans: throughput, bound");
   static_assert(!(segment_bound_plan_applies(SCORING, E, G, KG, K, L) &&
                   lazy_named_plan_applies(SCORING, E, G, KG, K, L, DT)),
