@@ -900,6 +900,47 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
     )
 
 
+def test_fast_range_check_implies_every_numerator_in_range() -> None:
+    """route.cu's `numerators_in_fast_range` (the softmax segment kernels' far check from a lane's least
+    logit) against its claim: wherever it says yes, each numerator expf(d) of the lane, d = RN(x - row_max)
+    >= RN(least - row_max), is in `quotient_in_range_ok`'s range. Every float32 d from -kFastLogitGap to 0
+    (about 1.1e9 of them: expf need not be monotonic, so each is checked), and the gap itself: just past it
+    the check says no."""
+    import cupy
+
+    from moegate.optimized import KERNEL_SOURCE, nvrtc_options
+
+    checker = r"""
+    extern "C" __global__ void fast_range_misses(unsigned first, unsigned long long count,
+                                                 unsigned long long* misses, unsigned* example) {
+      const unsigned long long stride = static_cast<unsigned long long>(gridDim.x) * blockDim.x;
+      unsigned long long local = 0;
+      for (unsigned long long i = static_cast<unsigned long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+           i < count; i += stride) {
+        const float d = __uint_as_float(first + static_cast<unsigned>(i));  // -0 down to -kFastLogitGap
+        const bool said = moegate::numerators_in_fast_range(d, 0.0f);
+        if (said != (d >= -moegate::kFastLogitGap) || (said && !moegate::quotient_in_range_ok(expf(d)))) {
+          ++local;
+          atomicCAS(example, 0u, __float_as_uint(d));
+        }
+      }
+      atomicAdd(misses, local);
+    }
+    """
+    module = cupy.RawModule(code=KERNEL_SOURCE.read_text() + checker, options=tuple(nvrtc_options(())))
+    kernel = module.get_function("fast_range_misses")
+    first = int(np.float32(-0.0).view(np.uint32))
+    # one float past the gap, so the check's "no" is tested too
+    last = int(np.nextafter(np.float32(-43.0), np.float32(-np.inf)).view(np.uint32))
+    misses = cupy.zeros(1, dtype=cupy.uint64)
+    example = cupy.zeros(1, dtype=cupy.uint32)
+    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    kernel((sm_count * 8,), (256,), (cupy.uint32(first), cupy.uint64(last - first + 1), misses, example))
+    bad = int(misses.get()[0])
+    d = np.uint32(int(example.get()[0])).view(np.float32)
+    assert bad == 0, f"{bad} logit gaps where the check is wrong, e.g. d = {d!r}"
+
+
 # ---- the bound plan (route.cu: select_row_bound): approximate keys, exact keys for the winners --------
 # The bound kernel (PLAN_BOUND) of a sigmoid row of E <= 256 on the warp kernel routes on approximate keys
 # and proves each row (route.cu's comment above select_row_bound); a row it cannot prove takes the exact path.
