@@ -6,6 +6,10 @@
 #   bench    moegate bench against the peers, every preset, bf16, with the host path (about 80 s; carry
 #            .peers/src .peers/cache .peers/cuda-include .peers/cublas)
 #   peers    the peer tests the suite skipped without .peers (tests/test_peer_findings.py)
+#   probe    tools/source_probe.py, three rounds: this tree's route.cu against wip/rx's (.probe/s23/route_rx.cu,
+#            carried; made by `git show wip/rx:optimized/kernels/route.cu`): segment_max of a 16-lane segment by
+#            two full-warp redux.sync (76 registers for Qwen3-MoE's 64); the L = 16 segment presets in bf16 at
+#            T = 4096, 65536 and 262144, and Qwen3-MoE in float32
 # Then merge wip/cut into main, its bench as docs/bench/bench_h200.json (session 22's to bench_h200_session22.*).
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session23.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
@@ -18,6 +22,17 @@ for step in "$@"; do
       echo "sanitize --looping exit $? in ${SECONDS}s"; tail -3 "$OUT/sanitize_looping.log" | cut -c1-120 ;;
     bench) gpu_bench 200 ;;
     peers) MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache gpu_suite 300 peers tests/test_peer_findings.py ;;
-    *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers)"; exit 2 ;;
+    probe)
+      [ -f .probe/s23/route_rx.cu ] || { echo "probe: .probe/s23/route_rx.cu is missing (carry .probe/s23)"; exit 2; }
+      SECONDS=0
+      timeout 200 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu --variant rx=.probe/s23/route_rx.cu \
+        --preset qwen3-moe --preset gpt-oss-120b --preset deepseek-v2 --preset glm-4.5-air --preset llama-4-maverick \
+        --rows 4096,65536,262144 --rounds 3 --dtype bfloat16 > "$OUT/source_probe_rx.log" 2>&1
+      echo "source_probe bf16 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx.log" | grep -v "^NVIDIA"
+      SECONDS=0
+      timeout 100 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu --variant rx=.probe/s23/route_rx.cu \
+        --preset qwen3-moe --rows 4096,262144 --rounds 3 --dtype float32 > "$OUT/source_probe_rx_fp32.log" 2>&1
+      echo "source_probe float32 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx_fp32.log" | grep -v "^NVIDIA" ;;
+    *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers, probe)"; exit 2 ;;
   esac
 done
