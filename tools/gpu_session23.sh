@@ -6,6 +6,9 @@
 #   bench    moegate bench against the peers, every preset, bf16, with the host path (about 80 s; carry
 #            .peers/src .peers/cache .peers/cuda-include .peers/cublas)
 #   peers    the peer tests the suite skipped without .peers (tests/test_peer_findings.py)
+#   plan     tools/plan_probe.py: the throughput and bound plans side by side from T = 4096 to 65536, float32
+#            Qwen3-MoE, gpt-oss and DeepSeek-V2-Lite (session 22: the lazy bound plan from T = 33792 cost them
+#            1.6% to 3.1% at 16384, where main had it at every T) and bf16 gpt-oss (where it crossed at ~33792)
 #   probe    tools/source_probe.py, three rounds: this tree's route.cu against wip/rx's (.probe/s23/route_rx.cu,
 #            carried; made by `git show wip/rx:optimized/kernels/route.cu`): segment_max of a 16-lane segment by
 #            two full-warp redux.sync (76 registers for Qwen3-MoE's 64); the L = 16 segment presets in bf16 at
@@ -22,6 +25,15 @@ for step in "$@"; do
       echo "sanitize --looping exit $? in ${SECONDS}s"; tail -3 "$OUT/sanitize_looping.log" | cut -c1-120 ;;
     bench) gpu_bench 200 ;;
     peers) MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache gpu_suite 300 peers tests/test_peer_findings.py ;;
+    plan)
+      SECONDS=0
+      timeout 240 python3 tools/plan_probe.py --dtype float32 --preset qwen3-moe --preset gpt-oss-120b \
+        --preset deepseek-v2-lite --rows 4096,8192,16384,24576,33792,65536 > "$OUT/plan_probe_fp32.log" 2>&1
+      echo "plan_probe float32 exit $? in ${SECONDS}s"; cut -c1-30,80-200 "$OUT/plan_probe_fp32.log"
+      SECONDS=0
+      timeout 120 python3 tools/plan_probe.py --dtype bfloat16 --preset gpt-oss-120b \
+        --rows 8192,16384,24576,33792,49152,65536 > "$OUT/plan_probe_bf16.log" 2>&1
+      echo "plan_probe bf16 exit $? in ${SECONDS}s"; cut -c1-30,80-200 "$OUT/plan_probe_bf16.log" ;;
     probe)
       [ -f .probe/s23/route_rx.cu ] || { echo "probe: .probe/s23/route_rx.cu is missing (carry .probe/s23)"; exit 2; }
       SECONDS=0
@@ -33,6 +45,6 @@ for step in "$@"; do
       timeout 100 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu --variant rx=.probe/s23/route_rx.cu \
         --preset qwen3-moe --rows 4096,262144 --rounds 3 --dtype float32 > "$OUT/source_probe_rx_fp32.log" 2>&1
       echo "source_probe float32 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx_fp32.log" | grep -v "^NVIDIA" ;;
-    *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers, probe)"; exit 2 ;;
+    *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers, plan, probe)"; exit 2 ;;
   esac
 done
