@@ -9,6 +9,9 @@
 #   plan     tools/plan_probe.py: the throughput and bound plans side by side from T = 4096 to 65536, float32
 #            Qwen3-MoE, gpt-oss and DeepSeek-V2-Lite (session 22: the lazy bound plan from T = 33792 cost them
 #            1.6% to 3.1% at 16384, where main had it at every T) and bf16 gpt-oss (where it crossed at ~33792)
+#   ncu_next Nsight Compute's executed instructions per SASS instruction (SourceCounters) of Qwen3-Next's bf16
+#            throughput kernel (the warp kernel, E = 512, lazy softmax) at T = 262144, as session 22's ncu_sass
+#            for Qwen3-MoE (the T = 1 warm-up launch is the latency kernel: --launch-skip 1)
 #   probe    tools/source_probe.py, three rounds: this tree's route.cu against wip/rx's (.probe/s23/route_rx.cu,
 #            carried; made by `git show wip/rx:optimized/kernels/route.cu`): segment_max of a 16-lane segment by
 #            two full-warp redux.sync (76 registers for Qwen3-MoE's 64); the L = 16 segment presets in bf16 at
@@ -34,6 +37,15 @@ for step in "$@"; do
       timeout 120 python3 tools/plan_probe.py --dtype bfloat16 --preset gpt-oss-120b \
         --rows 8192,16384,24576,33792,49152,65536 > "$OUT/plan_probe_bf16.log" 2>&1
       echo "plan_probe bf16 exit $? in ${SECONDS}s"; cut -c1-30,80-200 "$OUT/plan_probe_bf16.log" ;;
+    ncu_next)
+      SECONDS=0
+      timeout 150 /usr/local/cuda/bin/ncu --clock-control none -k regex:route_warp --launch-skip 1 --launch-count 1 \
+        --section SourceCounters --section InstructionStats -f -o "$OUT/qwen3_next_source" \
+        python3 tools/ncu_presets.py qwen3-next-80b-a3b > "$OUT/ncu_next.log" 2>&1
+      echo "ncu SourceCounters exit $? in ${SECONDS}s"
+      /usr/local/cuda/bin/ncu --import "$OUT/qwen3_next_source.ncu-rep" --page source --print-source sass --csv \
+        > "$OUT/qwen3_next_sass.csv" 2>> "$OUT/ncu_next.log"
+      echo "source page exit $?: $(wc -l < "$OUT/qwen3_next_sass.csv") lines"; head -1 "$OUT/qwen3_next_sass.csv" | cut -c1-150 ;;
     probe)
       [ -f .probe/s23/route_rx.cu ] || { echo "probe: .probe/s23/route_rx.cu is missing (carry .probe/s23)"; exit 2; }
       SECONDS=0
@@ -45,6 +57,6 @@ for step in "$@"; do
       timeout 100 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu --variant rx=.probe/s23/route_rx.cu \
         --preset qwen3-moe --rows 4096,262144 --rounds 3 --dtype float32 > "$OUT/source_probe_rx_fp32.log" 2>&1
       echo "source_probe float32 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx_fp32.log" | grep -v "^NVIDIA" ;;
-    *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers, plan, probe)"; exit 2 ;;
+    *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers, plan, ncu_next, probe)"; exit 2 ;;
   esac
 done
