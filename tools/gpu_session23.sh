@@ -12,10 +12,12 @@
 #   ncu_next Nsight Compute's executed instructions per SASS instruction (SourceCounters) of Qwen3-Next's bf16
 #            throughput kernel (the warp kernel, E = 512, lazy softmax) at T = 262144, as session 22's ncu_sass
 #            for Qwen3-MoE (the T = 1 warm-up launch is the latency kernel: --launch-skip 1)
-#   probe    tools/source_probe.py, three rounds: this tree's route.cu against wip/rx's (.probe/s23/route_rx.cu,
-#            carried; made by `git show wip/rx:optimized/kernels/route.cu`): segment_max of a 16-lane segment by
-#            two full-warp redux.sync (76 registers for Qwen3-MoE's 64); the L = 16 segment presets in bf16 at
-#            T = 4096, 65536 and 262144, and Qwen3-MoE in float32
+#   probe    tools/source_probe.py, three rounds: this tree's route.cu against two candidates, carried in
+#            .probe/s23 (made by `git show wip/rx:optimized/kernels/route.cu > .probe/s23/route_rx.cu`, the same
+#            for wip/g2): rx, segment_max of a 16-lane segment by two full-warp redux.sync (76 registers for
+#            Qwen3-MoE's 64), and g2, DeepSeek-V2's named keys without the sign bit until the group keys and the
+#            naming (kRawKeys); the L = 16 segment presets in bf16 at T = 4096, 65536 and 262144, and Qwen3-MoE
+#            and DeepSeek-V2 in float32
 # Then merge wip/cut into main, its bench as docs/bench/bench_h200.json (session 22's to bench_h200_session22.*).
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session23.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
@@ -47,15 +49,18 @@ for step in "$@"; do
         > "$OUT/qwen3_next_sass.csv" 2>> "$OUT/ncu_next.log"
       echo "source page exit $?: $(wc -l < "$OUT/qwen3_next_sass.csv") lines"; head -1 "$OUT/qwen3_next_sass.csv" | cut -c1-150 ;;
     probe)
-      [ -f .probe/s23/route_rx.cu ] || { echo "probe: .probe/s23/route_rx.cu is missing (carry .probe/s23)"; exit 2; }
+      for v in rx g2; do
+        [ -f .probe/s23/route_$v.cu ] || { echo "probe: .probe/s23/route_$v.cu is missing (carry .probe/s23)"; exit 2; }
+      done
       SECONDS=0
-      timeout 200 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu --variant rx=.probe/s23/route_rx.cu \
+      timeout 240 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu --variant rx=.probe/s23/route_rx.cu \
+        --variant g2=.probe/s23/route_g2.cu \
         --preset qwen3-moe --preset gpt-oss-120b --preset deepseek-v2 --preset glm-4.5-air --preset llama-4-maverick \
         --rows 4096,65536,262144 --rounds 3 --dtype bfloat16 > "$OUT/source_probe_rx.log" 2>&1
       echo "source_probe bf16 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx.log" | grep -v "^NVIDIA"
       SECONDS=0
-      timeout 100 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu --variant rx=.probe/s23/route_rx.cu \
-        --preset qwen3-moe --rows 4096,262144 --rounds 3 --dtype float32 > "$OUT/source_probe_rx_fp32.log" 2>&1
+      timeout 150 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu --variant rx=.probe/s23/route_rx.cu \
+        --variant g2=.probe/s23/route_g2.cu --preset qwen3-moe --preset deepseek-v2 --rows 4096,262144 --rounds 3 --dtype float32 > "$OUT/source_probe_rx_fp32.log" 2>&1
       echo "source_probe float32 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx_fp32.log" | grep -v "^NVIDIA" ;;
     *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers, plan, ncu_next, probe)"; exit 2 ;;
   esac
