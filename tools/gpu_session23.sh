@@ -60,7 +60,8 @@ for step in "$@"; do
       echo "source_probe bf16 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx.log" | grep -v "^NVIDIA"
       SECONDS=0
       timeout 150 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu --variant rx=.probe/s23/route_rx.cu \
-        --variant g2=.probe/s23/route_g2.cu --preset qwen3-moe --preset deepseek-v2 --rows 4096,262144 --rounds 3 --dtype float32 > "$OUT/source_probe_rx_fp32.log" 2>&1
+        --variant g2=.probe/s23/route_g2.cu --preset qwen3-moe --preset deepseek-v2 --rows 4096,262144 --rounds 3 \
+        --dtype float32 > "$OUT/source_probe_rx_fp32.log" 2>&1
       echo "source_probe float32 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx_fp32.log" | grep -v "^NVIDIA" ;;
     *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers, plan, ncu_next, probe)"; exit 2 ;;
   esac
