@@ -209,17 +209,18 @@ def lazy_named_plan_applies(
 ) -> bool:
     """route.cu's lazy_named_plan_applies, the same rule: a segment row's bound plan is the throughput plan's
     named keys taken on the softmax numerators expf(x - rowmax), dividing only what the selection needs
-    (kLazyNamed), for softmax rows that `named_keys_apply` admits without groups, with float32 logits, or
-    16-bit logits at K <= 4. Measured on an H200 against the throughput plan (docs/perf.md, sessions 20 and
-    21): faster from T = 65536 on for float32 Qwen3-MoE, gpt-oss and DeepSeek-V2-Lite and bf16 gpt-oss, not
-    for bf16 Qwen3-MoE or DeepSeek-V2-Lite, nor DeepSeek-V2 (groups); slower below the bound plan's threshold
-    (bf16 gpt-oss 1.03x to 1.11x from T = 2048 to 16384)."""
+    (kLazyNamed), for softmax rows that `named_keys_apply` admits without groups, with float32 logits at
+    K > 4. Measured on an H200 against the throughput plan (docs/perf.md, sessions 20 to 23): faster from
+    T = 65536 on for float32 Qwen3-MoE and DeepSeek-V2-Lite (0.97x to 0.99x), not for 16-bit Qwen3-MoE or
+    DeepSeek-V2-Lite, nor DeepSeek-V2 (groups). gpt-oss (K = 4), in the rule until session 23, lost once
+    step 2 named the throughput plan's keys: 1.02x in float32 and 1.05x in bf16 at T = 262144."""
     return (
         scoring_func == "softmax"
         and num_groups == 1
         and topk_group == 1
         and named_keys_apply(scoring_func, num_experts, num_groups, topk_group, topk, lanes)
-        and (dtype == torch.float32 or topk <= 4)
+        and dtype == torch.float32
+        and topk > 4
     )
 
 
@@ -342,7 +343,7 @@ BOUND_MIN_BLOCKS_PER_SM = 16
 # plan, each in the grid the dispatch gives it (docs/perf.md, session 15: the bound kernels, 3 resident
 # blocks per SM, capped at 3), GLM-4.5-Air / Moonlight took 1.06x / 1.21x at T = 16384, 0.95x / 0.99x at
 # 32768, 0.92x / 0.91x at 49152 and 0.90x / 0.91x at 65536 (the proof's per-row constants cost below that);
-# the lazy named keys of bf16 gpt-oss (session 21) 1.03x at 16384, 1.005x at 32768 and 0.97x at 65536.
+# the lazy named keys of float32 Qwen3-MoE / DeepSeek-V2-Lite (session 23) 0.99x / 0.98x at 33792.
 SEGMENT_BOUND_MIN_BLOCKS_PER_SM = 32
 
 

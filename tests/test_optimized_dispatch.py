@@ -126,15 +126,15 @@ def test_segment_bound_plan_rows() -> None:
 
 
 def test_lazy_named_plan_rows() -> None:
-    # route.cu's lazy_named_plan_applies: softmax rows with named keys and no groups, float32 logits, or
-    # 16-bit logits at K <= 4 (docs/perf.md, sessions 20 and 21). tests/test_optimized_compile.py checks
-    # route.cu's copy of the rule.
+    # route.cu's lazy_named_plan_applies: softmax rows with named keys and no groups, float32 logits at
+    # K > 4 (docs/perf.md, sessions 20 to 23). tests/test_optimized_compile.py checks route.cu's copy of
+    # the rule.
     lazy = {
         dtype: [s.name for s in SPECIALIZATIONS if lazy_named_plan_applies(*s.key, s.lanes, dtype)]
         for dtype in DTYPES
     }
-    assert lazy[torch.float32] == ["qwen3-moe", "deepseek-v2-lite", "gpt-oss-120b"]
-    assert lazy[torch.bfloat16] == lazy[torch.float16] == ["gpt-oss-120b"]
+    assert lazy[torch.float32] == ["qwen3-moe", "deepseek-v2-lite"]
+    assert lazy[torch.bfloat16] == lazy[torch.float16] == []
     for dtype in DTYPES:
         for spec in SPECIALIZATIONS:
             bound = dispatch_plan(spec.config(), dtype).bound_name_expression
@@ -147,7 +147,9 @@ def test_lazy_named_plan_rows() -> None:
                 )
     assert lazy_named_plan_applies("softmax", 128, 1, 1, 8, 16, torch.float32)  # Qwen3-MoE
     assert not lazy_named_plan_applies("softmax", 128, 1, 1, 8, 16, torch.bfloat16)  # K > 4 in 16 bits
-    assert lazy_named_plan_applies("softmax", 128, 1, 1, 4, 16, torch.float16)  # gpt-oss
+    assert not lazy_named_plan_applies("softmax", 128, 1, 1, 8, 16, torch.float16)  # 16 bits
+    assert not lazy_named_plan_applies("softmax", 128, 1, 1, 4, 16, torch.float32)  # gpt-oss: K <= 4
+    assert lazy_named_plan_applies("softmax", 64, 1, 1, 6, 8, torch.float32)  # DeepSeek-V2-Lite
     assert not lazy_named_plan_applies("softmax", 160, 8, 3, 6, 16, torch.float32)  # DeepSeek-V2: groups
     assert not lazy_named_plan_applies("softmax", 128, 2, 2, 4, 16, torch.float32)  # groups, all kept
     assert not lazy_named_plan_applies("sigmoid", 128, 1, 1, 4, 16, torch.float32)  # sigmoid
@@ -461,11 +463,12 @@ def test_segment_rows_switch_to_their_bound_plan_at_their_own_threshold() -> Non
     # The segment kernel's bound plan pays later than the warp kernel's (docs/perf.md, sessions 14, 15): from
     # SEGMENT_BOUND_MIN_BLOCKS_PER_SM blocks of 8 rows per SM, not BOUND_MIN_BLOCKS_PER_SM.
     assert SEGMENT_BOUND_MIN_BLOCKS_PER_SM > BOUND_MIN_BLOCKS_PER_SM
-    # Moonlight's sigmoid proof in every dtype, gpt-oss' lazy named keys in bf16, Qwen3-MoE's in float32.
+    # Moonlight's sigmoid proof in every dtype, Qwen3-MoE's and DeepSeek-V2-Lite's lazy named keys in
+    # float32.
     for name, dtype in (
         ("moonlight-16b-a3b", torch.bfloat16),
-        ("gpt-oss-120b", torch.bfloat16),
         ("qwen3-moe", torch.float32),
+        ("deepseek-v2-lite", torch.float32),
     ):
         plan = dispatch_plan(PRESETS[name], dtype)
         rows_per_block = plan.warps_per_block
@@ -478,11 +481,15 @@ def test_segment_rows_switch_to_their_bound_plan_at_their_own_threshold() -> Non
             assert plan.selection_plan(first_bound - rows_per_block, sm_count) == PLAN_THROUGHPUT
             assert plan.selection_plan(first_bound - rows_per_block + 1, sm_count) == PLAN_BOUND
             assert plan.selection_plan(10**12, sm_count) == PLAN_BOUND
-    # Llama-4 (K = 1), the other 16-bit softmax segment rows and GLM-4.5-Air (E = 128: named keys were
-    # faster) have none.
-    for name in ("llama-4-maverick", "qwen3-moe", "deepseek-v2", "deepseek-v2-lite", "glm-4.5-air"):
-        plan = dispatch_plan(PRESETS[name], torch.bfloat16)
-        assert plan.bound_name_expression is None
+    # Llama-4 (K = 1), the 16-bit softmax segment rows and GLM-4.5-Air (E = 128: named keys were faster)
+    # have none, nor gpt-oss (K = 4) in float32.
+    for name, dtype in (
+        *((name, torch.bfloat16) for name in ("llama-4-maverick", "qwen3-moe", "deepseek-v2")),
+        *((name, torch.bfloat16) for name in ("deepseek-v2-lite", "glm-4.5-air", "gpt-oss-120b")),
+        ("gpt-oss-120b", torch.float32),
+    ):
+        plan = dispatch_plan(PRESETS[name], dtype)
+        assert plan.bound_name_expression is None, (name, dtype)
         assert plan.selection_plan(10**12, 132) == PLAN_THROUGHPUT
 
 

@@ -721,7 +721,7 @@ def test_lazy_named_keys_at_bucket_edges_equal_the_generic_kernel(spec, dtype, h
     # float32 numerators, so that the test cannot pass on rows without such ties), bitwise against the
     # generic kernel in each plan of the row's segment kernels; with a bias (one value for every expert) the
     # same kernels take p, not numerators. The lazy numerators are the bound plan's where
-    # lazy_named_plan_applies (float32 Qwen3-MoE, DeepSeek-V2-Lite, gpt-oss; gpt-oss in every dtype); the
+    # lazy_named_plan_applies (float32 Qwen3-MoE and DeepSeek-V2-Lite); the
     # other kernels take p, and the same rows must pass them. The rows' edge values (0 and -k 2^-24) are
     # exact in float16 and bfloat16, so the cast keeps the ties; the count below is made on the cast rows.
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)

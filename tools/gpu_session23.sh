@@ -63,6 +63,32 @@ for step in "$@"; do
         --variant g2=.probe/s23/route_g2.cu --preset qwen3-moe --preset deepseek-v2 --rows 4096,262144 --rounds 3 \
         --dtype float32 > "$OUT/source_probe_rx_fp32.log" 2>&1
       echo "source_probe float32 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx_fp32.log" | grep -v "^NVIDIA" ;;
-    *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers, plan, ncu_next, probe)"; exit 2 ;;
+    probe2)
+      # The redux segment maximum split by use: rxmax only in the softmax row maximum, rxsort only in the
+      # selection's rounds (.probe/s23b, made from wip/rx's route.cu on the CPU).
+      SECONDS=0
+      timeout 240 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu \
+        --variant rx=.probe/s23b/route_rx.cu --variant rxmax=.probe/s23b/route_rxmax.cu \
+        --variant rxsort=.probe/s23b/route_rxsort.cu \
+        --preset qwen3-moe --preset gpt-oss-120b --preset deepseek-v2 --preset glm-4.5-air --preset llama-4-maverick \
+        --rows 4096,65536,262144 --rounds 3 --dtype bfloat16 > "$OUT/source_probe_rx2.log" 2>&1
+      echo "source_probe bf16 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx2.log" | grep -v "^NVIDIA"
+      SECONDS=0
+      timeout 150 python3 tools/source_probe.py --variant cut=optimized/kernels/route.cu \
+        --variant rx=.probe/s23b/route_rx.cu --variant rxmax=.probe/s23b/route_rxmax.cu \
+        --variant rxsort=.probe/s23b/route_rxsort.cu --preset qwen3-moe --preset gpt-oss-120b --preset deepseek-v2 \
+        --rows 4096,262144 --rounds 3 --dtype float32 > "$OUT/source_probe_rx2_fp32.log" 2>&1
+      echo "source_probe float32 exit $? in ${SECONDS}s"; grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_rx2_fp32.log" | grep -v "^NVIDIA" ;;
+    plan_big)
+      # The bound and throughput plans past 65536 (plan's rows stop there).
+      SECONDS=0
+      timeout 200 python3 tools/plan_probe.py --dtype float32 --preset qwen3-moe --preset gpt-oss-120b \
+        --preset deepseek-v2-lite --rows 131072,262144 > "$OUT/plan_probe_big_fp32.log" 2>&1
+      echo "plan_probe float32 exit $? in ${SECONDS}s"; cut -c1-30,66-200 "$OUT/plan_probe_big_fp32.log"
+      SECONDS=0
+      timeout 120 python3 tools/plan_probe.py --dtype bfloat16 --preset gpt-oss-120b --preset qwen3-moe \
+        --preset deepseek-v2-lite --rows 131072,262144 > "$OUT/plan_probe_big_bf16.log" 2>&1
+      echo "plan_probe bf16 exit $? in ${SECONDS}s"; cut -c1-30,66-200 "$OUT/plan_probe_big_bf16.log" ;;
+    *) echo "gpu_session23.sh: unknown step '$step' (range, sanloop, bench, peers, plan, ncu_next, probe, probe2, plan_big)"; exit 2 ;;
   esac
 done

@@ -17,7 +17,7 @@
 //   * A record (make_record, a capsule) holds one RoutingConfig's kernel arguments and its KernelPlan's
 //     geometry; set_kernels stores, per device, the SM count, programmatic dependent launch, and the
 //     CUfunction and grid cap of each (scores dtype, plan), the bound plan's function 0 for a scores dtype
-//     whose plan has no bound kernel (a segment row's lazy named keys are the bound plan in some dtypes
+//     whose plan has no bound kernel (a segment row's lazy named keys are the bound plan in float32
 //     only: dispatch.py lazy_named_plan_applies). The plan and geometry below are dispatch.py's
 //     KernelPlan.selection_plan / geometry, line for line (a CPU test compares them).
 //   * configure(launch_function, stream_function, launch_error, allow_cpu): the address of

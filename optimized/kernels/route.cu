@@ -64,7 +64,7 @@
 //     nothing else; it proves the result equal to the exact rounds' (select_by_named_keys has the argument)
 //     and leaves a warp with a row it cannot prove to those rounds (none of random rows without a bias).
 //   * The bound plan of the softmax rows with named keys and no groups that lazy_named_plan_applies admits
-//     (kLazyNamed: Qwen3-MoE, gpt-oss and DeepSeek-V2-Lite for float32 logits, gpt-oss for every dtype):
+//     (kLazyNamed: Qwen3-MoE and DeepSeek-V2-Lite, for float32 logits):
 //     the throughput plan's segment kernel, except that a row without a bias names the numerators
 //     expf(x - rowmax) instead of p and divides only the winners and the bounds the proof needs
 //     (select_by_named_keys has that argument too).
@@ -1083,15 +1083,28 @@ __host__ __device__ constexpr bool named_keys_apply(int scoring, int e, int g, i
 
 // Whether a segment-kernel row's bound plan is the lazy named keys (optimized/dispatch.py:
 // lazy_named_plan_applies, the same rule; kLazyNamed in route_segment_kernel): softmax rows with named keys
-// and no groups, for float32 logits, and for 16-bit logits at K <= 4. Measured on an H200 against the
-// throughput plan (docs/perf.md sessions 20 and 21), at T = 65536 / 262144: float32 Qwen3-MoE 0.970x / 0.970x,
-// gpt-oss 0.947x / 0.929x, DeepSeek-V2-Lite 0.949x / 0.958x (DeepSeek-V2, with groups, 1.009x / 1.005x);
-// bf16 gpt-oss 0.972x / 0.960x held to 4 blocks per SM (Qwen3-MoE 1.04x, DeepSeek-V2-Lite 1.00x to 1.01x).
-// Below the bound plan's threshold the lazy kernel lost: bf16 gpt-oss 1.03x to 1.11x from T = 2048 to 16384.
+// and no groups, for float32 logits at K > 4. Measured on an H200 against the throughput plan (docs/perf.md
+// sessions 20 to 23). Before step 2 named the keys (named_score_keys, session 22), at T = 65536 / 262144:
+// float32 Qwen3-MoE 0.970x / 0.970x, gpt-oss 0.947x / 0.929x, DeepSeek-V2-Lite 0.949x / 0.958x, bf16 gpt-oss
+// 0.972x / 0.960x (DeepSeek-V2, with groups, 1.009x / 1.005x). With it (session 23, T = 131072 / 262144):
+// float32 DeepSeek-V2-Lite 0.956x / 0.967x, Qwen3-MoE 0.990x / 0.997x; gpt-oss, K = 4, 1.016x / 1.021x in
+// float32 and 1.050x / 1.047x in bf16 (1.045x to 1.099x from T = 8192 on), so K <= 4 left the rule.
 __host__ __device__ constexpr bool lazy_named_plan_applies(int scoring, int e, int g, int kg, int k, int l,
                                                            int dt) {
   return scoring == kSoftmax && g == 1 && kg == 1 && named_keys_apply(scoring, e, g, kg, k, l) &&
-         (dt == kScoreFloat32 || k <= 4);
+         dt == kScoreFloat32 && k > 4;
+}
+
+// Whether a segment kernel's step-5 rounds take their segment maxima by redux.sync (segment_max's kRedux;
+// route_segment_kernel's kReduxRounds): softmax rows in 16-lane segments, at K <= 6 for 16-bit logits and
+// without groups for float32. A shorter chain per round against REDUX's lower throughput; measured on an H200
+// against the shuffles (docs/perf.md, session 23; the softmax row maximum by redux gained nothing), at
+// T = 4096 / 262144: bf16 gpt-oss 0.989x / 0.972x, DeepSeek-V2 0.969x / 0.977x, but Qwen3-MoE (K = 8) 1.120x
+// / 1.031x, GLM-4.5-Air (sigmoid, K = 8) 1.033x / 1.031x, Llama-4 (sigmoid, K = 1) 1.031x / 1.009x; float32
+// Qwen3-MoE 0.889x / 0.963x, gpt-oss 0.991x / 0.983x, but DeepSeek-V2 (groups) 0.972x / 1.056x.
+__host__ __device__ constexpr bool redux_rounds_apply(int scoring, int e, int g, int kg, int k, int l, int dt) {
+  (void)e;
+  return scoring == kSoftmax && l == 16 && (dt == kScoreFloat32 ? g == 1 && kg == 1 : k <= 6);
 }
 
 // sigmoid from the hardware approximations of 2^x and 1 / y (two MUFU instructions), within
@@ -1894,12 +1907,26 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
 // ======================================================================================================
 
 // The largest of a segment's lanes' values (xor shuffles inside the aligned L-lane segment): unsigned keys,
-// or the bound plan's signed approximate keys.
-template <int L, typename T>
+// or the bound plan's signed approximate keys. kRedux (the rounds of the rows redux_rounds_apply admits,
+// L = 16): two full-warp redux.sync, one per segment of the warp with the other segment's lanes neutral (the
+// least value of T), instead of 4 dependent shuffles and 4 maxima: a shorter chain, but REDUX's lower
+// throughput (SASS: 2 selects, 2 REDUX into uniform registers, 2 moves and a select). A redux.sync over the
+// segment's own lanes (a mask per segment) compiled to a convergence loop and was 1.05x to 1.63x slower
+// (docs/perf.md, session 17).
+template <int L, bool kRedux = false, typename T>
 __device__ __forceinline__ T segment_max(T v) {
+  if constexpr (kRedux) {
+    static_assert(L == 16 && sizeof(T) == 4, "the redux segment maximum: two 16-lane segments, 32-bit values");
+    constexpr T kLeast = T(~T(0)) > T(0) ? T(0) : static_cast<T>(0x80000000u);  // u32 0, int INT_MIN
+    const bool upper = (threadIdx.x & 16u) != 0;
+    const T low = __reduce_max_sync(kFullMask, upper ? kLeast : v);
+    const T high = __reduce_max_sync(kFullMask, upper ? v : kLeast);
+    return upper ? high : low;
+  } else {
 #pragma unroll
-  for (int offset = L / 2; offset > 0; offset >>= 1) v = max(v, __shfl_xor_sync(kFullMask, v, offset));
-  return v;
+    for (int offset = L / 2; offset > 0; offset >>= 1) v = max(v, __shfl_xor_sync(kFullMask, v, offset));
+    return v;
+  }
 }
 
 // The least of a segment's lanes' values.
@@ -2086,7 +2113,7 @@ __device__ __forceinline__ void sort_in_round_order(u32 (&key)[C], int (&at)[C])
 // (lanes own ascending expert ranges), wins, and that lane moves its next key up (only the entries the
 // remaining rounds can still reach). Slot k's expert in slot_id[k] and, where kSlotPerLane, in lane k's
 // my_id.
-template <int C, int K, int L, bool kSlotPerLane>
+template <int C, int K, int L, bool kSlotPerLane, bool kRedux = false>
 __device__ __forceinline__ void sorted_rounds(u32 (&key)[C], int q, int segment_base, int (&slot_id)[K],
                                               int& my_id) {
   constexpr int M = C < K ? C : K;  // the most rounds one lane can win
@@ -2097,7 +2124,7 @@ __device__ __forceinline__ void sorted_rounds(u32 (&key)[C], int q, int segment_
   sort_in_round_order<C, M>(key, at);
 #pragma unroll
   for (int k = 0; k < K; ++k) {
-    const u32 top = segment_max<L>(key[0]);
+    const u32 top = segment_max<L, kRedux>(key[0]);
     const u32 holders = (__ballot_sync(kFullMask, key[0] == top) >> segment_base) & kSegmentLanes;
     const int owner = __ffs(holders) - 1;
     const int owner_at = __shfl_sync(kFullMask, at[0], segment_base + owner);
@@ -2268,8 +2295,9 @@ __device__ __forceinline__ void named_score_keys(const float (&p)[C], const floa
 //     Otherwise each lane divides its own numerators and checks every expert it left out (named below
 //     w_K-1): p above p(w_K-1), or equal with a lower index, is not proved.
 // tests/test_optimized_numerics.py replays this on a numpy model (each check needed).
-// kKeysNamed: `key` comes named already (named_score_keys), not as biased_score_keys' k.
-template <int E, int K, int L, bool kLazy = false, bool kKeysNamed = false>
+// kKeysNamed: `key` comes named already (named_score_keys), not as biased_score_keys' k. kRedux: the rounds'
+// segment maxima by redux.sync (segment_max).
+template <int E, int K, int L, bool kLazy = false, bool kKeysNamed = false, bool kRedux = false>
 __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], bool candidate, int q, int segment_base,
                                                      const float* warp_p, const float* bias_table, bool has_bias,
                                                      bool lazy, float row_sum, int& my_id, float& my_p) {
@@ -2297,14 +2325,14 @@ __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], bool can
   u32 won = kNotCandidate;
 #pragma unroll
   for (int k = 0; k < K; ++k) {
-    const u32 top = segment_max<L>(key[0]);
+    const u32 top = segment_max<L, kRedux>(key[0]);
     const bool mine = key[0] == top;  // one lane: the keys are distinct
     // Entry m < K - k moves up: the K - k rounds left (the last one n(K + 1)'s) reach no further.
 #pragma unroll
     for (int m = 0; m < K - k && m < D; ++m) key[m] = mine ? (m + 1 < D ? key[m + 1] : kNotCandidate) : key[m];
     won = q == k ? top : won;
   }
-  const u32 next = segment_max<L>(key[0]);
+  const u32 next = segment_max<L, kRedux>(key[0]);
 
   // The winners' exact keys: lane q < K holds slot q's expert, its p parked and its bias in the table.
   __syncwarp();  // every lane's p is parked
@@ -2410,18 +2438,13 @@ __device__ __noinline__ int select_exactly_from_parked(const float* warp_p, cons
 
 // The blocks per SM a segment kernel declares (__launch_bounds__' second argument; 0 declares none): 4 for a
 // throughput kernel with named keys and groups (DeepSeek-V2: ptxas took 76 registers, 3 blocks per SM, and
-// held to 64 it spills 4 bytes; docs/perf.md, session 17) and for the lazy named keys' bound kernel of 16-bit
-// logits (gpt-oss: 58 registers unasked; declared, 64 and 36 bytes of spills, yet 0.972x / 0.960x the
-// throughput plan's time at T = 65536 / 262144 on an H200, against 0.99x unasked: ptxas' other schedule;
-// docs/perf.md, sessions 20 and 21), none for the others (those with named keys and no groups take 64 or
-// fewer unasked; the sigmoid bound kernel at E = 64 needs 72 registers, 77 for float32, 3 blocks, and
-// declared, ptxas took 80 and spilled).
+// held to 64 it spills 4 bytes; docs/perf.md, session 17; the lazy named keys' bound kernel of 16-bit logits
+// took 4 too, until session 23 left 16 bits out of lazy_named_plan_applies), none for the others (those with
+// named keys and no groups take 64 or fewer unasked; the sigmoid bound kernel at E = 64 needs 72 registers,
+// 77 for float32, 3 blocks, and declared, ptxas took 80 and spilled).
 template <int DT, int SCORING, int E, int G, int KG, int K, int L, int PLAN>
 constexpr int kSegMinBlocks =
-    (PLAN == kPlanThroughput && KG < G && named_keys_apply(SCORING, E, G, KG, K, L)) ||
-            (PLAN == kPlanBound && DT != kScoreFloat32 && lazy_named_plan_applies(SCORING, E, G, KG, K, L, DT))
-        ? 4
-        : 0;
+    PLAN == kPlanThroughput && KG < G && named_keys_apply(SCORING, E, G, KG, K, L) ? 4 : 0;
 constexpr int kSegmentThreads = kMaxWarpsPerBlock * kWarpSize;  // a segment kernel's block
 
 template <int DT, int SCORING, int E, int G, int KG, int K, int L, int PLAN>
@@ -2472,6 +2495,8 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<DT, SCORING, E,
   // 0.99x, DeepSeek-V2-Lite 0.96x). The sigmoid rows, which have a bias, keep biased_score_keys: GLM-4.5-Air
   // measured 1.006x to 1.015x with it (docs/perf.md, session 22).
   constexpr bool kNameInStep2 = kNamedKeys && !kHasGroups && C <= 8 && SCORING == kSoftmax;
+  // Step 5's rounds take their segment maxima by redux.sync (segment_max's kRedux) where redux_rounds_apply.
+  constexpr bool kReduxRounds = redux_rounds_apply(SCORING, E, G, KG, K, L, DT);
   static_assert(PLAN == kPlanThroughput || PLAN == kPlanBound, "a segment kernel's plans: throughput, bound");
   static_assert(!(segment_bound_plan_applies(SCORING, E, G, KG, K, L) &&
                   lazy_named_plan_applies(SCORING, E, G, KG, K, L, DT)),
@@ -2648,7 +2673,7 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<DT, SCORING, E,
       if constexpr (kNamedKeys) {
         // Named keys; a warp with a row they cannot prove (warp-uniform, rare) takes the exact rounds out of
         // line, so that their registers do not count in this loop's.
-        const bool named_proved = select_by_named_keys<E, K, L, kLazyNamed, kNameInStep2>(
+        const bool named_proved = select_by_named_keys<E, K, L, kLazyNamed, kNameInStep2, kReduxRounds>(
             key, candidate, q, segment_base, parked_p, named_bias, has_bias, lazy, row_sum, my_id, named_p);
         if (!__all_sync(kFullMask, named_proved)) {
           my_id = select_exactly_from_parked<E, K, L, kLazyNamed>(parked_p, named_bias, has_bias, lazy, row_sum,
@@ -2657,7 +2682,7 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<DT, SCORING, E,
           if (kLazyNamed && lazy) named_p = lazy_quotient(named_p, row_sum);  // a numerator was parked
         }
       } else if constexpr (kSortLanes) {
-        sorted_rounds<C, K, L, kSlotPerLane>(key, q, segment_base, slot_id, my_id);
+        sorted_rounds<C, K, L, kSlotPerLane, kReduxRounds>(key, q, segment_base, slot_id, my_id);
       } else {
         // A lane's best key by a tree over its C keys each round; the owner clears the winner.
 #pragma unroll
@@ -2667,7 +2692,7 @@ __global__ void __launch_bounds__(kSegmentThreads, kSegMinBlocks<DT, SCORING, E,
           best_in_tree<C>(key, best, at);
           // The segment's largest key; the lowest lane holding it holds the lowest expert index among them
           // (lanes own ascending expert ranges), and its best position is the lowest inside that lane.
-          const u32 top = segment_max<L>(best);
+          const u32 top = segment_max<L, kReduxRounds>(best);
           const u32 holders = (__ballot_sync(kFullMask, best == top) >> segment_base) & kSegmentLanes;
           const int owner = __ffs(holders) - 1;
           const int owner_at = __shfl_sync(kFullMask, at, segment_base + owner);
