@@ -18,7 +18,11 @@
 #            Qwen3-MoE's 64), and g2, DeepSeek-V2's named keys without the sign bit until the group keys and the
 #            naming (kRawKeys); the L = 16 segment presets in bf16 at T = 4096, 65536 and 262144, and Qwen3-MoE
 #            and DeepSeek-V2 in float32
+#   probe2   the redux segment maximum split by use (rxmax: the softmax row maximum only; rxsort: step 5's rounds
+#            only) beside rx, from .probe/s23b (made on the CPU from wip/rx's route.cu)
+#   plan_big the bound and throughput plans at T = 131072 and 262144 (plan stops at 65536)
 # Then merge wip/cut into main, its bench as docs/bench/bench_h200.json (session 22's to bench_h200_session22.*).
+# (Session 23 ran every step, then the smoke, the GPU suite and the bench of the merged tree from gpu_env.sh.)
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session23.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
 for step in "$@"; do
