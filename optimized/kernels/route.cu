@@ -1103,9 +1103,9 @@ __host__ __device__ constexpr bool lazy_named_plan_applies(int scoring, int e, i
 // 1.120x / 1.031x, GLM-4.5-Air (sigmoid, K = 8) 1.033x / 1.031x, Llama-4 (sigmoid, K = 1) 1.031x / 1.009x;
 // float32 Qwen3-MoE 0.889x / 0.963x, gpt-oss 0.991x / 0.983x (at 262144 in the lazy bound plan it has since
 // lost), but DeepSeek-V2 (groups) 0.972x / 1.056x. bf16 gpt-oss (K = 4) gained in its bound plan (0.989x /
-// 0.972x) but lost in its throughput plan, which serves it at every T since: 0.986x at 4096, 1.023x at 262144
-// in the bench, where redux took it from 57 registers to 48 and 4 resident blocks per SM to 5 (its grid cap
-// then 5 blocks, not 8: not measured apart).
+// 0.972x) but lost in its throughput plan, which serves it at every T since: 80.34 us at T = 262144 in the
+// bench, where the throughput plan without redux took 75.13 (plan_probe), as redux took it from 57 registers
+// to 48 and 4 resident blocks per SM to 5 (its grid cap then 5 blocks, not 8: not measured apart).
 __host__ __device__ constexpr bool redux_rounds_apply(int scoring, int e, int g, int kg, int k, int l, int dt) {
   (void)e;
   return scoring == kSoftmax && l == 16 && (dt == kScoreFloat32 ? g == 1 && kg == 1 : 4 < k && k <= 6);
