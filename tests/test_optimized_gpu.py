@@ -941,6 +941,62 @@ def test_fast_range_check_implies_every_numerator_in_range() -> None:
     assert bad == 0, f"{bad} logit gaps where the check is wrong, e.g. d = {d!r}"
 
 
+# ---- the throughput plan's floor (route.cu: lane_named_tau): tau with its low 5 bits cleared -----------
+WARP_TOPK_SPECS = [s for s in SPECIALIZATIONS if s.kernel == "warp" and s.topk > 1]
+
+
+def keys_below_tau_rows(config: RoutingConfig, seed: int, num_rows: int = 256) -> torch.Tensor:
+    """float32 logit rows [num_rows, E] whose keys crowd just below the K-th largest: K - 1 experts far above,
+    8, 24 or 48 experts (by row) on adjacent float32 logits (a few ulps apart, so their p, or softmax
+    numerators, are a few ulps apart or equal), spread over the lanes at random, and the rest far below."""
+    g = torch.Generator().manual_seed(seed)
+    E, K = config.num_experts, config.topk
+    rows = []
+    for i in range(num_rows):
+        x = -6.0 - torch.rand(E, generator=g)
+        picks = torch.randperm(E, generator=g)
+        x[picks[: K - 1]] = 3.0 + torch.rand(K - 1, generator=g)
+        crowd = (8, 24, 48)[i % 3]
+        base = torch.tensor([0.25 * (1 + i % 4)], dtype=torch.float32).view(torch.int32)
+        steps = torch.randint(0, 40, (crowd,), generator=g, dtype=torch.int32)
+        x[picks[K - 1 : K - 1 + crowd]] = (base + steps).view(torch.float32)
+        rows.append(x)
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("spec", WARP_TOPK_SPECS, ids=lambda s: s.name)
+def test_throughput_floor_below_tau_equals_the_generic_kernel(spec) -> None:
+    # The warp kernel's throughput plan stages every key at or above tau with its low 5 bits cleared
+    # (lane_named_tau), where the latency plan stages those at or above tau: the extra keys sit within 32
+    # ulps below tau, and where they take the count past 32 the row goes to the rounds over every key. Rows
+    # crowded there (counted below on torch's float32 keys, so that the test cannot pass on rows without
+    # such keys), without a bias so that a key is its p's (or softmax numerator's) bits; both plans bitwise
+    # against the generic kernel.
+    config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
+    rows = keys_below_tau_rows(config, seed_of("keys-below-tau", spec.name))
+    if spec.scoring_func == "sigmoid":
+        values = torch.sigmoid(rows)
+    else:
+        values = torch.exp(rows - rows.max(dim=1, keepdim=True).values)
+    keys = values.view(torch.int32).to(torch.int64)  # positive floats: the bits order as the values
+    lanes = keys.view(rows.shape[0], 32, -1).max(dim=2).values
+    tau = lanes.sort(dim=1, descending=True).values[:, config.topk - 1 : config.topk]
+    floor = tau & ~31
+    extra = ((keys >= floor) & (keys < tau)).sum(dim=1)
+    staged = (keys >= floor).sum(dim=1)
+    assert int(((extra > 0) & (staged <= 32)).sum()) >= 10, "too few rows that stage extra keys"
+    assert int(((extra > 0) & (staged > 32)).sum()) >= 10, "too few rows that extra keys take past 32"
+    scores = rows.to(CUDA)
+    plan = dispatch_plan(config, torch.float32)
+    slow = run_plan(generic_plan(config, torch.float32), scores, None, config)
+    for selection in (PLAN_THROUGHPUT, PLAN_LATENCY):
+        note = f"{spec.name} plan {selection} keys below tau"
+        fast = run_plan(plan, scores, None, config, selection)
+        assert_valid(config, *fast)
+        assert_bitwise_generic(fast, slow, note)
+        assert_matches_reference(config, scores, None, fast, note, near_ties=True)
+
+
 # ---- the bound plan (route.cu: select_row_bound): approximate keys, exact keys for the winners --------
 # The bound kernel (PLAN_BOUND) of a sigmoid row of E <= 256 on the warp kernel routes on approximate keys
 # and proves each row (route.cu's comment above select_row_bound); a row it cannot prove takes the exact path.

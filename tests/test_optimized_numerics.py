@@ -262,3 +262,44 @@ def test_lazy_named_keys_proof_holds_whenever_it_proves() -> None:
     assert wrong_named >= 100, f"only {wrong_named} rows where the lazy named order alone is wrong"
     assert proved_rows >= 5000, f"only {proved_rows} proved rows"
     assert cheap_rows >= 5000, f"only {cheap_rows} rows proved without the lane check"
+
+
+def _lane_named_tau(lane_max: np.ndarray, topk: int) -> np.ndarray:
+    """route.cu's lane_named_tau on warps of 32 lane maxima (uint64 holding u32, [warps, 32]), written again
+    from its comment: each lane's maximum named by its lane ((m & ~31) | (31 - lane)), K rounds of a warp
+    maximum in which the lanes holding it drop out (to 0, kNotCandidate), then the last maximum's low 5 bits
+    cleared. Returns [warps]."""
+    lanes = np.arange(32, dtype=np.uint64)
+    named = (lane_max & ~np.uint64(31)) | (np.uint64(31) - lanes)[None, :]
+    top = np.zeros(lane_max.shape[0], dtype=np.uint64)
+    for _ in range(topk):
+        top = named.max(axis=1)
+        named = np.where(named == top[:, None], np.uint64(0), named)
+    return top & ~np.uint64(31)
+
+
+def test_lane_named_tau_is_the_kth_lane_maximum_with_its_low_bits_cleared() -> None:
+    """route.cu's lane_named_tau: for every K from 1 to 32, K rounds of one maximum over the named lane maxima
+    give the K-th largest lane maximum (with multiplicity) with its low 5 bits cleared, so never more than
+    it: the floor of the staged candidates. Warps of random keys, of many exact ties, of maxima that differ
+    only in their low 5 bits (the names then decide each round), and of maxima below 32 (where a named value
+    can be 0, kNotCandidate)."""
+    rng = np.random.default_rng(23)
+    warps = 4000
+    keys = [
+        rng.integers(0, 2**32, (warps, 32), dtype=np.uint64),
+        rng.integers(0, 4, (warps, 32), dtype=np.uint64) * np.uint64(0x9000_0000),  # exact ties
+        np.uint64(0xBF80_0000) + rng.integers(0, 64, (warps, 32), dtype=np.uint64),  # low bits only
+        rng.integers(0, 40, (warps, 32), dtype=np.uint64),  # below 32: named values of 0
+    ]
+    lane_max = np.concatenate(keys)
+    kth = -np.sort(-lane_max.astype(np.int64), axis=1)  # descending, with multiplicity
+    differ_below_the_names = 0
+    for topk in range(1, 33):
+        tau = kth[:, topk - 1].astype(np.uint64)
+        got = _lane_named_tau(lane_max, topk)
+        assert np.array_equal(got, tau & ~np.uint64(31)), f"K={topk}"
+        assert np.all(got <= tau)
+        differ_below_the_names += int((got != tau).sum())
+    # The truncation is not vacuous: the floor is often below tau itself.
+    assert differ_below_the_names > 10000

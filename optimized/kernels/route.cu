@@ -1486,6 +1486,29 @@ __host__ __device__ constexpr int bound_batch(int e, int k, int raw_bytes) {
 // registers spilled (DeepSeek-V3, T = 262144 on an H200, docs/perf.md session 19: bf16 131.1 us at 3 blocks
 // against 138.4 at 4; float32, 2 rows a batch, 155.1 at 3 against 140.4 at 4; GLM-4.5, E = 160, bf16 92.6 at
 // 4 against 98.4 at 3).
+// The K-th largest of the warp's 32 lane maxima (counted with multiplicity) with its low kLaneBits bits
+// cleared, in K rounds of one warp maximum: each lane names its maximum m by its lane, n = (m with the low 5
+// bits cleared) | (31 - lane), so the 32 named values are distinct and a round's maximum is one lane's, which
+// then drops out. The K-th round's maximum n_K, its low bits cleared, is the K-th largest lane maximum m_K's:
+// the K lanes of the largest named values each have a maximum of at least n_K's high bits, so m_K is at least
+// those; and the K lanes of the K largest maxima each have named values of at least m_K's high bits, so n_K's
+// are at least m_K's. A lane that dropped out holds kNotCandidate (0), which only lane 31's named value can
+// equal, and then only as the least of them. tests/test_optimized_numerics.py replays it on a numpy model.
+constexpr int kLaneBits = 5;
+template <int K>
+__device__ __forceinline__ u32 lane_named_tau(u32 lane_max, int lane) {
+  constexpr u32 kLaneMask = (1u << kLaneBits) - 1u;
+  static_assert(kWarpSize == 1 << kLaneBits, "a lane's name fits the cleared bits");
+  u32 named = (lane_max & ~kLaneMask) | (kLaneMask - static_cast<u32>(lane));
+  u32 top = 0;
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    top = __reduce_max_sync(kFullMask, named);
+    named = named == top ? kNotCandidate : named;
+  }
+  return top & ~kLaneMask;
+}
+
 template <int PLAN, int DT, int E>
 constexpr int kWarpMinBlocks =
     PLAN == kPlanLatency ? 1 : (PLAN == kPlanBound ? (E >= 256 && DT != kScoreFloat32 ? 3 : 4) : 0);
@@ -1688,11 +1711,12 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
         float slot_p = 0.0f;
         float routed_sum = 0.0f;
         bool summed = false;  // warp-uniform: the latency plan sums the parked slots itself
-        // tau = the K-th largest lane maximum: K lanes hold a key >= tau, so the K winners all have
-        // key >= tau. Usually few keys pass; when at most 32 do, they are staged in shared memory (in
-        // ascending expert order, one per lane) and the K winners are picked among them. Otherwise (many
-        // exact ties) K argmax rounds scan every lane's C keys. The two plans (header comment) compute the
-        // same tau, stage the same candidates and pick the same winners in the same slots.
+        // tau = the K-th largest lane maximum (the throughput plan's with its low kLaneBits bits cleared, so
+        // at most that): K lanes hold a key >= tau, so the K winners all have key >= tau. Usually few keys
+        // pass; when at most 32 do, they are staged in shared memory (in ascending expert order, one per
+        // lane) and the K winners are picked among them. Otherwise (many exact ties) K argmax rounds scan
+        // every lane's C keys. The two plans (header comment) may stage different candidates (the throughput
+        // plan's include the latency plan's) and pick the same winners in the same slots.
         const u32 lane_max = max_in_tree<C>(key);
         u32 tau = kNotCandidate;
         __syncwarp();  // the previous row's reads of this warp's staging area are done
@@ -1704,13 +1728,10 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
           const int larger = count_larger_staged(stage_key, lane_max);
           tau = __reduce_min_sync(kFullMask, larger < K ? lane_max : 0xffffffffu);
         } else {
-          u32 v = lane_max;
-  #pragma unroll
-          for (int k = 0; k < K; ++k) {
-            tau = __reduce_max_sync(kFullMask, v);
-            const u32 first = __reduce_min_sync(kFullMask, v == tau ? static_cast<u32>(lane) : kNoIndex);
-            v = static_cast<u32>(lane) == first ? kNotCandidate : v;
-          }
+          // tau with its low kLaneBits bits cleared (lane_named_tau), in K rounds of one warp maximum each,
+          // where finding the K-th largest lane maximum itself took a maximum and a lowest-lane minimum a
+          // round: the floor is then at most tau, so the candidates include tau's.
+          tau = lane_named_tau<K>(lane_max, lane);
         }
         u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
         // lazy, and the candidates' numerators may fall outside quotient_in_range (e_tau < 2^-63, so that
