@@ -11,6 +11,10 @@
 #            kernel (this tree's segment kernels are main's), then the redux kernel session 23 benched
 #            (.probe/s24/route_gptoss_rx.cu: redux_rounds_apply at K <= 6 in 16 bits, copied over route.cu for
 #            the step and restored), whose 1.023x at T = 262144 came with 5 resident blocks instead of 4
+#   qmoe     tools/source_probe.py on Qwen3-MoE and GLM-4.5-Air bf16 (K = 8, where redux in every round lost):
+#            main against redux in the last 3 rounds and the next-key round only (rxlast3: 59 registers, no
+#            spill, for Qwen3-MoE's 64 and 8 bytes), and in the next-key round only (rxnext: 79 registers);
+#            .probe/s24/route_rxlast3.cu and route_rxnext.cu, made on the CPU from main's route.cu
 #   suite1   the GPU tests of tests/test_optimized_gpu.py (the whole suite with the peers carried passed 340 s)
 #   suite2   the other GPU tests (carry .peers/src .peers/cache .peers/cuda-include .peers/cublas)
 #   sanitize compute-sanitizer over every kernel, then over the kernels whose blocks loop
@@ -51,12 +55,20 @@ for step in "$@"; do
       echo "grid_probe (redux kernel) exit $? in ${SECONDS}s"
       grep -v "^NVIDIA" "$OUT/grid_probe_gptoss_rx.log" | cut -c1-160
       cp "$OUT/route_kept.cu" optimized/kernels/route.cu && rm "$OUT/route_kept.cu" ;;
+    qmoe)
+      SECONDS=0
+      timeout 200 python3 tools/source_probe.py --variant main=.probe/s24/route_main.cu \
+        --variant rxlast3=.probe/s24/route_rxlast3.cu --variant rxnext=.probe/s24/route_rxnext.cu \
+        --preset qwen3-moe --preset glm-4.5-air --rows 4096,65536,262144 --rounds 3 --dtype bfloat16 \
+        > "$OUT/source_probe_qmoe.log" 2>&1
+      echo "source_probe bf16 exit $? in ${SECONDS}s"
+      grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_qmoe.log" | grep -v "^NVIDIA" ;;
     suite1) gpu_suite 420 suite1 tests/test_optimized_gpu.py ;;
     suite2) MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache \
               gpu_suite 420 suite2 tests --ignore=tests/test_optimized_gpu.py ;;
     sanitize) gpu_sanitize ;;
     bench) gpu_bench 200 ;;
     *) echo "gpu_session24.sh: unknown step '$step'" \
-         "(smoke, tau, probe, gptoss, suite1, suite2, sanitize, bench)"; exit 2 ;;
+         "(smoke, tau, probe, gptoss, qmoe, suite1, suite2, sanitize, bench)"; exit 2 ;;
   esac
 done
