@@ -798,13 +798,38 @@ def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> N
             assert torch.equal(fast[1], slow[1]), f"{note}: weights differ"
 
 
+# ---- exhaustive checks of route.cu's device functions -----------------------------------------------------
+def route_cu_function(checker: str, name: str):
+    """The function `name` of `checker` (extern "C" CUDA source that calls route.cu's device functions),
+    compiled after route.cu with the kernels' NVRTC options. CuPy's RawModule appends -ftz=true
+    (docs/architecture.md): each caller says why that changes nothing for the values it checks."""
+    import cupy
+
+    from moegate.optimized import KERNEL_SOURCE, nvrtc_options
+
+    module = cupy.RawModule(code=KERNEL_SOURCE.read_text() + checker, options=tuple(nvrtc_options(())))
+    return module.get_function(name)
+
+
+def count_misses(checker: str, name: str, *args: object) -> tuple[int, int]:
+    """Launch `name` of `checker` over 8 blocks of 256 threads per SM with `args`, then a uint64 count and a
+    uint32 example (the kernel adds its misses to the count and leaves one of them, as bits or an index, in
+    the example): (count, example)."""
+    import cupy
+
+    kernel = route_cu_function(checker, name)
+    misses = cupy.zeros(1, dtype=cupy.uint64)
+    example = cupy.zeros(1, dtype=cupy.uint32)
+    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
+    kernel((sm_count * 8,), (256,), (*args, misses, example))
+    return int(misses.get()[0]), int(example.get()[0])
+
+
 # ---- the branch-free reciprocal is rcp.rn ---------------------------------------------------------------
 def test_branch_free_reciprocal_is_rcp_rn_on_every_float_from_1_to_2_pow_126() -> None:
     """route.cu's `reciprocal_in_range` (the sigmoid's fast path) against rcp.rn (`__frcp_rn`) on all
     1,056,964,608 floats in [1, 2^126), on this GPU: a mismatch would change p, hence weights and ties."""
     import cupy
-
-    from moegate.optimized import KERNEL_SOURCE, nvrtc_options
 
     checker = r"""
     extern "C" __global__ void reciprocal_mismatches(unsigned first, unsigned long long count,
@@ -822,17 +847,12 @@ def test_branch_free_reciprocal_is_rcp_rn_on_every_float_from_1_to_2_pow_126() -
       atomicAdd(mismatches, local);
     }
     """
-    # RawModule appends -ftz=true to the options (docs/architecture.md); harmless here: every operand,
-    # intermediate and result in [1, 2^126) is a normal float, so flushing subnormals changes nothing.
-    module = cupy.RawModule(code=KERNEL_SOURCE.read_text() + checker, options=tuple(nvrtc_options(())))
-    kernel = module.get_function("reciprocal_mismatches")
+    # -ftz=true is harmless here: every operand, intermediate and result in [1, 2^126) is a normal float.
     first, end = 0x3F800000, 0x7E800000  # the bits of 1.0 and of 2^126
-    mismatches = cupy.zeros(1, dtype=cupy.uint64)
-    example = cupy.zeros(1, dtype=cupy.uint32)
-    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
-    kernel((sm_count * 8,), (256,), (cupy.uint32(first), cupy.uint64(end - first), mismatches, example))
-    count = int(mismatches.get()[0])
-    assert count == 0, f"{count} floats differ from rcp.rn, e.g. bits {int(example.get()[0]):#010x}"
+    count, example = count_misses(
+        checker, "reciprocal_mismatches", cupy.uint32(first), cupy.uint64(end - first)
+    )
+    assert count == 0, f"{count} floats differ from rcp.rn, e.g. bits {example:#010x}"
 
 
 # ---- the branch-free division is div.rn ------------------------------------------------------------------
@@ -843,8 +863,6 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
     1, 2, 1024, the largest float below each power of two up to 1024, the table's E, and random floats in
     [1, 1024]; plus numerators 0, 1 and 2^-64 exactly. A mismatch would change p, hence weights and ties."""
     import cupy
-
-    from moegate.optimized import KERNEL_SOURCE, nvrtc_options
 
     checker = r"""
     extern "C" __global__ void quotient_mismatches(const float* denominators, unsigned long long count,
@@ -871,10 +889,8 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
       atomicAdd(mismatches, local);
     }
     """
-    # RawModule appends -ftz=true (docs/architecture.md); no operand, intermediate or result here is
-    # subnormal (quotients >= 2^-74, remainders exact multiples of at least 2^-120), so it changes nothing.
-    module = cupy.RawModule(code=KERNEL_SOURCE.read_text() + checker, options=tuple(nvrtc_options(())))
-    kernel = module.get_function("quotient_mismatches")
+    # -ftz=true changes nothing here: no operand, intermediate or result is subnormal (quotients >= 2^-74,
+    # remainders exact multiples of at least 2^-120).
     special = [
         1.0,
         2.0,
@@ -887,14 +903,8 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
     random_bits = g.integers(int(lo), int(hi) + 1, size=4096 - len(special), dtype=np.uint32)
     denominators = np.concatenate([np.array(special, np.float32), random_bits.view(np.float32)])
     assert denominators.min() >= 1.0 and denominators.max() <= 1024.0 and len(denominators) == 4096
-    d = cupy.asarray(denominators)
-    mismatches = cupy.zeros(1, dtype=cupy.uint64)
-    example = cupy.zeros(1, dtype=cupy.uint32)
-    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
     count = len(denominators) << 23
-    kernel((sm_count * 8,), (256,), (d, cupy.uint64(count), mismatches, example))
-    bad = int(mismatches.get()[0])
-    where = int(example.get()[0])
+    bad, where = count_misses(checker, "quotient_mismatches", cupy.asarray(denominators), cupy.uint64(count))
     assert bad == 0, (
         f"{bad} quotients differ from div.rn, e.g. index {where} (denominator {denominators[where >> 23]})"
     )
@@ -907,8 +917,6 @@ def test_fast_range_check_implies_every_numerator_in_range() -> None:
     (about 1.1e9 of them: expf need not be monotonic, so each is checked), and the gap itself: just past it
     the check says no."""
     import cupy
-
-    from moegate.optimized import KERNEL_SOURCE, nvrtc_options
 
     checker = r"""
     extern "C" __global__ void fast_range_misses(unsigned first, unsigned long long count,
@@ -927,17 +935,13 @@ def test_fast_range_check_implies_every_numerator_in_range() -> None:
       atomicAdd(misses, local);
     }
     """
-    module = cupy.RawModule(code=KERNEL_SOURCE.read_text() + checker, options=tuple(nvrtc_options(())))
-    kernel = module.get_function("fast_range_misses")
     first = int(np.float32(-0.0).view(np.uint32))
     # one float past the gap, so the check's "no" is tested too
     last = int(np.nextafter(np.float32(-43.0), np.float32(-np.inf)).view(np.uint32))
-    misses = cupy.zeros(1, dtype=cupy.uint64)
-    example = cupy.zeros(1, dtype=cupy.uint32)
-    sm_count = torch.cuda.get_device_properties(0).multi_processor_count
-    kernel((sm_count * 8,), (256,), (cupy.uint32(first), cupy.uint64(last - first + 1), misses, example))
-    bad = int(misses.get()[0])
-    d = np.uint32(int(example.get()[0])).view(np.float32)
+    bad, example = count_misses(
+        checker, "fast_range_misses", cupy.uint32(first), cupy.uint64(last - first + 1)
+    )
+    d = np.uint32(example).view(np.float32)
     assert bad == 0, f"{bad} logit gaps where the check is wrong, e.g. d = {d!r}"
 
 
@@ -1015,8 +1019,6 @@ def test_approximate_sigmoid_is_within_its_bound_on_every_float() -> None:
     bound plan's proof assumes |approx_sigmoid(x) - sigmoid(x)| <= kApproxSigmoidError for each."""
     import cupy
 
-    from moegate.optimized import KERNEL_SOURCE, nvrtc_options
-
     checker = r"""
     extern "C" __global__ void approx_sigmoid_excess(unsigned long long* excess, unsigned* example,
                                                      unsigned* worst) {
@@ -1039,10 +1041,8 @@ def test_approximate_sigmoid_is_within_its_bound_on_every_float() -> None:
       atomicMax(worst, __float_as_uint(local_worst));
     }
     """
-    # RawModule appends -ftz=true (docs/architecture.md): it flushes only sigmoids below 2^-126, whose
-    # error is below 2^-126 either way.
-    module = cupy.RawModule(code=KERNEL_SOURCE.read_text() + checker, options=tuple(nvrtc_options(())))
-    kernel = module.get_function("approx_sigmoid_excess")
+    # -ftz=true flushes only sigmoids below 2^-126, whose error is below 2^-126 either way.
+    kernel = route_cu_function(checker, "approx_sigmoid_excess")
     excess = cupy.zeros(1, dtype=cupy.uint64)
     example = cupy.zeros(1, dtype=cupy.uint32)
     worst = cupy.zeros(1, dtype=cupy.uint32)
