@@ -40,6 +40,23 @@ for step in "$@"; do
         --rows 4096,262144 --rounds 3 --dtype float32 > "$OUT/source_probe_tau_fp32.log" 2>&1
       echo "source_probe float32 exit $? in ${SECONDS}s"
       grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_tau_fp32.log" | grep -v "^NVIDIA" ;;
+    probe2)
+      # named_tau_applies (E != 384, K > 1): the throughput kernels' float32 rows the first probe left out, and
+      # the latency kernels of the segment presets (their dead throughput branch changed their registers)
+      SECONDS=0
+      timeout 150 python3 tools/source_probe.py --variant main=.probe/s24/route_main.cu \
+        --variant tau=optimized/kernels/route.cu --preset glm-4.5 --preset deepseek-v3 --preset kimi-k2 \
+        --rows 4096,16384 --rounds 3 --dtype float32 > "$OUT/source_probe_tau2_fp32.log" 2>&1
+      echo "source_probe float32 exit $? in ${SECONDS}s"
+      grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_tau2_fp32.log" | grep -v "^NVIDIA"
+      SECONDS=0
+      timeout 200 python3 tools/source_probe.py --variant main=.probe/s24/route_main.cu \
+        --variant tau=optimized/kernels/route.cu --preset deepseek-v2 --preset deepseek-v2-lite \
+        --preset moonlight-16b-a3b --preset glm-4.5-air --preset qwen3-moe --preset gpt-oss-120b \
+        --preset qwen3-next-80b-a3b --preset kimi-k2 --rows 1,256,1024 --rounds 3 --dtype bfloat16 \
+        > "$OUT/source_probe_tau2_lat.log" 2>&1
+      echo "source_probe bf16 exit $? in ${SECONDS}s"
+      grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_tau2_lat.log" | grep -v "^NVIDIA" ;;
     gptoss)
       [ -f .probe/s24/route_gptoss_rx.cu ] || { echo "gptoss: .probe/s24/route_gptoss_rx.cu is missing"; exit 2; }
       SECONDS=0
@@ -69,6 +86,6 @@ for step in "$@"; do
     sanitize) gpu_sanitize ;;
     bench) gpu_bench 200 ;;
     *) echo "gpu_session24.sh: unknown step '$step'" \
-         "(smoke, tau, probe, gptoss, qmoe, suite1, suite2, sanitize, bench)"; exit 2 ;;
+         "(smoke, tau, probe, probe2, gptoss, qmoe, suite1, suite2, sanitize, bench)"; exit 2 ;;
   esac
 done

@@ -1508,6 +1508,13 @@ __device__ __forceinline__ u32 lane_named_tau(u32 lane_max, int lane) {
   }
   return top & ~kLaneMask;
 }
+// Where the throughput kernel finds its floor by lane_named_tau (otherwise by K rounds of a maximum and a
+// lowest-lane minimum, tau itself). Measured on an H200 (docs/perf.md, session 24; the same candidates on
+// these inputs, so the difference is the code ptxas makes of the row loop): lane_named_tau took Qwen3-Next
+// (E = 512) 0.93x at T = 262144, and GLM-4.5 (E = 160) and DeepSeek-V3 (E = 256) about 0.95x at T = 4096 and
+// 16384, but Kimi-K2 (E = 384) 1.32x at 4096 and 1.06x from 65536 on (bf16 and float32 alike), so E = 384
+// keeps the exact rounds. At K = 1 the exact round is one maximum already (its minimum is dead code).
+__host__ __device__ constexpr bool named_tau_applies(int e, int k) { return k > 1 && e != 384; }
 
 template <int PLAN, int DT, int E>
 constexpr int kWarpMinBlocks =
@@ -1711,12 +1718,13 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
         float slot_p = 0.0f;
         float routed_sum = 0.0f;
         bool summed = false;  // warp-uniform: the latency plan sums the parked slots itself
-        // tau = the K-th largest lane maximum (the throughput plan's with its low kLaneBits bits cleared, so
-        // at most that): K lanes hold a key >= tau, so the K winners all have key >= tau. Usually few keys
-        // pass; when at most 32 do, they are staged in shared memory (in ascending expert order, one per
-        // lane) and the K winners are picked among them. Otherwise (many exact ties) K argmax rounds scan
-        // every lane's C keys. The two plans (header comment) may stage different candidates (the throughput
-        // plan's include the latency plan's) and pick the same winners in the same slots.
+        // tau = the K-th largest lane maximum (where named_tau_applies, the throughput plan's has its low
+        // kLaneBits bits cleared, so it is at most that): K lanes hold a key >= tau, so the K winners all
+        // have key >= tau. Usually few keys pass; when at most 32 do, they are staged in shared memory (in
+        // ascending expert order, one per lane) and the K winners are picked among them. Otherwise (many
+        // exact ties) K argmax rounds scan every lane's C keys. The two plans (header comment) may stage
+        // different candidates (the throughput plan's include the latency plan's) and pick the same winners
+        // in the same slots.
         const u32 lane_max = max_in_tree<C>(key);
         u32 tau = kNotCandidate;
         __syncwarp();  // the previous row's reads of this warp's staging area are done
@@ -1728,10 +1736,20 @@ __global__ void __launch_bounds__(kMaxWarpsPerBlock * kWarpSize, kWarpMinBlocks<
           const int larger = count_larger_staged(stage_key, lane_max);
           tau = __reduce_min_sync(kFullMask, larger < K ? lane_max : 0xffffffffu);
         } else {
-          // tau with its low kLaneBits bits cleared (lane_named_tau), in K rounds of one warp maximum each,
-          // where finding the K-th largest lane maximum itself took a maximum and a lowest-lane minimum a
-          // round: the floor is then at most tau, so the candidates include tau's.
-          tau = lane_named_tau<K>(lane_max, lane);
+          // Where named_tau_applies, tau with its low kLaneBits bits cleared (lane_named_tau: K rounds of
+          // one warp maximum; the floor is then at most tau, so the candidates include tau's); elsewhere the
+          // K-th largest lane maximum itself, a warp maximum and a lowest-lane minimum a round.
+          if constexpr (named_tau_applies(E, K)) {
+            tau = lane_named_tau<K>(lane_max, lane);
+          } else {
+            u32 v = lane_max;
+  #pragma unroll
+            for (int k = 0; k < K; ++k) {
+              tau = __reduce_max_sync(kFullMask, v);
+              const u32 first = __reduce_min_sync(kFullMask, v == tau ? static_cast<u32>(lane) : kNoIndex);
+              v = static_cast<u32>(lane) == first ? kNotCandidate : v;
+            }
+          }
         }
         u32 floor_key = max(tau, 1u);  // a candidate: key >= tau, and never key 0
         // lazy, and the candidates' numerators may fall outside quotient_in_range (e_tau < 2^-63, so that
