@@ -971,11 +971,12 @@ def keys_below_tau_rows(config: RoutingConfig, seed: int, num_rows: int = 256) -
 @pytest.mark.parametrize("spec", WARP_TOPK_SPECS, ids=lambda s: s.name)
 def test_throughput_floor_below_tau_equals_the_generic_kernel(spec) -> None:
     # The warp kernel's throughput plan stages every key at or above tau with its low 5 bits cleared
-    # (lane_named_tau), where the latency plan stages those at or above tau: the extra keys sit within 32
-    # ulps below tau, and where they take the count past 32 the row goes to the rounds over every key. Rows
-    # crowded there (counted below on torch's float32 keys, so that the test cannot pass on rows without
-    # such keys), without a bias so that a key is its p's (or softmax numerator's) bits; both plans bitwise
-    # against the generic kernel.
+    # (lane_named_tau, where route.cu's named_tau_applies: not at E = 384, whose rows here check the exact
+    # rounds on the same crowded keys), where the latency plan stages those at or above tau: the extra keys
+    # sit within 32 ulps below tau, and where they take the count past 32 the row goes to the rounds over
+    # every key. Rows crowded there (counted below on torch's float32 keys, so that the test cannot pass on
+    # rows without such keys), without a bias so that a key is its p's (or softmax numerator's) bits; both
+    # plans bitwise against the generic kernel.
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
     rows = keys_below_tau_rows(config, seed_of("keys-below-tau", spec.name))
     if spec.scoring_func == "sigmoid":
