@@ -57,6 +57,16 @@ for step in "$@"; do
         > "$OUT/source_probe_tau2_lat.log" 2>&1
       echo "source_probe bf16 exit $? in ${SECONDS}s"
       grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_tau2_lat.log" | grep -v "^NVIDIA" ;;
+    tail)
+      # Whether the grid's last partial iteration costs more than its rows: the looping kernels timed at T just
+      # below 65536 and 262144 (time per row flat if not; a step at the full T if the last blocks run alone)
+      SECONDS=0
+      timeout 200 python3 tools/source_probe.py --variant main=optimized/kernels/route.cu --preset qwen3-moe \
+        --preset deepseek-v3 --preset deepseek-v2 --preset qwen3-next-80b-a3b \
+        --rows 64512,65280,65536,258048,261120,261888,262144 --rounds 3 --dtype bfloat16 \
+        > "$OUT/source_probe_tail.log" 2>&1
+      echo "source_probe bf16 exit $? in ${SECONDS}s"
+      grep -E "^[a-z]|DIFFERS" "$OUT/source_probe_tail.log" | grep -v "^NVIDIA" | cut -c1-60 ;;
     gptoss)
       [ -f .probe/s24/route_gptoss_rx.cu ] || { echo "gptoss: .probe/s24/route_gptoss_rx.cu is missing"; exit 2; }
       SECONDS=0
@@ -86,6 +96,6 @@ for step in "$@"; do
     sanitize) gpu_sanitize ;;
     bench) gpu_bench 200 ;;
     *) echo "gpu_session24.sh: unknown step '$step'" \
-         "(smoke, tau, probe, probe2, gptoss, qmoe, suite1, suite2, sanitize, bench)"; exit 2 ;;
+         "(smoke, tau, probe, probe2, tail, gptoss, qmoe, suite1, suite2, sanitize, bench)"; exit 2 ;;
   esac
 done
