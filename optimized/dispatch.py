@@ -326,6 +326,14 @@ GENERIC_WARPS_PER_BLOCK = 4
 # or segment kernel whose registers let fewer blocks reside than that, in a number that does not divide it,
 # loops in one wave of its resident blocks instead (KernelPlan.cap_blocks_per_sm).
 MAX_THREADS_PER_SM = 2048
+# A looping grid of a warp or segment kernel (KernelPlan.loops_at_resident_blocks) takes the smallest whole
+# multiple of its cap that leaves each block at most this many rows (KernelPlan.grid): at large T more
+# blocks, each with fewer rows, so that the block scheduler evens out the SMs' ends. Measured on an H200
+# (docs/perf.md, session 24), 16 blocks per SM (124 rows a block) against the caps' 8 and 3: 0.977x to 0.988x
+# at T = 262144 (Qwen3-MoE, DeepSeek-V2, GLM-4.5-Air, DeepSeek-V3's throughput and bound kernels), but 1.005x
+# to 1.10x at 65536 (31 rows a block: each block's start then paid over fewer rows). A candidate, to be fitted
+# on more caps and kernels (tools/gpu_session25.sh). 0: the grid stays at the cap.
+LOOP_BLOCK_ROWS = 128
 
 # Step 5's plans in the warp-per-row specialized kernel (route.cu: enum SelectionPlan, template parameter
 # PLAN); launches pass the chosen plan in the kernels' argument `plan` too (the latency kernel follows it).
@@ -345,6 +353,20 @@ BOUND_MIN_BLOCKS_PER_SM = 16
 # 32768, 0.92x / 0.91x at 49152 and 0.90x / 0.91x at 65536 (the proof's per-row constants cost below that);
 # the lazy named keys of float32 Qwen3-MoE / DeepSeek-V2-Lite (session 23) 0.99x / 0.98x at 33792.
 SEGMENT_BOUND_MIN_BLOCKS_PER_SM = 32
+
+
+def loop_cap_multiple(num_rows: int, sm_count: int, cap: int, block_rows: int) -> int:
+    """The smallest m >= 1 such that `sm_count * cap * m` blocks leave each block at most `block_rows` of
+    `num_rows` rows (1 where `block_rows` is 0: the grid stays at the cap)."""
+    if num_rows < 0 or sm_count < 1 or cap < 1 or block_rows < 0:  # launcher bug, not user input
+        raise ValueError(
+            f"num_rows={num_rows}, sm_count={sm_count}, cap={cap}, block_rows={block_rows}, but need "
+            f"num_rows >= 0, sm_count >= 1, cap >= 1 and block_rows >= 0"
+        )
+    if block_rows == 0:
+        return 1
+    per_sm = -(-num_rows // (block_rows * sm_count))  # blocks per SM that leave at most block_rows rows each
+    return max(1, -(-per_sm // cap))
 
 
 def grid_cap_blocks_per_sm(block: int, resident_blocks_per_sm: int = 0) -> int:
@@ -410,6 +432,12 @@ class KernelPlan:
             return grid_cap_blocks_per_sm(self.block, resident_blocks_per_sm)
         return grid_cap_blocks_per_sm(self.block, 0)
 
+    @property
+    def loop_block_rows(self) -> int:
+        """LOOP_BLOCK_ROWS where `loops_at_resident_blocks` (the warp and segment kernels, where it was
+        measured), else 0: the most rows a block of a looping grid takes before the grid grows."""
+        return LOOP_BLOCK_ROWS if self.loops_at_resident_blocks else 0
+
     def kernel_name(self, selection: int) -> str:
         """The name expression of the kernel that runs step 5's plan `selection` (the throughput plan's
         where the row has no kernel of its own for that plan)."""
@@ -428,10 +456,12 @@ class KernelPlan:
         """Blocks for `num_rows` rows: `rows_per_warp` rows per warp, one block per `warps_per_block`
         warps' rows while that fits a full SM's threads on every SM (the hardware then runs the blocks in
         waves as they finish); beyond, `sm_count` times `cap_blocks_per_sm(resident_blocks_per_sm)`
-        blocks that loop over the rows with a 64-bit stride, so any T fits. resident_blocks_per_sm: the
-        driver's count for the kernel that runs, 0 if unknown. (A cap of the resident blocks where the
-        blocks would not loop, measured on an H200 in session 15: Mixtral's row-per-thread kernel 1.08x at
-        T = 262144, Qwen3-Next 1.04x at 4096.)"""
+        blocks that loop over the rows with a 64-bit stride, so any T fits, times the smallest whole
+        multiple that leaves each block at most `loop_block_rows` rows (`loop_cap_multiple`; 1 until the
+        rows outgrow that many a block of the capped grid). resident_blocks_per_sm: the driver's count
+        for the kernel that runs, 0 if unknown. (A cap of the resident blocks where the blocks would not
+        loop, measured on an H200 in session 15: Mixtral's row-per-thread kernel 1.08x at T = 262144,
+        Qwen3-Next 1.04x at 4096.)"""
         if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
             raise ValueError(
                 f"num_rows={num_rows}, sm_count={sm_count}, but need num_rows >= 0 and sm_count >= 1"
@@ -439,7 +469,8 @@ class KernelPlan:
         wanted = -(-num_rows // (self.warps_per_block * self.rows_per_warp))
         if wanted <= sm_count * (MAX_THREADS_PER_SM // self.block):
             return max(1, wanted)
-        return sm_count * self.cap_blocks_per_sm(resident_blocks_per_sm)
+        cap = self.cap_blocks_per_sm(resident_blocks_per_sm)
+        return sm_count * cap * loop_cap_multiple(num_rows, sm_count, cap, self.loop_block_rows)
 
     def geometry(
         self, num_rows: int, sm_count: int, selection: int, resident_blocks_per_sm: int = 0

@@ -147,6 +147,7 @@ def make_record_arguments(config: RoutingConfig, plan: KernelPlan) -> tuple[int 
         int(plan.latency_name_expression is not None),
         plan.shared_mem_bytes,
         plan.bound_min_blocks_per_sm,
+        plan.loop_block_rows,
     )
 
 
@@ -155,7 +156,7 @@ def make_record(module: Any, config: RoutingConfig, plan: KernelPlan) -> Any:
     return module.make_record(*make_record_arguments(config, plan))
 
 
-def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int, int]:
+def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int, int, int]:
     """What a record fixes of a plan: the same for every scores dtype of a config (checked on registering).
     Whether the plan has a bound kernel is not among it: that is per scores dtype (a segment row's lazy
     named keys, dispatch.py lazy_named_plan_applies), and set_kernels takes it as a bound function of 0."""
@@ -165,6 +166,7 @@ def geometry_key(plan: KernelPlan) -> tuple[int, int, bool, int, int]:
         plan.latency_name_expression is not None,
         plan.shared_mem_bytes,
         plan.bound_min_blocks_per_sm,
+        plan.loop_block_rows,
     )
 
 

@@ -30,6 +30,7 @@ from moegate.optimized import (
     PLAN_LATENCY,
     PLAN_THROUGHPUT,
     SPECIALIZATIONS,
+    dispatch,
     dispatch_plan,
     name_expressions,
     native,
@@ -191,8 +192,13 @@ ROWS = (
 )
 
 
+@pytest.mark.parametrize("block_rows", [None, 1], ids=["block-rows-default", "block-rows-1"])
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"E{c.num_experts}K{c.topk}G{c.num_expert_group}")
-def test_every_launch_is_the_python_launchers_launch(launcher, monkeypatch, config) -> None:
+def test_every_launch_is_the_python_launchers_launch(launcher, monkeypatch, config, block_rows) -> None:
+    # block_rows: dispatch.LOOP_BLOCK_ROWS for this run (None: as shipped). At 1 the looping grids of ROWS
+    # grow past their cap (test_every_plan_and_the_grid_cap_are_reached), so both launchers' multiples meet.
+    if block_rows is not None:
+        monkeypatch.setattr(dispatch, "LOOP_BLOCK_ROWS", block_rows)
     module, recorder = launcher.module, launcher.recorder
     record = record_for(module, config)
     E, W = config.num_experts, config.output_width
@@ -274,6 +280,24 @@ def test_every_plan_and_the_grid_cap_are_reached(launcher) -> None:
                 if p.geometry(t, SM_COUNT, selection, resident) == (SM_COUNT * cap, p.block) < (wanted, 0):
                     binding.add(cap)
     assert {3, 8, 16} <= binding, binding
+    # With one row a block (the comparison's second run), the looping grids grow to whole multiples of
+    # their cap past it, at several multiples.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dispatch, "LOOP_BLOCK_ROWS", 1)
+        multiples = set()
+        for config in CONFIGS:
+            p = dispatch_plan(config, torch.bfloat16)
+            if not p.loops_at_resident_blocks:
+                continue
+            for t in ROWS[1:]:
+                selection = p.selection_plan(t, SM_COUNT)
+                resident = FAKE_RESIDENT[FAKE_FUNCTIONS[p.kernel_name(selection)]]
+                capped = SM_COUNT * p.cap_blocks_per_sm(resident)
+                wanted = -(-t // (p.warps_per_block * p.rows_per_warp))
+                grid, _ = p.geometry(t, SM_COUNT, selection, resident)
+                if wanted > SM_COUNT * (2048 // p.block):  # the blocks loop
+                    multiples.add(grid // capped)
+        assert len(multiples - {1}) >= 2, multiples
 
 
 def test_a_device_or_dtype_without_kernels_takes_the_python_path(launcher) -> None:

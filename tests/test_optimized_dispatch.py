@@ -19,6 +19,7 @@ from moegate.optimized import (
     PLAN_THROUGHPUT,
     SPECIALIZATIONS,
     build_route,
+    dispatch,
     dispatch_plan,
     generic_plan,
     name_expressions,
@@ -26,12 +27,14 @@ from moegate.optimized import (
 )
 from moegate.optimized.dispatch import (
     BOUND_MIN_BLOCKS_PER_SM,
+    LOOP_BLOCK_ROWS,
     SCORE_DTYPE_CODES,
     SEGMENT_BOUND_MIN_BLOCKS_PER_SM,
     KernelPlan,
     bound_plan_applies,
     grid_cap_blocks_per_sm,
     lazy_named_plan_applies,
+    loop_cap_multiple,
     named_keys_apply,
     segment_bound_plan_applies,
 )
@@ -239,10 +242,14 @@ def test_a_table_row_names_a_known_kernel_kind() -> None:
 
 
 @pytest.mark.parametrize(("preset", "lanes"), [("moonlight-16b-a3b", 8), ("llama-4-maverick", 16)])
-def test_segment_rows_route_32_over_l_rows_per_warp_in_the_throughput_plan(preset: str, lanes: int) -> None:
+def test_segment_rows_route_32_over_l_rows_per_warp_in_the_throughput_plan(
+    preset: str, lanes: int, monkeypatch
+) -> None:
     # A segment row: 32 / L rows per warp at large T (route_segment_kernel), a warp per row at small T; the
     # warps are spread over the SMs until a full block (8 warps) per SM is needed, then the grid grows to
-    # the cap (8 blocks of 256 threads per SM).
+    # the cap (8 blocks of 256 threads per SM). The cap alone here: the grid's growth past LOOP_BLOCK_ROWS
+    # rows a block is test_a_looping_grid_grows_in_whole_caps_past_its_block_rows'.
+    monkeypatch.setattr(dispatch, "LOOP_BLOCK_ROWS", 0)
     plan = dispatch_plan(PRESETS[preset], torch.bfloat16)
     assert f"route_segment_kernel<1, 0, {PRESETS[preset].num_experts}," in plan.kernel_name(PLAN_THROUGHPUT)
     assert plan.kernel_name(PLAN_THROUGHPUT).endswith(f", {lanes}, {PLAN_THROUGHPUT}>")
@@ -281,7 +288,9 @@ def test_segment_rows_route_32_over_l_rows_per_warp_in_the_throughput_plan(prese
     assert plan.geometry(8 * sm + 1, sm, PLAN_THROUGHPUT, 3) == plan.geometry(8 * sm + 1, sm, PLAN_THROUGHPUT)
 
 
-def test_the_grid_cap_is_a_full_sm_unless_the_resident_blocks_leave_a_partial_wave() -> None:
+def test_the_grid_cap_is_a_full_sm_unless_the_resident_blocks_leave_a_partial_wave(monkeypatch) -> None:
+    # The cap alone (the grid's growth past LOOP_BLOCK_ROWS rows a block: the test after this one).
+    monkeypatch.setattr(dispatch, "LOOP_BLOCK_ROWS", 0)
     # 256-thread blocks: a full SM is 8; resident counts that divide 8 (or unknown, or 8 and more) keep it.
     assert [grid_cap_blocks_per_sm(256, r) for r in range(0, 10)] == [8, 8, 8, 3, 8, 5, 6, 7, 8, 8]
     # 128-thread blocks (the generic and row-per-thread kernels): a full SM is 16.
@@ -313,6 +322,45 @@ def test_the_grid_cap_is_a_full_sm_unless_the_resident_blocks_leave_a_partial_wa
     assert not generic.loops_at_resident_blocks
     assert generic.geometry(10**9, 132, PLAN_THROUGHPUT, 12) == (132 * 16, 128)
     assert generic.geometry(132 * 16 * 4, 132, PLAN_THROUGHPUT, 12) == (132 * 16, 128)
+
+
+def test_a_looping_grid_grows_in_whole_caps_past_its_block_rows() -> None:
+    # Where a warp or segment kernel's blocks loop, the grid is the smallest whole multiple of the cap's
+    # blocks (SM count times cap_blocks_per_sm) that leaves each block at most LOOP_BLOCK_ROWS rows: the cap
+    # itself until the rows outgrow that many a block of it. Checked by its definition on every T around
+    # the edges, against the multiple below.
+    assert LOOP_BLOCK_ROWS >= 1
+    sm = 132
+    for preset, resident in (("glm-4.5-air", 4), ("deepseek-v3", 4), ("deepseek-v3", 3), ("qwen3-moe", 0)):
+        plan = dispatch_plan(PRESETS[preset], torch.bfloat16)
+        assert plan.loops_at_resident_blocks and plan.loop_block_rows == LOOP_BLOCK_ROWS
+        rows_per_block = plan.warps_per_block * plan.rows_per_warp
+        capped = sm * plan.cap_blocks_per_sm(resident)
+        edge = LOOP_BLOCK_ROWS * capped  # the capped grid at exactly that many rows a block
+        assert edge > sm * (2048 // plan.block) * rows_per_block  # its blocks loop there
+        multiples = set()
+        for t in (edge - 1, edge, edge + 1, 2 * edge, 2 * edge + 1, 262144, 10**6, 10**9):
+            grid = plan.grid(t, sm, resident)
+            assert grid % capped == 0, (preset, t, grid)
+            m = grid // capped
+            multiples.add(m)
+            assert -(-t // grid) <= LOOP_BLOCK_ROWS, (preset, t, grid)  # rows of the fullest block
+            if m > 1:  # one multiple fewer would leave a block more rows
+                assert -(-t // (grid - capped)) > LOOP_BLOCK_ROWS, (preset, t, grid)
+            assert plan.geometry(t, sm, PLAN_THROUGHPUT, resident) == (grid, plan.block)
+        assert plan.grid(edge, sm, resident) == capped
+        assert plan.grid(edge + 1, sm, resident) == 2 * capped
+        assert len(multiples) >= 4, multiples
+    # The kernels whose blocks loop at a full SM (row-per-thread, generic) keep the cap at any T.
+    mixtral = dispatch_plan(PRESETS["mixtral-8x7b"], torch.bfloat16)
+    assert mixtral.loop_block_rows == 0 and mixtral.grid(10**9, sm) == sm * 16
+    assert loop_cap_multiple(10**9, sm, 8, 0) == 1
+    assert loop_cap_multiple(0, sm, 8, 128) == 1
+    assert loop_cap_multiple(128 * sm * 8 * 3, sm, 8, 128) == 3  # three caps' worth of blocks exactly
+    assert loop_cap_multiple(128 * sm * 8 * 3 + 1, sm, 8, 128) == 4
+    for bad in ((-1, sm, 8, 8), (1, 0, 8, 8), (1, sm, 0, 8), (1, sm, 8, -1)):
+        with pytest.raises(ValueError, match="num_rows="):
+            loop_cap_multiple(*bad)
 
 
 def test_small_e_rows_route_a_row_per_thread() -> None:

@@ -30,6 +30,7 @@ from moegate.optimized import (
     launch,
     route,
 )
+from moegate.optimized import dispatch as dispatch_module
 from moegate.optimized.build import get_kernel
 from moegate.optimized.dispatch import BOUND_MIN_BLOCKS_PER_SM, lazy_named_plan_applies
 from moegate.optimized.launch import resident_blocks_per_sm
@@ -767,9 +768,11 @@ def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> N
     # resident blocks for the kernel that runs (3 on an H200 for the segment bound kernels and Qwen3-Next's
     # throughput kernel, 4 for the other warp and segment kernels; a full SM for Mixtral's row-per-thread
     # kernel). Each kernel in its throughput and bound plans, at a T that makes every block loop at least
-    # twice with a partial last stride: with the driver's count, and with 3 forced for every kernel (where
-    # the plan loops at its resident blocks), bitwise the generic kernel's output. A softmax row also without
-    # a bias: the path its models take (the lazy numerators, where route.cu's kLazyNamed holds).
+    # twice with a partial last stride (the grid held at the cap: LOOP_BLOCK_ROWS at 0): with the driver's
+    # count, with 3 forced for every kernel (where the plan loops at its resident blocks), and with the grid
+    # grown past its cap (LOOP_BLOCK_ROWS at rows_per_block: a block's rows in one pass), bitwise the generic
+    # kernel's output. A softmax row also without a bias: the path its models take (the lazy numerators,
+    # where route.cu's kLazyNamed holds).
     config = spec.config(routed_scaling_factor=2.5, num_fused_shared_experts=1)
     bias_dtypes = (torch.float32, None) if spec.scoring_func == "softmax" else (torch.float32,)
     dtype = torch.bfloat16
@@ -784,10 +787,11 @@ def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> N
             count = resident if forced is None else forced
             cap = plan.cap_blocks_per_sm(count)
             num_rows = (2 * (2048 // plan.block) * sm_count + 1) * rows_per_block + 5
-            assert plan.geometry(num_rows, sm_count, selection, count) == (cap * sm_count, plan.block)
             seed = seed_of("cap", spec.name, selection, forced, bias_dtype)
             scores, bias = random_inputs(config, num_rows, dtype, bias_dtype, seed)
             slow = run_plan(generic_plan(config, dtype), scores, bias, config)
+            monkeypatch.setattr(dispatch_module, "LOOP_BLOCK_ROWS", 0)  # the grid at the cap itself
+            assert plan.geometry(num_rows, sm_count, selection, count) == (cap * sm_count, plan.block)
             if forced is not None:
                 monkeypatch.setattr(route_module, "resident_blocks_per_sm", lambda *args, n=forced: n)
             fast = run_plan(plan, scores, bias, config, selection)
@@ -796,6 +800,17 @@ def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> N
             note = f"{spec.name} plan {selection} cap {cap} bias {bias_dtype}"
             assert torch.equal(fast[0], slow[0]), f"{note}: ids differ"
             assert torch.equal(fast[1], slow[1]), f"{note}: weights differ"
+            if forced is None and plan.loops_at_resident_blocks:
+                # The grid past its cap (a whole multiple of the cap's blocks, each block one pass or less),
+                # the same rows: bitwise the same again.
+                monkeypatch.setattr(dispatch_module, "LOOP_BLOCK_ROWS", rows_per_block)
+                grid, _ = plan.geometry(num_rows, sm_count, selection, count)
+                assert grid % (cap * sm_count) == 0 and grid > cap * sm_count, (note, grid)
+                fast = run_plan(plan, scores, bias, config, selection)
+                monkeypatch.undo()
+                assert_valid(config, *fast)
+                assert torch.equal(fast[0], slow[0]), f"{note} grid {grid}: ids differ"
+                assert torch.equal(fast[1], slow[1]), f"{note} grid {grid}: weights differ"
 
 
 # ---- exhaustive checks of route.cu's device functions -----------------------------------------------------
@@ -1230,8 +1245,9 @@ def test_bound_plan_batches_mix_proved_and_unproved_rows(spec, mode, dtype, monk
     scores, _ = random_inputs(config, num_rows, dtype, None, seed)
     places = torch.randperm(num_rows, generator=torch.Generator().manual_seed(seed))[: hard.shape[0]]
     scores[places.to(CUDA)] = hard
-    assert plan.geometry(num_rows, sm_count, PLAN_BOUND, 1)[0] * plan.warps_per_block == num_warps
     slow = run_plan(generic_plan(config, dtype), scores, bias, config)
+    monkeypatch.setattr(dispatch_module, "LOOP_BLOCK_ROWS", 0)  # the grid at its cap: seven rows a warp
+    assert plan.geometry(num_rows, sm_count, PLAN_BOUND, 1)[0] * plan.warps_per_block == num_warps
     monkeypatch.setattr(route_module, "resident_blocks_per_sm", lambda *args: 1)
     fast = run_plan(plan, scores, bias, config, PLAN_BOUND)
     monkeypatch.undo()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Device session 25 (docs/perf.md, session 24's next steps), on main. Session 24's `grid_probe` found the
-# looping kernels faster with the grid at 16 blocks per SM (four waves of 4 resident) than at the dispatch's 8
-# at T = 262144 (0.977x to 0.988x on every kernel tried), slower at 65536. These steps map that over the caps
-# and the kernels, to choose a rule for grid_cap_blocks_per_sm that grows with T:
+# Device session 25 (docs/perf.md, session 24's next steps), on the branch wip/grid: its dispatch grows a
+# looping grid in whole caps past LOOP_BLOCK_ROWS = 128 rows a block (a candidate). Session 24's `grid_probe`
+# found the looping kernels faster with the grid at 16 blocks per SM (four waves of 4 resident) than at the
+# dispatch's 8 at T = 262144 (0.977x to 0.988x on every kernel tried), slower at 65536. These steps map that
+# over the caps and the kernels, to fit LOOP_BLOCK_ROWS (or another form of the rule):
 #   grid_a   tools/grid_probe.py, the warp-kernel presets (DeepSeek-V3's throughput and bound kernels, Kimi-K2,
 #            GLM-4.5, Qwen3-Next), T = 131072 and 262144
 #   grid_b   the same for the segment presets with a bias or groups (DeepSeek-V2, Moonlight, GLM-4.5-Air,
@@ -10,9 +11,11 @@
 #   grid_c   the same for the softmax segment presets without a bias (Qwen3-MoE, gpt-oss, DeepSeek-V2-Lite)
 #            and Mixtral's row-per-thread kernel
 #   big      DeepSeek-V3, Qwen3-MoE and Qwen3-Next at T = 524288 and 1048576 (a rule must hold past the bench)
-# Caps are blocks per SM: 6, 12 and 24 are whole waves of a kernel with 3 resident (Qwen3-Next, the bound
-# kernels), 8, 12, 16, 24 and 32 of one with 4; 0 is the dispatch's own geometry, the ratios' base.
-# A rule that lands then owes tools/gpu_session24.sh's smoke, suite1, suite2 (peers carried), sanitize and bench.
+# Caps are blocks per SM, the grid held there (grid_probe turns LOOP_BLOCK_ROWS off for a forced cap): 3, 6,
+# 12 and 24 are whole waves of a kernel with 3 resident (Qwen3-Next, the bound kernels), 8, 12, 16, 24 and 32
+# of one with 4; main's grid is cap 3 or 8 (the dispatch's cap); 0 is the branch's rule, the ratios' base.
+# The rule that lands then owes tools/gpu_session24.sh's smoke, suite1, suite2 (peers carried), sanitize and
+# bench (the bench runs the native launcher, whose grid launcher.cpp computes, held equal by the CPU tests).
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session25.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
 grid_step() {  # NAME LIMIT_S ROWS PRESET...
@@ -21,7 +24,7 @@ grid_step() {  # NAME LIMIT_S ROWS PRESET...
   local presets=()
   for p in "$@"; do presets+=(--preset "$p"); done
   SECONDS=0
-  timeout "$limit" python3 tools/grid_probe.py "${presets[@]}" --rows "$rows" --caps 6,8,12,16,24,32,0 \
+  timeout "$limit" python3 tools/grid_probe.py "${presets[@]}" --rows "$rows" --caps 3,6,8,12,16,24,32,0 \
     --rounds 2 > "$OUT/grid_probe_$name.log" 2>&1
   echo "grid_probe ($name) exit $? in ${SECONDS}s"
   grep -v "^NVIDIA" "$OUT/grid_probe_$name.log" | cut -c1-100

@@ -8,9 +8,9 @@ registers) ran its blocks in waves, the last one partly empty; since, the cap is
 KernelPlan.cap_blocks_per_sm of the kernel's resident blocks. For each preset, T and step-5 plan with
 a kernel of its own (throughput, bound), this prints the driver's resident blocks per SM for the kernel
 and its time (`moegate bench`'s timer: CUDA graph over input sets rotated past L2) with the grid capped at
-each of `--caps` blocks per SM (forced: the resident count hidden from the geometry; 0 is the dispatch's
-own geometry), in alternating rounds; every cap's output is checked bitwise against the dispatch's own
-geometry on random rows.
+each of `--caps` blocks per SM (forced: the resident count hidden from the geometry, and the grid held at
+the cap, dispatch.LOOP_BLOCK_ROWS off; 0 is the dispatch's own geometry), in alternating rounds;
+every cap's output is checked bitwise against the dispatch's own geometry on random rows.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def main() -> None:
     device = torch.device("cuda")
     timer = CudaTimer(device)
     default_threads = dispatch.MAX_THREADS_PER_SM
+    default_block_rows = dispatch.LOOP_BLOCK_ROWS
     driver_count = route_module.resident_blocks_per_sm
 
     def unknown(function: int, block: int, shared_mem: int) -> int:
@@ -86,6 +87,7 @@ def main() -> None:
                     for cap in caps:
                         if cap:  # forced: a full SM is `cap` blocks, the resident count unknown
                             dispatch.MAX_THREADS_PER_SM = cap * plan.block
+                            dispatch.LOOP_BLOCK_ROWS = 0
                             route_module.resident_blocks_per_sm = unknown
                         try:
 
@@ -107,6 +109,7 @@ def main() -> None:
                             launch(plan, check, bias, config, *out, selection=selection)
                         finally:
                             dispatch.MAX_THREADS_PER_SM = default_threads
+                            dispatch.LOOP_BLOCK_ROWS = default_block_rows
                             route_module.resident_blocks_per_sm = driver_count
                         if want is None:
                             want = (torch.empty_like(out[0]), torch.empty_like(out[1]))

@@ -125,6 +125,7 @@ struct Record {
   // KernelPlan (the same for every scores dtype; whether it has a bound kernel is per dtype, DeviceKernels)
   int warps_per_block, rows_per_warp, has_latency_kernel, shared_mem_bytes;
   int bound_min_blocks_per_sm;  // KernelPlan.bound_min_blocks_per_sm
+  int loop_block_rows;          // KernelPlan.loop_block_rows (0: a looping grid stays at its cap)
   DeviceKernels devices[kMaxDevices];
 };
 
@@ -304,8 +305,15 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
     const int64_t wanted = ceil_div(num_rows, warps_per_block * rec->rows_per_warp);
     // One block per block's rows while a full SM's threads on every SM holds them; beyond, blocks that loop.
     const int64_t full = sm_count * (kMaxThreadsPerSm / block);
-    const int64_t cap = sm_count * kernels.cap_blocks_per_sm[dtype_code][kernel_plan];
-    grid = wanted <= full ? std::max<int64_t>(1, wanted) : cap;
+    // Looping: the cap's blocks per SM times the smallest whole multiple that leaves each block at most
+    // loop_block_rows rows (dispatch.py loop_cap_multiple).
+    const int64_t cap = kernels.cap_blocks_per_sm[dtype_code][kernel_plan];
+    int64_t multiple = 1;
+    if (rec->loop_block_rows > 0) {
+      const int64_t per_sm = ceil_div(num_rows, rec->loop_block_rows * sm_count);
+      multiple = std::max<int64_t>(1, ceil_div(per_sm, cap));
+    }
+    grid = wanted <= full ? std::max<int64_t>(1, wanted) : sm_count * cap * multiple;
   }
 
   // ---- allocate (or take the caller's buffers) ----
@@ -380,21 +388,22 @@ void delete_record(PyObject* capsule) {
 
 // make_record(num_experts, num_groups, topk_group, topk, scoring, renormalize, num_shared, replica,
 //             apply_scaling, r, width, warps_per_block, rows_per_warp, has_latency_kernel,
-//             shared_mem_bytes, bound_min_blocks_per_sm) -> capsule
+//             shared_mem_bytes, bound_min_blocks_per_sm, loop_block_rows) -> capsule
 PyObject* make_record(PyObject* /*module*/, PyObject* args) {
   auto* rec = new Record();
-  if (!PyArg_ParseTuple(args, "iiiiiiiiifiiiiii", &rec->num_experts, &rec->num_groups, &rec->topk_group,
+  if (!PyArg_ParseTuple(args, "iiiiiiiiifiiiiiii", &rec->num_experts, &rec->num_groups, &rec->topk_group,
                         &rec->topk, &rec->scoring, &rec->renormalize, &rec->num_shared, &rec->replica,
                         &rec->apply_scaling, &rec->r, &rec->width, &rec->warps_per_block, &rec->rows_per_warp,
-                        &rec->has_latency_kernel, &rec->shared_mem_bytes, &rec->bound_min_blocks_per_sm)) {
+                        &rec->has_latency_kernel, &rec->shared_mem_bytes, &rec->bound_min_blocks_per_sm,
+                        &rec->loop_block_rows)) {
     delete rec;
     return nullptr;
   }
   if (rec->num_experts < 1 || rec->width < 1 || rec->warps_per_block < 1 || rec->rows_per_warp < 1 ||
-      rec->bound_min_blocks_per_sm < 1) {
+      rec->bound_min_blocks_per_sm < 1 || rec->loop_block_rows < 0) {
     delete rec;
     PyErr_SetString(PyExc_ValueError, "make_record: E, W, warps_per_block, rows_per_warp and "
-                                      "bound_min_blocks_per_sm must be >= 1");
+                                      "bound_min_blocks_per_sm must be >= 1, loop_block_rows >= 0");
     return nullptr;
   }
   PyObject* capsule = PyCapsule_New(rec, kRecordName, delete_record);
