@@ -826,6 +826,29 @@ def route_cu_function(checker: str, name: str):
     return module.get_function(name)
 
 
+def sweep_checker(name: str, params: str, body: str) -> str:
+    """CUDA source of `extern "C"` kernel `name(params, count, misses, example)` that runs `body` for every
+    index i in [0, count) in a grid-stride loop. `body` (C++ statements, indented 8 spaces) defines `bool
+    miss` and `unsigned seen`; each miss adds 1 to `*misses`, and one miss's `seen` (bits or an index, not 0)
+    is left in `*example`: what count_misses reads."""
+    return f"""
+    extern "C" __global__ void {name}({params}, unsigned long long count,
+                                       unsigned long long* misses, unsigned* example) {{
+      const unsigned long long stride = static_cast<unsigned long long>(gridDim.x) * blockDim.x;
+      unsigned long long local = 0;
+      for (unsigned long long i = static_cast<unsigned long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+           i < count; i += stride) {{
+{body}
+        if (miss) {{
+          ++local;
+          atomicCAS(example, 0u, seen);
+        }}
+      }}
+      atomicAdd(misses, local);
+    }}
+    """
+
+
 def count_misses(checker: str, name: str, *args: object) -> tuple[int, int]:
     """Launch `name` of `checker` over 8 blocks of 256 threads per SM with `args`, then a uint64 count and a
     uint32 example (the kernel adds its misses to the count and leaves one of them, as bits or an index, in
@@ -846,22 +869,15 @@ def test_branch_free_reciprocal_is_rcp_rn_on_every_float_from_1_to_2_pow_126() -
     1,056,964,608 floats in [1, 2^126), on this GPU: a mismatch would change p, hence weights and ties."""
     import cupy
 
-    checker = r"""
-    extern "C" __global__ void reciprocal_mismatches(unsigned first, unsigned long long count,
-                                                     unsigned long long* mismatches, unsigned* example) {
-      const unsigned long long stride = static_cast<unsigned long long>(gridDim.x) * blockDim.x;
-      unsigned long long local = 0;
-      for (unsigned long long i = static_cast<unsigned long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-           i < count; i += stride) {
-        const float y = __uint_as_float(first + static_cast<unsigned>(i));
-        if (__float_as_uint(moegate::reciprocal_in_range(y)) != __float_as_uint(__frcp_rn(y))) {
-          ++local;
-          atomicCAS(example, 0u, first + static_cast<unsigned>(i));
-        }
-      }
-      atomicAdd(mismatches, local);
-    }
-    """
+    checker = sweep_checker(
+        "reciprocal_mismatches",
+        "unsigned first",
+        r"""
+        const unsigned seen = first + static_cast<unsigned>(i);
+        const float y = __uint_as_float(seen);
+        const bool miss =
+            __float_as_uint(moegate::reciprocal_in_range(y)) != __float_as_uint(__frcp_rn(y));""",
+    )
     # -ftz=true is harmless here: every operand, intermediate and result in [1, 2^126) is a normal float.
     first, end = 0x3F800000, 0x7E800000  # the bits of 1.0 and of 2^126
     count, example = count_misses(
@@ -879,13 +895,10 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
     [1, 1024]; plus numerators 0, 1 and 2^-64 exactly. A mismatch would change p, hence weights and ties."""
     import cupy
 
-    checker = r"""
-    extern "C" __global__ void quotient_mismatches(const float* denominators, unsigned long long count,
-                                                   unsigned long long* mismatches, unsigned* example) {
-      const unsigned long long stride = static_cast<unsigned long long>(gridDim.x) * blockDim.x;
-      unsigned long long local = 0;
-      for (unsigned long long i = static_cast<unsigned long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-           i < count; i += stride) {
+    checker = sweep_checker(
+        "quotient_mismatches",
+        "const float* denominators",
+        r"""
         const float b = denominators[i >> 23];
         const unsigned mantissa = static_cast<unsigned>(i) & 0x7fffffu;
         unsigned h = static_cast<unsigned>(i * 0x9E3779B97F4A7C15ull >> 32);
@@ -895,15 +908,11 @@ def test_branch_free_quotient_is_div_rn_on_softmax_operands() -> None:
         if (mantissa == 1u) a = 0.0f;
         if (mantissa == 2u) a = 1.0f;
         if (mantissa == 3u) a = 0x1p-64f;
-        if (__float_as_uint(moegate::quotient_in_range(a, b)) != __float_as_uint(__fdiv_rn(a, b)) ||
-            !moegate::quotient_in_range_ok(a)) {
-          ++local;
-          atomicCAS(example, 0u, static_cast<unsigned>(i));
-        }
-      }
-      atomicAdd(mismatches, local);
-    }
-    """
+        const bool miss =
+            __float_as_uint(moegate::quotient_in_range(a, b)) != __float_as_uint(__fdiv_rn(a, b)) ||
+            !moegate::quotient_in_range_ok(a);
+        const unsigned seen = static_cast<unsigned>(i);""",
+    )
     # -ftz=true changes nothing here: no operand, intermediate or result is subnormal (quotients >= 2^-74,
     # remainders exact multiples of at least 2^-120).
     special = [
@@ -933,23 +942,16 @@ def test_fast_range_check_implies_every_numerator_in_range() -> None:
     the check says no."""
     import cupy
 
-    checker = r"""
-    extern "C" __global__ void fast_range_misses(unsigned first, unsigned long long count,
-                                                 unsigned long long* misses, unsigned* example) {
-      const unsigned long long stride = static_cast<unsigned long long>(gridDim.x) * blockDim.x;
-      unsigned long long local = 0;
-      for (unsigned long long i = static_cast<unsigned long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-           i < count; i += stride) {
-        const float d = __uint_as_float(first + static_cast<unsigned>(i));  // -0 down to -kFastLogitGap
+    checker = sweep_checker(
+        "fast_range_misses",
+        "unsigned first",
+        r"""
+        const unsigned seen = first + static_cast<unsigned>(i);
+        const float d = __uint_as_float(seen);  // -0 down to -kFastLogitGap
         const bool said = moegate::numerators_in_fast_range(d, 0.0f);
-        if (said != (d >= -moegate::kFastLogitGap) || (said && !moegate::quotient_in_range_ok(expf(d)))) {
-          ++local;
-          atomicCAS(example, 0u, __float_as_uint(d));
-        }
-      }
-      atomicAdd(misses, local);
-    }
-    """
+        const bool miss =
+            said != (d >= -moegate::kFastLogitGap) || (said && !moegate::quotient_in_range_ok(expf(d)));""",
+    )
     first = int(np.float32(-0.0).view(np.uint32))
     # one float past the gap, so the check's "no" is tested too
     last = int(np.nextafter(np.float32(-43.0), np.float32(-np.inf)).view(np.uint32))
