@@ -326,13 +326,17 @@ GENERIC_WARPS_PER_BLOCK = 4
 # or segment kernel whose registers let fewer blocks reside than that, in a number that does not divide it,
 # loops in one wave of its resident blocks instead (KernelPlan.cap_blocks_per_sm).
 MAX_THREADS_PER_SM = 2048
-# A looping grid of a warp or segment kernel (KernelPlan.loops_at_resident_blocks) takes the smallest whole
-# multiple of its cap that leaves each block at most this many rows (KernelPlan.grid): at large T more
-# blocks, each with fewer rows, so that the block scheduler evens out the SMs' ends. Measured on an H200
-# (docs/perf.md, session 24), 16 blocks per SM (124 rows a block) against the caps' 8 and 3: 0.977x to 0.988x
-# at T = 262144 (Qwen3-MoE, DeepSeek-V2, GLM-4.5-Air, DeepSeek-V3's throughput and bound kernels), but 1.005x
-# to 1.10x at 65536 (31 rows a block: each block's start then paid over fewer rows). A candidate, to be fitted
-# on more caps and kernels (tools/gpu_session25.sh). 0: the grid stays at the cap.
+# A looping grid of a warp or segment kernel (KernelPlan.loops_at_resident_blocks) whose cap is a full SM's
+# threads (its resident blocks run in whole waves) takes the smallest whole multiple of its cap that leaves
+# each block at most this many rows (KernelPlan.grid): at large T more blocks, each with fewer rows, so that
+# the block scheduler evens out the SMs' ends. Measured on an H200 (docs/perf.md, session 25), caps 3 to 24
+# per SM on every looping kernel the dispatch runs at T = 131072 and 262144: the kernels with 4 resident
+# (warp and segment, throughput and bound) take 0.976x to 1.000x the cap's time at 262144 with this rule (16
+# per SM, 124 rows a block), within 0.6% of their best cap; at 131072 the rule keeps the cap (124 rows a
+# block), where 16 per SM went 0.987x to 1.029x by kernel, and at 65536 (session 24) 1.005x to 1.10x. A
+# kernel capped at its resident blocks (one wave of 3) stays at its cap: Moonlight's bound kernel took
+# 1.097x its one wave's time at 18 per SM, DeepSeek-V3's 1.007x (Qwen3-Next's 0.968x). 0: the grid stays
+# at the cap.
 LOOP_BLOCK_ROWS = 128
 
 # Step 5's plans in the warp-per-row specialized kernel (route.cu: enum SelectionPlan, template parameter
@@ -435,7 +439,8 @@ class KernelPlan:
     @property
     def loop_block_rows(self) -> int:
         """LOOP_BLOCK_ROWS where `loops_at_resident_blocks` (the warp and segment kernels, where it was
-        measured), else 0: the most rows a block of a looping grid takes before the grid grows."""
+        measured), else 0: the most rows a block of a looping grid takes before the grid grows, where the
+        grid's cap is a full SM's threads (`grid`)."""
         return LOOP_BLOCK_ROWS if self.loops_at_resident_blocks else 0
 
     def kernel_name(self, selection: int) -> str:
@@ -458,7 +463,9 @@ class KernelPlan:
         waves as they finish); beyond, `sm_count` times `cap_blocks_per_sm(resident_blocks_per_sm)`
         blocks that loop over the rows with a 64-bit stride, so any T fits, times the smallest whole
         multiple that leaves each block at most `loop_block_rows` rows (`loop_cap_multiple`; 1 until the
-        rows outgrow that many a block of the capped grid). resident_blocks_per_sm: the driver's count
+        rows outgrow that many a block of the capped grid) where the cap is a full SM's threads, the
+        resident blocks' whole waves (a cap of one wave of the resident blocks stays: LOOP_BLOCK_ROWS's
+        measurements). resident_blocks_per_sm: the driver's count
         for the kernel that runs, 0 if unknown. (A cap of the resident blocks where the blocks would not
         loop, measured on an H200 in session 15: Mixtral's row-per-thread kernel 1.08x at T = 262144,
         Qwen3-Next 1.04x at 4096.)"""
@@ -470,7 +477,8 @@ class KernelPlan:
         if wanted <= sm_count * (MAX_THREADS_PER_SM // self.block):
             return max(1, wanted)
         cap = self.cap_blocks_per_sm(resident_blocks_per_sm)
-        return sm_count * cap * loop_cap_multiple(num_rows, sm_count, cap, self.loop_block_rows)
+        block_rows = self.loop_block_rows if cap == MAX_THREADS_PER_SM // self.block else 0
+        return sm_count * cap * loop_cap_multiple(num_rows, sm_count, cap, block_rows)
 
     def geometry(
         self, num_rows: int, sm_count: int, selection: int, resident_blocks_per_sm: int = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import itertools
 import shutil
 import types
 import warnings
@@ -280,13 +281,14 @@ def test_every_plan_and_the_grid_cap_are_reached(launcher) -> None:
                 if p.geometry(t, SM_COUNT, selection, resident) == (SM_COUNT * cap, p.block) < (wanted, 0):
                     binding.add(cap)
     assert {3, 8, 16} <= binding, binding
-    # With one row a block (the comparison's second run), the looping grids grow to whole multiples of
-    # their cap past it, at several multiples.
+    # With one row a block (the comparison's second run), the looping grids whose cap is a full SM grow to
+    # whole multiples of their cap past it, at several multiples; those capped at one wave of 3 stay there.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(dispatch, "LOOP_BLOCK_ROWS", 1)
         multiples = set()
-        for config in CONFIGS:
-            p = dispatch_plan(config, torch.bfloat16)
+        one_wave = set()
+        for config, dtype in itertools.product(CONFIGS, SCORE_DTYPE_CODES):
+            p = dispatch_plan(config, dtype)
             if not p.loops_at_resident_blocks:
                 continue
             for t in ROWS[1:]:
@@ -296,8 +298,13 @@ def test_every_plan_and_the_grid_cap_are_reached(launcher) -> None:
                 wanted = -(-t // (p.warps_per_block * p.rows_per_warp))
                 grid, _ = p.geometry(t, SM_COUNT, selection, resident)
                 if wanted > SM_COUNT * (2048 // p.block):  # the blocks loop
-                    multiples.add(grid // capped)
+                    if p.cap_blocks_per_sm(resident) == 2048 // p.block:
+                        multiples.add(grid // capped)
+                    else:
+                        assert grid == capped, (config, dtype, t, grid)
+                        one_wave.add(p.cap_blocks_per_sm(resident))
         assert len(multiples - {1}) >= 2, multiples
+        assert 3 in one_wave, one_wave
 
 
 def test_a_device_or_dtype_without_kernels_takes_the_python_path(launcher) -> None:

@@ -325,16 +325,18 @@ def test_the_grid_cap_is_a_full_sm_unless_the_resident_blocks_leave_a_partial_wa
 
 
 def test_a_looping_grid_grows_in_whole_caps_past_its_block_rows() -> None:
-    # Where a warp or segment kernel's blocks loop, the grid is the smallest whole multiple of the cap's
-    # blocks (SM count times cap_blocks_per_sm) that leaves each block at most LOOP_BLOCK_ROWS rows: the cap
-    # itself until the rows outgrow that many a block of it. Checked by its definition on every T around
-    # the edges, against the multiple below.
+    # Where a warp or segment kernel's blocks loop and its cap is a full SM's threads (resident blocks that
+    # divide it, or unknown), the grid is the smallest whole multiple of the cap's blocks (SM count times
+    # cap_blocks_per_sm) that leaves each block at most LOOP_BLOCK_ROWS rows: the cap itself until the rows
+    # outgrow that many a block of it. Checked by its definition on every T around the edges, against the
+    # multiple below.
     assert LOOP_BLOCK_ROWS >= 1
     sm = 132
-    for preset, resident in (("glm-4.5-air", 4), ("deepseek-v3", 4), ("deepseek-v3", 3), ("qwen3-moe", 0)):
+    for preset, resident in (("glm-4.5-air", 4), ("deepseek-v3", 4), ("deepseek-v3", 8), ("qwen3-moe", 0)):
         plan = dispatch_plan(PRESETS[preset], torch.bfloat16)
         assert plan.loops_at_resident_blocks and plan.loop_block_rows == LOOP_BLOCK_ROWS
         rows_per_block = plan.warps_per_block * plan.rows_per_warp
+        assert plan.cap_blocks_per_sm(resident) == 2048 // plan.block
         capped = sm * plan.cap_blocks_per_sm(resident)
         edge = LOOP_BLOCK_ROWS * capped  # the capped grid at exactly that many rows a block
         assert edge > sm * (2048 // plan.block) * rows_per_block  # its blocks loop there
@@ -351,6 +353,14 @@ def test_a_looping_grid_grows_in_whole_caps_past_its_block_rows() -> None:
         assert plan.grid(edge, sm, resident) == capped
         assert plan.grid(edge + 1, sm, resident) == 2 * capped
         assert len(multiples) >= 4, multiples
+    # A cap of one wave of its resident blocks (3 or 5 of 8) stays the grid at any T, with the rows a block
+    # far past LOOP_BLOCK_ROWS.
+    for preset, resident in (("deepseek-v3", 3), ("qwen3-next-80b-a3b", 3), ("glm-4.5", 5)):
+        plan = dispatch_plan(PRESETS[preset], torch.bfloat16)
+        assert plan.loop_block_rows == LOOP_BLOCK_ROWS and plan.cap_blocks_per_sm(resident) == resident
+        for t in (262144, 10**6, 10**9):
+            assert plan.grid(t, sm, resident) == sm * resident, (preset, t)
+            assert -(-t // (sm * resident)) > LOOP_BLOCK_ROWS
     # The kernels whose blocks loop at a full SM (row-per-thread, generic) keep the cap at any T.
     mixtral = dispatch_plan(PRESETS["mixtral-8x7b"], torch.bfloat16)
     assert mixtral.loop_block_rows == 0 and mixtral.grid(10**9, sm) == sm * 16

@@ -800,9 +800,9 @@ def test_capped_grids_loop_to_the_generic_kernels_output(spec, monkeypatch) -> N
             note = f"{spec.name} plan {selection} cap {cap} bias {bias_dtype}"
             assert torch.equal(fast[0], slow[0]), f"{note}: ids differ"
             assert torch.equal(fast[1], slow[1]), f"{note}: weights differ"
-            if forced is None and plan.loops_at_resident_blocks:
+            if forced is None and plan.loops_at_resident_blocks and cap == 2048 // plan.block:
                 # The grid past its cap (a whole multiple of the cap's blocks, each block one pass or less),
-                # the same rows: bitwise the same again.
+                # the same rows: bitwise the same again. (A cap of one wave of the resident blocks stays.)
                 monkeypatch.setattr(dispatch_module, "LOOP_BLOCK_ROWS", rows_per_block)
                 grid, _ = plan.geometry(num_rows, sm_count, selection, count)
                 assert grid % (cap * sm_count) == 0 and grid > cap * sm_count, (note, grid)

@@ -306,10 +306,10 @@ PyObject* route(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
     // One block per block's rows while a full SM's threads on every SM holds them; beyond, blocks that loop.
     const int64_t full = sm_count * (kMaxThreadsPerSm / block);
     // Looping: the cap's blocks per SM times the smallest whole multiple that leaves each block at most
-    // loop_block_rows rows (dispatch.py loop_cap_multiple).
+    // loop_block_rows rows (dispatch.py loop_cap_multiple), where the cap is a full SM's threads.
     const int64_t cap = kernels.cap_blocks_per_sm[dtype_code][kernel_plan];
     int64_t multiple = 1;
-    if (rec->loop_block_rows > 0) {
+    if (rec->loop_block_rows > 0 && cap == kMaxThreadsPerSm / block) {
       const int64_t per_sm = ceil_div(num_rows, rec->loop_block_rows * sm_count);
       multiple = std::max<int64_t>(1, ceil_div(per_sm, cap));
     }
