@@ -102,6 +102,10 @@ def main() -> None:
 
                             us = timer.time(call, make_set, t * E * dtype.itemsize).seconds * 1e6
                             times.setdefault((p, selection, t, cap), []).append(us)
+                            print(
+                                f"  round {round_index} {p} plan {selection} T={t} cap {cap}: {us:.2f} us",
+                                flush=True,
+                            )
                             out = (
                                 torch.full((t, W), -7, dtype=torch.int32, device=device),
                                 torch.full((t, W), float("nan"), device=device),

@@ -11,7 +11,9 @@ numerators where route.cu's kLazyNamed holds; session 21 found that path never s
 With --looping, instead: every specialization's throughput and bound kernels (bf16; a bias for the
 sigmoid rows, none for the softmax rows, as their models route) at a T
 one block's rows past a full SM's threads on every SM, so that every block loops over the rows in the
-dispatch's grid (capped at the kernel's resident blocks where KernelPlan.cap_blocks_per_sm says so).
+dispatch's grid (capped at the kernel's resident blocks where KernelPlan.cap_blocks_per_sm says so), and
+where the grid grows past its cap at large T (dispatch.LOOP_BLOCK_ROWS) once more with it grown at that T
+(LOOP_BLOCK_ROWS set to one block's rows: each block then takes one pass or less).
 Inputs are made on the CPU and copied, so the only kernels the sanitizer sees are ours. Prints one summary
 line per tool and exits non-zero if any tool reports an error.
 """
@@ -32,12 +34,21 @@ SUMMARY = re.compile(r"(ERROR SUMMARY: .*|RACECHECK SUMMARY: .*)")
 def looping_worker() -> int:
     import torch
 
-    from moegate.optimized import PLAN_BOUND, PLAN_THROUGHPUT, SPECIALIZATIONS, dispatch_plan, launch
+    from moegate.optimized import (
+        PLAN_BOUND,
+        PLAN_THROUGHPUT,
+        SPECIALIZATIONS,
+        dispatch,
+        dispatch_plan,
+        launch,
+    )
+    from moegate.optimized.build import get_kernel
     from moegate.optimized.dispatch import MAX_THREADS_PER_SM
+    from moegate.optimized.launch import resident_blocks_per_sm
 
     sm_count = torch.cuda.get_device_properties(0).multi_processor_count
     gen = torch.Generator().manual_seed(0)
-    count = 0
+    count = grown = 0
     for spec in SPECIALIZATIONS:
         config = spec.config(num_fused_shared_experts=1)
         plan = dispatch_plan(config, torch.bfloat16)
@@ -48,12 +59,29 @@ def looping_worker() -> int:
         bias = torch.randn(E, generator=gen).cuda() if spec.scoring_func == "sigmoid" else None
         bound = (PLAN_BOUND,) if plan.bound_name_expression is not None else ()
         for selection in (PLAN_THROUGHPUT, *bound):
-            ids = torch.empty(T, config.output_width, dtype=torch.int32, device="cuda")
-            weights = torch.empty(T, config.output_width, dtype=torch.float32, device="cuda")
-            launch(plan, scores, bias, config, ids, weights, selection=selection)
-            count += 1
+            resident = resident_blocks_per_sm(
+                get_kernel(plan.kernel_name(selection)).ptr, plan.block, plan.shared_mem_bytes
+            )
+            capped, _ = plan.geometry(T, sm_count, selection, resident)
+            shipped = dispatch.LOOP_BLOCK_ROWS
+            for grow in (False, True):  # the dispatch's grid at this T, then the grid grown past its cap
+                dispatch.LOOP_BLOCK_ROWS = rows_per_block if grow else shipped
+                try:
+                    grid, _ = plan.geometry(T, sm_count, selection, resident)
+                    if grow and grid <= capped:  # a cap of one wave of the resident blocks stays
+                        continue
+                    ids = torch.empty(T, config.output_width, dtype=torch.int32, device="cuda")
+                    weights = torch.empty(T, config.output_width, dtype=torch.float32, device="cuda")
+                    launch(plan, scores, bias, config, ids, weights, selection=selection)
+                    count += 1
+                    grown += grow
+                finally:
+                    dispatch.LOOP_BLOCK_ROWS = shipped
     torch.cuda.synchronize()
-    print(f"worker: {count} launches (each specialization's throughput and bound kernels, looping) done")
+    print(
+        f"worker: {count} launches (each specialization's throughput and bound kernels, looping; "
+        f"{grown} of them in a grid grown past its cap) done"
+    )
     return 0
 
 
