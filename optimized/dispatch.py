@@ -465,10 +465,9 @@ class KernelPlan:
         multiple that leaves each block at most `loop_block_rows` rows (`loop_cap_multiple`; 1 until the
         rows outgrow that many a block of the capped grid) where the cap is a full SM's threads, the
         resident blocks' whole waves (a cap of one wave of the resident blocks stays: LOOP_BLOCK_ROWS's
-        measurements). resident_blocks_per_sm: the driver's count
-        for the kernel that runs, 0 if unknown. (A cap of the resident blocks where the blocks would not
-        loop, measured on an H200 in session 15: Mixtral's row-per-thread kernel 1.08x at T = 262144,
-        Qwen3-Next 1.04x at 4096.)"""
+        measurements). resident_blocks_per_sm: the driver's count for the kernel that runs, 0 if unknown.
+        (A cap of the resident blocks where the blocks would not loop, measured on an H200 in session 15:
+        Mixtral's row-per-thread kernel 1.08x at T = 262144, Qwen3-Next 1.04x at 4096.)"""
         if num_rows < 0 or sm_count < 1:  # launcher bug, not user input
             raise ValueError(
                 f"num_rows={num_rows}, sm_count={sm_count}, but need num_rows >= 0 and sm_count >= 1"
