@@ -51,3 +51,18 @@ gpu_smoke() {
   echo "gpu_smoke exit $? in ${SECONDS}s: $(tail -1 "$OUT/smoke.log")"
   { grep -E "DIFFERS|Timeout|Error" "$OUT/smoke.log" || true; } | head
 }
+# gpu_tool LOG LIMIT_S SCRIPT ARGS... (a probe of tools/: python3 SCRIPT ARGS under a limit, logged as
+# $OUT/LOG.log; prints its exit and its lines but the card line and the indented progress rounds).
+gpu_tool() {
+  local log=$1 limit=$2
+  shift 2
+  SECONDS=0
+  timeout "$limit" python3 "$@" > "$OUT/$log.log" 2>&1
+  echo "$log exit $? in ${SECONDS}s"
+  grep -v -e "^NVIDIA" -e "^  round" "$OUT/$log.log" | cut -c1-200
+}
+# preset_args PRESET... : --preset PRESET for each, in the array PRESET_ARGS.
+preset_args() {
+  PRESET_ARGS=()
+  for p in "$@"; do PRESET_ARGS+=(--preset "$p"); done
+}

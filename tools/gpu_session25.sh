@@ -24,13 +24,9 @@ source tools/gpu_env.sh
 grid_step() {  # NAME LIMIT_S ROWS PRESET...
   local name=$1 limit=$2 rows=$3
   shift 3
-  local presets=()
-  for p in "$@"; do presets+=(--preset "$p"); done
-  SECONDS=0
-  timeout "$limit" python3 tools/grid_probe.py "${presets[@]}" --rows "$rows" --caps "${CAPS:-3,6,8,12,16,24,0}" \
-    --rounds 2 > "$OUT/grid_probe_$name.log" 2>&1
-  echo "grid_probe ($name) exit $? in ${SECONDS}s"
-  grep -v -e "^NVIDIA" -e "^  round" "$OUT/grid_probe_$name.log" | cut -c1-100
+  preset_args "$@"
+  gpu_tool "grid_probe_$name" "$limit" tools/grid_probe.py "${PRESET_ARGS[@]}" --rows "$rows" \
+    --caps "${CAPS:-3,6,8,12,16,24,0}" --rounds 2
 }
 for step in "$@"; do
   case $step in

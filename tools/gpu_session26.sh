@@ -12,13 +12,9 @@ source tools/gpu_env.sh
 timeline_step() {  # NAME LIMIT_S ROWS PRESET...
   local name=$1 limit=$2 rows=$3
   shift 3
-  local presets=()
-  for p in "$@"; do presets+=(--preset "$p"); done
-  SECONDS=0
-  timeout "$limit" python3 tools/block_timeline.py "${presets[@]}" --rows "$rows" --png "$OUT/timeline" \
-    > "$OUT/block_timeline_$name.log" 2>&1
-  echo "block_timeline ($name) exit $? in ${SECONDS}s"
-  cut -c1-200 "$OUT/block_timeline_$name.log" | grep -v "^NVIDIA"
+  preset_args "$@"
+  gpu_tool "block_timeline_$name" "$limit" tools/block_timeline.py "${PRESET_ARGS[@]}" --rows "$rows" \
+    --png "$OUT/timeline"
 }
 for step in "$@"; do
   case $step in
