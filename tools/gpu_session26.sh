@@ -9,17 +9,15 @@
 # sanitize, bench), owed by any change to optimized/.
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session26.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
-timeline_step() {  # NAME LIMIT_S ROWS PRESET...
-  local name=$1 limit=$2 rows=$3
-  shift 3
-  preset_args "$@"
-  gpu_tool "block_timeline_$name" "$limit" tools/block_timeline.py "${PRESET_ARGS[@]}" --rows "$rows" \
-    --png "$OUT/timeline"
-}
+TIMELINE=(tools/block_timeline.py --png "$OUT/timeline")
 for step in "$@"; do
   case $step in
-    timeline) timeline_step a 240 65536,262144 deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe ;;
-    timeline_big) timeline_step big 200 1048576 deepseek-v3 qwen3-moe ;;
+    timeline)
+      preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe
+      gpu_tool block_timeline_a 240 "${TIMELINE[@]}" "${PRESET_ARGS[@]}" --rows 65536,262144 ;;
+    timeline_big)
+      preset_args deepseek-v3 qwen3-moe
+      gpu_tool block_timeline_big 200 "${TIMELINE[@]}" "${PRESET_ARGS[@]}" --rows 1048576 ;;
     *) echo "gpu_session26.sh: unknown step '$step' (timeline, timeline_big)"; exit 2 ;;
   esac
 done
