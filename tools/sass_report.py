@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                 same += 1
             else:
                 line += (
-                    f"  | against: regs {o.registers:3d} instr {o.instructions:5d} loop {o.longest_loop:5d}"
+                    f"  | against: regs {o.registers:3d} spill {o.spill_stores:3d}/{o.spill_loads:3d} "
+                    f"instr {o.instructions:5d} loop {o.longest_loop:5d}"
                 )
         print(line)
     if other is not None:
