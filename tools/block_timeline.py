@@ -327,8 +327,15 @@ def main() -> None:
             cupy.cuda.runtime.memcpy(words.data_ptr(), buffer, words.numel() * 8, 2)
             entered = (words[:, 0] != 0).nonzero().flatten()
             read = zip((entered // SLOT_WARPS).tolist(), *words[entered].T.tolist(), strict=True)
-            records = parse_records(list(read))
             grid, block = plan.geometry(t, sm_count, selection, resident)
+            if grid * block // 32 > SLOT_WARPS:
+                print(f"{p} T={t}: {grid * block // 32} warps a launch, over {SLOT_WARPS}; skipped")
+                continue
+            try:
+                records = parse_records(list(read))
+            except ValueError as exc:  # two launches' ids alike modulo SLOTS: their records are mixed
+                print(f"{p} T={t}: the records are not usable ({exc}); skipped", flush=True)
+                continue
             warps = resident * plan.block // 32
             entries = sorted({r.entry for r in records})
             step = min((b - a for a, b in itertools.pairwise(entries)), default=0)
