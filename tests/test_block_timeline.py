@@ -3,7 +3,6 @@ the timeline's arithmetic on records made by hand."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from moegate.reference import PRESETS
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 import block_timeline as bt  # noqa: E402
+import sass_report  # noqa: E402
 
 NVCC = shutil.which("nvcc")
 
@@ -68,8 +68,9 @@ def test_the_stamped_kernels_compile_and_keep_four_resident_blocks(tmp_path: Pat
     cmd += ["-Xptxas", "-v", str(unit), "-o", str(tmp_path / "unit.o")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, f"nvcc failed:\n{result.stdout}\n{result.stderr}"
-    registers = [int(n) for n in re.findall(r"Used (\d+) registers", result.stdout + result.stderr)]
-    assert len(registers) == 2 and max(registers) <= 64, registers
+    counts = sass_report.parse_ptxas(result.stderr + result.stdout)
+    registers = {name: r for name, (r, _, _) in counts.items()}
+    assert len(registers) == 2 and max(registers.values()) <= 64, registers
 
 
 def record(slot: int, entry: int, leave: int, sm: int, block: int, warp: int = 0, grid=None) -> tuple:
