@@ -113,3 +113,14 @@ def test_a_launchs_span_gap_ramp_drain_and_fill() -> None:
         bt.summarize(bt.parse_records(rows), 0)
     with pytest.raises(ValueError, match="exit before entry"):
         bt.summarize([bt.WarpRecord(10, 5, 0, 0, 0, 0)], 1)
+
+
+def test_dumped_records_read_back_field_by_field(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    records = [bt.WarpRecord(1000, 5000 + i, 7, i % 3, i // 8, i % 8) for i in range(20)]
+    path = tmp_path / "records.npz"
+    bt.dump_records(records, path)
+    with np.load(path) as data:
+        back = [bt.WarpRecord(*(int(data[f][i]) for f in ("entry", "exit", "grid", "sm", "block", "warp")))
+                for i in range(len(records))]  # fmt: skip
+    assert back == records

@@ -236,6 +236,16 @@ def plot_launch(records: Sequence[WarpRecord], title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def dump_records(records: Sequence[WarpRecord], path: Path) -> None:
+    """`records` as one int64 array per WarpRecord field (entry, exit, grid, sm, block, warp), in a numpy .npz
+    at `path`, for analyses the summary does not make."""
+    import numpy as np
+
+    fields = [f.name for f in dataclasses.fields(WarpRecord)]
+    columns = {f: np.array([getattr(r, f) for r in records], dtype=np.int64) for f in fields}
+    np.savez_compressed(path, **columns)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -245,6 +255,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=4, help="launches in the graph (distinct input sets)")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--png", type=Path, default=None, help="a folder for one timeline PNG per row")
+    parser.add_argument(
+        "--dump", type=Path, default=None, help="a folder for every launch's warp records, one .npz per row"
+    )
     args = parser.parse_args()
     if not 1 <= args.calls <= SLOTS:
         parser.error(f"--calls {args.calls}: need 1 to {SLOTS} (the launches the stamps record)")
@@ -266,8 +279,9 @@ def main() -> None:
     sm_count = torch.cuda.get_device_properties(0).multi_processor_count
     timer = CudaTimer(device)
     plain = build.kernel_source()
-    if args.png is not None:
-        args.png.mkdir(parents=True, exist_ok=True)
+    for folder in (args.png, args.dump):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
     print(torch.cuda.get_device_name(0), "torch", torch.__version__, flush=True)
     torch.manual_seed(0)
     for p in presets:
@@ -358,6 +372,10 @@ def main() -> None:
                 first = min(records, key=lambda r: r.entry).grid
                 path = args.png / f"timeline_{p}_{t}.png"
                 plot_launch([r for r in records if r.grid == first], f"{p} {args.dtype}, T = {t}", path)
+                print(f"  wrote {path}", flush=True)
+            if args.dump is not None:
+                path = args.dump / f"records_{p}_{t}.npz"
+                dump_records(records, path)
                 print(f"  wrote {path}", flush=True)
 
 

@@ -14,6 +14,11 @@
 #             become 61 and none, Moonlight's 58 registers 48, DeepSeek-V2-Lite's 61 registers 48 with 4/4
 #             bytes of spills, gpt-oss' 57 registers 60. Session 17 measured the re-read at 8 a lane 0.98x to
 #             1.03x by preset; Qwen3-MoE is target 3's closest preset (1.237).
+#   dump      the timeline of DeepSeek-V3, Moonlight, Qwen3-MoE and DeepSeek-V2 at T = 262144 with every warp's
+#             record saved (--dump $OUT/records): timeline's figures end the one-wave grid's blocks of one SM at
+#             three times (DeepSeek-V3: about 92, 107 and 130 us), which the records split into blocks and warps
+#   probe_f32 the first_id re-read as landed (at 8 a lane where step 2 named the keys: the softmax rows) against
+#             main's route.cu in float32, which probe_c8 left out (bf16 only)
 # The GPU suite, sanitizer and bench steps are tools/gpu_session24.sh's (suite1, suite2 with the peers carried,
 # sanitize, bench), owed by any change to optimized/.
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session26.sh STEP...; each device call holds 600 s.
@@ -32,6 +37,15 @@ for step in "$@"; do
       preset_args qwen3-moe glm-4.5-air gpt-oss-120b deepseek-v2-lite moonlight-16b-a3b
       gpu_tool source_probe_c8 300 tools/source_probe.py --variant main=.probe/s26/route_main.cu \
         --variant c8=.probe/s26/route_c8.cu "${PRESET_ARGS[@]}" --rows 1,4096,65536,262144 --rounds 3 ;;
-    *) echo "gpu_session26.sh: unknown step '$step' (timeline, timeline_big, probe_c8)"; exit 2 ;;
+    dump)
+      preset_args deepseek-v3 moonlight-16b-a3b qwen3-moe deepseek-v2
+      gpu_tool block_timeline_dump 200 tools/block_timeline.py --dump "$OUT/records" "${PRESET_ARGS[@]}" \
+        --rows 262144 ;;
+    probe_f32)
+      [ -f .probe/s26/route_main.cu ] || { echo "probe_f32: .probe/s26/route_main.cu is missing (carry it)"; exit 2; }
+      preset_args qwen3-moe deepseek-v2-lite gpt-oss-120b
+      gpu_tool source_probe_f32 200 tools/source_probe.py --variant main=.probe/s26/route_main.cu \
+        --variant tree=optimized/kernels/route.cu "${PRESET_ARGS[@]}" --rows 4096,262144 --rounds 3 --dtype float32 ;;
+    *) echo "gpu_session26.sh: unknown step '$step' (timeline, timeline_big, probe_c8, dump, probe_f32)"; exit 2 ;;
   esac
 done

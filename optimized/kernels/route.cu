@@ -2351,11 +2351,14 @@ __device__ __forceinline__ bool select_by_named_keys(u32 (&key)[E / L], bool can
   constexpr u32 kSegmentLanes = (1u << L) - 1u;
   static_assert(E <= 256 && 1 < K && K <= L, "a byte names an expert; slot q sits in lane q");
   u32 first_id = static_cast<u32>(q * C);
-  if constexpr (C > 8) {
+  if constexpr (C > 8 || (C == 8 && kKeysNamed)) {
     // Read again each row (an empty asm the compiler cannot move): it then folds e = first_id + j into the
     // naming's add instead of holding the C indices in registers across the row loop (DeepSeek-V2, 10 a lane:
-    // spills of 56 bytes a thread become 12, 113.3 us against 114.5 at T = 262144 on an H200; at 8 a lane it
-    // measured 0.98x to 1.03x: docs/perf.md, session 17).
+    // spills of 56 bytes a thread become 12, 113.3 us against 114.5 at T = 262144 on an H200). At 8 a lane
+    // only where step 2 named the keys (the softmax rows; the checks below are then its only use): Qwen3-MoE
+    // bf16 0.985x at T = 262144 with its 8 bytes of spills gone, DeepSeek-V2-Lite 0.97x, gpt-oss 1.00x; the
+    // sigmoid rows, which name here, measured 1.01x (GLM-4.5-Air) to 1.06x (Moonlight, T = 4096): docs/perf.md,
+    // session 26.
     asm volatile("" : "+r"(first_id));
   }
   if constexpr (!kKeysNamed) {
