@@ -124,3 +124,35 @@ def test_dumped_records_read_back_field_by_field(tmp_path: Path) -> None:
         back = [bt.WarpRecord(*(int(data[f][i]) for f in ("entry", "exit", "grid", "sm", "block", "warp")))
                 for i in range(len(records))]  # fmt: skip
     assert back == records
+
+
+def test_block_shares_ends_by_rank_held_slots_and_block_fill() -> None:
+    # Two SMs, two resident blocks each, one launch. Blocks 0 and 1 (rank 0: blockIdx // 2 = 0) end at 4000
+    # and 6000 ns, blocks 2 and 3 (rank 1) at 8000 and 10000. Block 0 has two warps, one done at 2000: it
+    # holds its slot 2000 ns after that warp's exit.
+    w = bt.WarpRecord
+    records = [
+        w(0, 2000, 9, 0, 0, 0),
+        w(0, 4000, 9, 0, 0, 1),
+        w(0, 6000, 9, 1, 1, 0),
+        w(0, 8000, 9, 0, 2, 0),
+        w(0, 10000, 9, 1, 3, 0),
+    ]
+    (x,) = bt.block_shares(records, sm_count=2, resident_blocks_per_sm=2)
+    assert x.grid == 9
+    assert x.wave_ends_us == pytest.approx((5.0, 9.0))
+    assert x.held == pytest.approx(2000 / (4000 + 4000 + 6000 + 8000 + 10000))
+    assert x.block_fill == pytest.approx((4000 + 6000 + 8000 + 10000) / (2 * 2 * 10000))
+    with pytest.raises(ValueError, match="sm_count=0"):
+        bt.block_shares(records, 0, 2)
+
+
+def test_the_records_a_dump_holds_give_the_same_shares(tmp_path: Path) -> None:
+    pytest.importorskip("numpy")
+    records = [
+        bt.WarpRecord(100 * i, 100 * i + 900 + 37 * (i % 5), 3, i % 4, i // 2, i % 2) for i in range(40)
+    ]
+    path = tmp_path / "r.npz"
+    bt.dump_records(records, path)
+    assert bt.load_records(path) == records
+    assert bt.block_shares(bt.load_records(path), 4, 2) == bt.block_shares(records, 4, 2)

@@ -246,6 +246,74 @@ def dump_records(records: Sequence[WarpRecord], path: Path) -> None:
     np.savez_compressed(path, **columns)
 
 
+def load_records(path: Path) -> list[WarpRecord]:
+    """The WarpRecords `dump_records` wrote to `path`."""
+    import numpy as np
+
+    fields = [f.name for f in dataclasses.fields(WarpRecord)]
+    with np.load(path) as data:
+        columns = [data[f].tolist() for f in fields]
+    return [WarpRecord(*values) for values in zip(*columns, strict=True)]
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockShares:
+    """One launch's blocks (`block_shares`), times in µs from its first warp's entry."""
+
+    grid: int
+    wave_ends_us: tuple[float, ...]  # the mean last exit of the blocks with blockIdx // SMs = 0, 1, ...
+    held: float  # of the warps' time in resident blocks, the share after the warp's own exit
+    block_fill: float  # the blocks' summed residence / (SMs x resident blocks per SM x span)
+
+
+def block_shares(
+    records: Sequence[WarpRecord], sm_count: int, resident_blocks_per_sm: int
+) -> list[BlockShares]:
+    """Per launch, in the order they ran: when its blocks end by blockIdx // sm_count (in a grid of one wave
+    of resident blocks, the block an SM was given first, second, ...: whether the blocks of one SM end
+    apart), how much of a warp's slot its block holds after the warp is done (a block's slots are freed
+    only when its last warp exits), and the blocks' fill. A block is its warps' first entry to last exit."""
+    if sm_count < 1 or resident_blocks_per_sm < 1:
+        raise ValueError(f"sm_count={sm_count}, resident_blocks_per_sm={resident_blocks_per_sm}, need >= 1")
+    by_grid: dict[int, list[WarpRecord]] = {}
+    for r in records:
+        by_grid.setdefault(r.grid, []).append(r)
+    out = []
+    for rs in sorted(by_grid.values(), key=lambda rs: min(r.entry for r in rs)):
+        start = min(r.entry for r in rs)
+        span = max(r.exit for r in rs) - start
+        blocks: dict[int, tuple[int, int]] = {}
+        for r in rs:
+            entry, leave = blocks.get(r.block, (r.entry, r.exit))
+            blocks[r.block] = (min(entry, r.entry), max(leave, r.exit))
+        waves: dict[int, list[int]] = {}
+        for block, (_, leave) in blocks.items():
+            waves.setdefault(block // sm_count, []).append(leave - start)
+        resident = sum(blocks[r.block][1] - r.entry for r in rs)
+        after = sum(blocks[r.block][1] - r.exit for r in rs)
+        busy = sum(leave - entry for entry, leave in blocks.values())
+        out.append(
+            BlockShares(
+                grid=rs[0].grid,
+                wave_ends_us=tuple(statistics.fmean(waves[w]) / 1e3 for w in sorted(waves)),
+                held=after / resident if resident else 0.0,
+                block_fill=busy / (sm_count * resident_blocks_per_sm * span) if span else 0.0,
+            )
+        )
+    return out
+
+
+def print_block_shares(records: Sequence[WarpRecord], sm_count: int, resident_blocks_per_sm: int) -> None:
+    for x in block_shares(records, sm_count, resident_blocks_per_sm):
+        ends = " ".join(f"{e:.1f}" for e in x.wave_ends_us[:8])
+        more = f" (+{len(x.wave_ends_us) - 8} waves)" if len(x.wave_ends_us) > 8 else ""
+        print(
+            f"  blocks: held after exit {x.held:.3f}, block fill {x.block_fill:.3f}; "
+            f"mean end by blockIdx // SMs (us): {ends}{more}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -258,7 +326,22 @@ def main() -> None:
     parser.add_argument(
         "--dump", type=Path, default=None, help="a folder for every launch's warp records, one .npz per row"
     )
+    parser.add_argument(
+        "--read", type=Path, default=None, help="summarize a --dump file instead (no GPU; with --resident)"
+    )
+    parser.add_argument("--resident", type=int, default=0, help="with --read: the kernel's resident blocks")
+    parser.add_argument("--sms", type=int, default=132, help="with --read: the card's SMs (H200: 132)")
+    parser.add_argument("--warps", type=int, default=8, help="with --read: warps per block")
     args = parser.parse_args()
+    if args.read is not None:
+        if args.resident < 1:
+            parser.error("--read needs --resident N (the kernel's resident blocks per SM: its run's log)")
+        records = load_records(args.read)
+        for x in summarize(records, args.resident * args.warps):
+            print(f"  launch: span {x.span_us:7.2f} us  ramp {x.ramp_us:5.2f}  drain {x.drain_us:5.2f}  "
+                  f"fill {x.fill:.3f}")  # fmt: skip
+        print_block_shares(records, args.sms, args.resident)
+        return
     if not 1 <= args.calls <= SLOTS:
         parser.error(f"--calls {args.calls}: need 1 to {SLOTS} (the launches the stamps record)")
 
@@ -373,6 +456,7 @@ def main() -> None:
                 path = args.png / f"timeline_{p}_{t}.png"
                 plot_launch([r for r in records if r.grid == first], f"{p} {args.dtype}, T = {t}", path)
                 print(f"  wrote {path}", flush=True)
+            print_block_shares(records, sm_count, resident)
             if args.dump is not None:
                 path = args.dump / f"records_{p}_{t}.npz"
                 dump_records(records, path)
