@@ -1,0 +1,58 @@
+"""CPU tests of tools/pool_probe_source.py: the row pool probe's route.cu is made from this route.cu (so a
+change that moves its anchors shows here, not on the GPU) and compiles, warnings as errors, under nvcc."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from moegate.optimized import build, dispatch_plan
+from moegate.reference import PRESETS
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+import pool_probe_source as pp  # noqa: E402
+
+NVCC = shutil.which("nvcc")
+
+
+def test_the_pool_replaces_the_grid_stride_of_the_looping_kernels_only() -> None:
+    text = build.kernel_source()
+    pooled = pp.pool_source(text)
+    warp = pooled[pooled.index("route_warp_kernel(") : pooled.index("route_segment_kernel(")]
+    segment = pooled[pooled.index("route_segment_kernel(") : pooled.index("route_thread_kernel(")]
+    # every looping kernel claims chunks and counts itself out once; the latency kernel keeps its stride
+    assert "pool_claim(lane) * kBatch" in warp and "pool_claim(lane) * kPoolRows" in warp
+    assert warp.count("pool_leave(lane)") == 1 and "if constexpr (PLAN != kPlanLatency) pool_leave" in warp
+    assert "return r + num_warps;" in warp
+    assert segment.count("pool_leave(lane)") == 1 and "first = advance(first)" in segment
+    assert "first += num_segments" not in segment
+    # the other kernels are route.cu's own
+    for kernel in ("route_thread_kernel(", "route_generic_kernel("):
+        start = text.index(kernel)
+        body = text[start : text.index("\n}\n", start)]
+        assert body in pooled
+    # a route.cu without one of the anchors is refused, not half made
+    with pytest.raises(ValueError, match="copies of"):
+        pp.pool_source(text.replace("first += num_segments", "first += 2 * num_segments"))
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH (the CUDA toolkit is not installed)")
+def test_the_pool_source_compiles(tmp_path: Path) -> None:
+    # DeepSeek-V3's bound warp kernel (bf16: its dispatch at T >= 16896), Kimi-K2's throughput warp kernel,
+    # Qwen3-MoE's segment kernel: nvcc with the kernels' options, warnings as errors.
+    names = [dispatch_plan(PRESETS[p], torch.bfloat16) for p in ("deepseek-v3", "kimi-k2", "qwen3-moe")]
+    expressions = [names[0].bound_name_expression, names[1].name_expression, names[2].name_expression]
+    source = tmp_path / "pool_route.cu"
+    source.write_text(pp.pool_source(build.kernel_source()))
+    unit = tmp_path / "unit.cu"
+    unit.write_text(build.instantiation_unit(expressions, source))
+    cmd = [NVCC, "-c", *build.nvcc_options(), "-Werror", "all-warnings"]
+    cmd += ["-gencode=arch=compute_90,code=sm_90", str(unit), "-o", str(tmp_path / "unit.o")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"nvcc failed:\n{result.stdout}\n{result.stderr}"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Device session 27 (docs/perf.md, session 26's next steps), on main. Steps:
+#   pool       tools/source_probe.py, main's route.cu against the row pool (tools/pool_probe_source.py: the
+#              looping warp and segment kernels take chunks of rows from one grid-wide counter instead of a
+#              fixed grid stride; a probe, not safe for concurrent launches) at the dispatch's grids, every
+#              preset with a looping kernel, T = 4096, 65536, 262144; outputs checked bitwise. Carry .probe/s27,
+#              made on the CPU: `cp optimized/kernels/route.cu .probe/s27/route_main.cu` and
+#              `python tools/pool_probe_source.py .probe/s27/route_pool.cu`. What it answers: how much of a
+#              launch the blocks that end apart cost (session 26's block_timeline: DeepSeek-V3's bound kernel,
+#              one wave of 3 blocks an SM, ends an SM's blocks at 95.6, 109.8 and 129.5 us at T = 262144; the
+#              4-resident grids' blocks of one SM end apart too, block fill 0.91), and whether the 4-resident
+#              kernels gain as much as DeepSeek-V3's (target 3 is a ratio to DeepSeek-V3).
+#   pool_grid  tools/grid_probe.py with the pool's route.cu copied over route.cu (restored after): the grid
+#              capped at one wave (3 or 4 blocks an SM) against the dispatch's, since with a pool the blocks
+#              past the first wave find it empty
+#   pool_timeline  tools/block_timeline.py on the pool's route.cu (copied over, restored): fill and block ends
+# Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session27.sh STEP...; each device call holds 600 s.
+source tools/gpu_env.sh
+POOL_PRESETS=(deepseek-v3 kimi-k2 moonlight-16b-a3b glm-4.5 glm-4.5-air qwen3-moe qwen3-next-80b-a3b deepseek-v2
+              deepseek-v2-lite gpt-oss-120b llama-4-maverick)
+with_pool_source() {  # with_pool_source COMMAND...: run with the pool's route.cu in the tree's place
+  cp optimized/kernels/route.cu "$OUT/route_kept.cu"
+  cp .probe/s27/route_pool.cu optimized/kernels/route.cu
+  "$@"
+  cp "$OUT/route_kept.cu" optimized/kernels/route.cu && rm "$OUT/route_kept.cu"
+}
+for step in "$@"; do
+  [ -f .probe/s27/route_pool.cu ] || { echo "$step: .probe/s27/route_pool.cu is missing (carry .probe/s27)"; exit 2; }
+  case $step in
+    pool)
+      preset_args "${POOL_PRESETS[@]}"
+      gpu_tool source_probe_pool 400 tools/source_probe.py --variant main=.probe/s27/route_main.cu \
+        --variant pool=.probe/s27/route_pool.cu "${PRESET_ARGS[@]}" --rows 4096,65536,262144 --rounds 3 \
+        | grep -v "^  main\|^  pool" ;;
+    pool_grid)
+      preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
+      with_pool_source gpu_tool grid_probe_pool 300 tools/grid_probe.py "${PRESET_ARGS[@]}" --rows 65536,262144 \
+        --caps 0,3,4,8 ;;
+    pool_timeline)
+      preset_args deepseek-v3 qwen3-moe deepseek-v2
+      with_pool_source gpu_tool block_timeline_pool 200 tools/block_timeline.py --png "$OUT/timeline_pool" \
+        "${PRESET_ARGS[@]}" --rows 262144 ;;
+    *) echo "gpu_session27.sh: unknown step '$step' (pool, pool_grid, pool_timeline)"; exit 2 ;;
+  esac
+done

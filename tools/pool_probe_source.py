@@ -1,0 +1,256 @@
+"""A probe variant of route.cu whose looping warp and segment kernels take their rows from one pool shared by
+the whole grid, instead of a fixed grid stride (docs/perf.md, session 26). A PROBE, NOT A DESIGN TO SHIP:
+the pool is one module global, so two launches of the module's kernels running at once (two streams, a
+graph's parallel branches) would share it and skip rows. Timed one launch after another on one stream, as
+tools/source_probe.py times them, it measures how much of a launch the fixed stride loses to blocks that end
+apart (block_timeline: one SM's blocks end at 95.6, 109.8 and 129.5 us in DeepSeek-V3's bound kernel at T =
+262144), and source_probe checks its outputs bitwise against route.cu's.
+
+    python tools/pool_probe_source.py [--source optimized/kernels/route.cu] OUT.cu
+
+The pool: lane 0 of a warp takes the next chunk of rows with one atomicAdd on a global counter (the bound
+warp kernel's chunk is its batch of kBatch rows, finished together; the warp throughput kernel takes 4 rows;
+the segment kernels take at least 8 rows, whole segments' worth), one chunk ahead so that a row's load can
+be issued a row ahead as before. Each warp counts itself out after its last claim, and the last warp of the
+grid resets both counters, so the next launch (which waits for this one at griddepcontrol.wait before its
+first claim) starts from zero. The latency kernel keeps its stride (one row per warp).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+POOL_HELPERS = """
+// tools/pool_probe_source.py (a probe, not safe for concurrent launches): the grid's row pool.
+__device__ unsigned long long g_probe_pool[2];  // the next chunk, the warps done with the pool
+__device__ __forceinline__ i64 pool_claim(int lane) {
+  unsigned long long c = 0;
+  if (lane == 0) c = atomicAdd(&g_probe_pool[0], 1ull);
+  return static_cast<i64>(__shfl_sync(0xffffffffu, c, 0));
+}
+__device__ __forceinline__ void pool_leave(int lane) {
+  __syncwarp();
+  if (lane == 0) {
+    const unsigned long long warps = static_cast<unsigned long long>(gridDim.x) * (blockDim.x / 32u);
+    if (atomicAdd(&g_probe_pool[1], 1ull) == warps - 1ull) {
+      atomicExch(&g_probe_pool[0], 0ull);
+      atomicExch(&g_probe_pool[1], 0ull);
+    }
+  }
+}
+"""
+
+# (old, new) pairs, each old exactly once in route.cu.
+REPLACEMENTS = [
+    # the helpers, before the warp kernel's declaration of its resident blocks
+    (
+        "template <int PLAN, int DT, int E>\nconstexpr int kWarpMinBlocks =",
+        POOL_HELPERS + "\ntemplate <int PLAN, int DT, int E>\nconstexpr int kWarpMinBlocks =",
+    ),
+    # warp kernel: the bound plan's first chunk, its first row's load
+    (
+        """    typename Loader::InFlight ahead;
+    if constexpr (kBound) {
+      if (first_warp < num_rows) {
+        Loader::issue(row_start<Raw>(scores, first_warp, row_stride), lane, use_vec, ahead);
+      }
+    } else {
+      (void)ahead;
+    }
+""",
+        """    typename Loader::InFlight ahead;
+    [[maybe_unused]] i64 pool_row = 0;
+    if constexpr (kBound) {
+      pool_row = pool_claim(lane) * kBatch;
+      if (pool_row < num_rows) {
+        Loader::issue(row_start<Raw>(scores, pool_row, row_stride), lane, use_vec, ahead);
+      }
+    } else {
+      (void)ahead;
+    }
+""",
+    ),
+    # warp kernel: the bound plan's loop over its chunks, a chunk being one batch
+    (
+        """      int pending = 0;  // rows selected, not yet finished (warp-uniform)
+      i64 batch_first = first_warp;
+      u32 held_bound = 0xffffffffu;
+      for (i64 row = first_warp;; row += num_warps) {
+        const bool has_row = row < num_rows;
+        if (has_row) {
+          const typename Loader::InFlight in_flight = ahead;
+          const i64 next_row = row + num_warps;  // past the last row: this row again, unused
+""",
+        """      int pending = 0;  // rows selected, not yet finished (warp-uniform)
+      i64 batch_first = pool_row;
+      u32 held_bound = 0xffffffffu;
+      i64 chunk_end = pool_row + kBatch < num_rows ? pool_row + kBatch : num_rows;
+      i64 next_chunk = pool_row < num_rows ? pool_claim(lane) * kBatch : num_rows;
+      for (i64 row = pool_row;;) {
+        const bool has_row = row < num_rows;
+        if (has_row) {
+          const typename Loader::InFlight in_flight = ahead;
+          const i64 next_row = row + 1 < chunk_end ? row + 1 : next_chunk;  // past the last row: unused
+""",
+    ),
+    (
+        """        if (pending == kBatch || (!has_row && pending > 0)) {
+          finish_rows_bound<DT, E, G, KG, K>(pending, batch_first, num_warps, held_bound, lane, has_bias,
+                                             warp_bias, parked, stage_key, stage_id, stage_p, scores,
+                                             row_stride, bias, bias_dtype, out_ids, out_weights, out);
+          pending = 0;
+          batch_first = row + num_warps;
+        }
+        if (!has_row) break;
+      }
+""",
+        """        if ((has_row && row + 1 == chunk_end) || (!has_row && pending > 0)) {
+          finish_rows_bound<DT, E, G, KG, K>(pending, batch_first, 1, held_bound, lane, has_bias,
+                                             warp_bias, parked, stage_key, stage_id, stage_p, scores,
+                                             row_stride, bias, bias_dtype, out_ids, out_weights, out);
+          pending = 0;
+        }
+        if (!has_row) break;
+        if (row + 1 < chunk_end) {
+          ++row;
+        } else {
+          row = next_chunk;
+          batch_first = row;
+          chunk_end = row + kBatch < num_rows ? row + kBatch : num_rows;
+          next_chunk = row < num_rows ? pool_claim(lane) * kBatch : num_rows;
+        }
+      }
+""",
+    ),
+    # warp kernel: the throughput (and latency) loop; the latency kernel keeps its stride
+    (
+        "      for (i64 row = first_warp; row < num_rows; row += num_warps) {\n"
+        "        // ---- step 1: probabilities (x is overwritten by p) ----\n",
+        """      constexpr i64 kPoolRows = 4;
+      i64 chunk_end = 0;
+      i64 next_chunk = 0;
+      i64 start = first_warp;
+      if constexpr (PLAN != kPlanLatency) {
+        start = pool_claim(lane) * kPoolRows;
+        chunk_end = start + kPoolRows;
+        next_chunk = start < num_rows ? pool_claim(lane) * kPoolRows : num_rows;
+      }
+      const auto advance = [&](i64 r) -> i64 {
+        if constexpr (PLAN == kPlanLatency) {
+          return r + num_warps;
+        } else {
+          if (r + 1 < chunk_end) return r + 1;
+          const i64 n = next_chunk;
+          chunk_end = n + kPoolRows;
+          next_chunk = n < num_rows ? pool_claim(lane) * kPoolRows : num_rows;
+          return n;
+        }
+      };
+      for (i64 row = start; row < num_rows; row = advance(row)) {
+        // ---- step 1: probabilities (x is overwritten by p) ----
+""",
+    ),
+    (
+        """  if constexpr (PLAN == kPlanLatency || C >= 16) {
+    route_rows(Layout<kEitherLoads>());""",
+        None,  # checked below: the warp kernel's dispatch of its layouts, followed by the pool's leave
+    ),
+    # segment kernel: its loop over the warp's rows, whole segments' worth of rows a chunk
+    (
+        """    typename Loader::InFlight ahead;
+    if constexpr (kLoadAhead) {
+      if (warp_first_row < num_rows) issue_row(warp_first_row, ahead);
+    } else {
+      (void)ahead;
+    }
+""",
+        """    typename Loader::InFlight ahead;
+    constexpr i64 kRowsPerWarp = kWarpSize / L;
+    constexpr i64 kPoolRows = kRowsPerWarp >= 8 ? kRowsPerWarp : 8;
+    i64 start = pool_claim(lane) * kPoolRows;
+    i64 chunk_end = start + kPoolRows;
+    i64 next_chunk = start < num_rows ? pool_claim(lane) * kPoolRows : num_rows;
+    const auto peek = [&](i64 f) -> i64 {
+      return f + kRowsPerWarp < chunk_end ? f + kRowsPerWarp : next_chunk;
+    };
+    (void)warp_first_row;
+    (void)num_segments;
+    const auto advance = [&](i64 f) -> i64 {
+      if (f + kRowsPerWarp < chunk_end) return f + kRowsPerWarp;
+      const i64 n = next_chunk;
+      chunk_end = n + kPoolRows;
+      next_chunk = n < num_rows ? pool_claim(lane) * kPoolRows : num_rows;
+      return n;
+    };
+    if constexpr (kLoadAhead) {
+      if (start < num_rows) issue_row(start, ahead);
+    } else {
+      (void)ahead;
+    }
+""",
+    ),
+    (
+        "    for (i64 first = warp_first_row; first < num_rows; first += num_segments) {  // warp-uniform\n",
+        "    for (i64 first = start; first < num_rows; first = advance(first)) {  // warp-uniform\n",
+    ),
+    (
+        "        if (first + num_segments < num_rows) issue_row(first + num_segments, ahead);\n",
+        "        if (peek(first) < num_rows) issue_row(peek(first), ahead);\n",
+    ),
+    (
+        """  if (vec) {
+    route_rows(Layout<kVectorLoads>());
+  } else {
+    route_rows(Layout<kScalarLoads>());
+  }
+}
+
+// ======================================================================================================
+// Row-per-thread kernel""",
+        """  if (vec) {
+    route_rows(Layout<kVectorLoads>());
+  } else {
+    route_rows(Layout<kScalarLoads>());
+  }
+  pool_leave(lane);
+}
+
+// ======================================================================================================
+// Row-per-thread kernel""",
+    ),
+]
+
+
+def pool_source(text: str) -> str:
+    """route.cu `text` with the grid's row pool in the looping warp and segment kernels (module docstring).
+    ValueError where a piece it replaces is not in the text exactly once."""
+    out = text
+    for old, new in REPLACEMENTS:
+        if out.count(old) != 1:
+            raise ValueError(f"route.cu text: {out.count(old)} copies of {old[:60]!r}..., need 1")
+        if new is not None:
+            out = out.replace(old, new)
+    # the warp kernel's layouts, then the pool's leave (not in the latency kernel, which does not claim)
+    end = out.index("route_rows(Layout<kEitherLoads>());")
+    close = out.index("\n}\n", end)
+    out = out[:close] + "\n  if constexpr (PLAN != kPlanLatency) pool_leave(lane);" + out[close:]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--source", type=Path, default=REPO / "optimized" / "kernels" / "route.cu")
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(pool_source(args.source.read_text()))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
