@@ -11,29 +11,37 @@ global counter, which two launches at once would share. A pool to ship must be r
 such a kernel would follow, as steps that are each one atomic operation on the GPU, and an exhaustive
 search over their interleavings for small grids, so that the argument is checked, not only written.
 
-The protocol (`variant="shipped"`), per launch L with tag = the low 32 bits of its %gridid, on the slot
-tag % SLOTS of a table of two 64-bit words per slot in a module global (zero at load):
-  * word1 = (tag, joined, left) or EMPTY; word2 = the next chunk to hand out.
+The protocol (`variant="shipped"`), per launch L with tag = the low 32 bits of its %gridid (never 0), on the
+slot tag % SLOTS of a table of two 64-bit words per slot in a module global (zero at load):
+  * word1 = (tag, joined, left) or EMPTY (all zero); word2 = the next chunk to hand out.
   * Every warp routes its own first chunk (the warp's index) before it asks the pool: no atomic before the
     first row's load, and chunk indices below the grid's warps are never the pool's.
-  * Block 0 claims: CAS(word1: EMPTY -> (L, 1, 0)); on success it sets word2 = the grid's warps (its own
-    store, after the claim: a block that joins in between may read the previous launch's count, and routes
-    a chunk twice or leaves early, never skips one), then takes chunks by atomicAdd(word2, 1).
-  * Every other block joins while word1 holds L's tag: CAS((L, j, l) -> (L, j + 1, l)), the tag checked in
-    the same CAS as the count. A block that sees another tag or EMPTY waits a bounded time (block 0 may
-    not have claimed yet), then takes the static stride (its chunks b, b + B, ...: today's rows).
-  * A block in the pool leaves after all its warps saw a chunk >= the launch's chunks: CAS((L, j, l) ->
-    (L, j, l + 1)), or to EMPTY where l + 1 = j (the last member: every chunk was handed out, after block
-    0's reset, to a member that routed it before leaving).
-  * A block that finds the slot held by another launch never touches it (static stride), and one that
-    finds EMPTY after L has finished takes the static stride too: only block 0 claims.
+  * Block 0 claims: CAS(word1: EMPTY -> (L, 1, 0)), retried a bounded time while the word is not EMPTY; on
+    success it sets word2 = the grid's warps (its own store, after the claim: a block that joins in
+    between may read the previous launch's count, and then routes a chunk twice or leaves early, never
+    skips one), then takes chunks by atomicAdd(word2, 1). A block 0 that gives up takes the static stride.
+  * Every other block joins with one atomicAdd(word1, +1 joined), whoever holds the slot: no compare-and-swap
+    loop for 500 blocks to retry at once. The old word says whose it was. If L's, the block is a member and
+    pulls chunks. If not (EMPTY before block 0's claim, or another launch), it takes its add back,
+    atomicAdd(-1 joined); where that leaves a launch's word with joined = left (that launch's last member
+    may have left while this block's bogus join was counted, so its own free failed), it frees the slot
+    itself by CAS(that word -> EMPTY); then it retries a bounded number of times and takes the static
+    stride (its chunks b, b + B, ...: today's rows).
+  * A member leaves after all its warps saw a chunk >= the launch's chunks: atomicAdd(word1, +1 left); the
+    one that makes left = joined frees the slot by CAS(that word -> EMPTY) (it fails only if a member or a
+    bogus member came since, who then frees it): at that moment every chunk was handed out, after block 0's
+    reset, to a member that routed it before leaving.
+  * A block that finds the slot held by another launch takes the static stride; rows routed twice (static
+    and pool) write the same bytes.
+`cas_join` is the same with each join a compare-and-swap that checks the tag (correct too, but 400 to 500
+blocks retrying one word at once). The other variants are the mistakes a kernel could make.
 
 The checker (`check`) explores every interleaving of the blocks' steps (two launches on one slot at once,
 and a second launch with the same tag after the first: a graph replayed, if %gridid repeated) and asserts:
-no block pulls from word2 while word1 holds another launch's tag (it would take that launch's chunk); when
-a launch's blocks are all done, each of its chunks was routed; at the end every slot is EMPTY; and no
-state is stuck. The other variants are the mistakes a kernel could make, which the checker must catch
-(tests/test_pool_protocol.py).
+no block pulls from word2 (or leaves) while word1 holds another launch's tag (it would take that launch's
+chunk); when a launch's blocks are all done, each of its chunks was routed; at the end the slot is EMPTY
+(no leak); and no state is stuck. It must catch each mistake (tests/test_pool_protocol.py). The model's
+blocks are one warp each, and its waits are a bounded number of retries.
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ import dataclasses
 from collections.abc import Iterator
 
 EMPTY = (0, 0, 0)  # word1 of a free slot (tag 0 is never a launch's: tags here start at 1)
-VARIANTS = ("shipped", "join_unchecked", "free_early", "no_reset")
+VARIANTS = ("shipped", "cas_join", "join_unchecked", "free_early", "no_reset", "undo_without_free")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +70,7 @@ class Block:
     mode: str = ""  # "pool" or "static"
     waited: int = 0
     next_static: int = 0
+    expected: tuple = ()  # the word1 a compare-and-swap step expects
 
 
 State = tuple  # (word1, word2, blocks: tuple[tuple[Block, ...], ...], routed: tuple[frozenset, ...])
@@ -84,19 +93,45 @@ def _step(variant: str, launches: list[Launch], state: State, li: int, bi: int, 
             new_routed = new_routed | {bi}
         nb = dataclasses.replace(b, pc="decide", next_static=bi + launch.blocks)
     elif b.pc == "decide":
-        if bi == 0 and word1 == EMPTY:
-            new_word1 = (launch.tag, 1, 0)
-            nb = dataclasses.replace(b, pc="pull" if variant == "no_reset" else "reset", mode="pool")
+        add_join = variant != "cas_join" and variant != "join_unchecked"
+
+        def retry_or_static(block: Block) -> Block:
+            if block.waited < wait_limit:
+                return dataclasses.replace(block, pc="decide", waited=block.waited + 1)
+            return dataclasses.replace(block, pc="static", mode="static")
+
+        if bi == 0:  # the claimer: CAS(EMPTY -> (L, 1, 0)), or wait, then the static stride
+            if word1 == EMPTY:
+                new_word1 = (launch.tag, 1, 0)
+                nb = dataclasses.replace(b, pc="pull" if variant == "no_reset" else "reset", mode="pool")
+            else:
+                nb = retry_or_static(b)
+        elif add_join:  # one atomicAdd of a member, whoever holds the slot; the old word says whose it was
+            new_word1 = (tag, joined + 1, left)
+            nb = dataclasses.replace(b, pc="pull", mode="pool") if tag == launch.tag else b
+            if tag != launch.tag:
+                nb = dataclasses.replace(b, pc="undo")
         elif tag == launch.tag:
             if variant == "join_unchecked":  # the mistake: the tag read, then the count added apart
                 nb = dataclasses.replace(b, pc="join_count")
             else:  # one CAS: the tag checked with the count
                 new_word1 = (tag, joined + 1, left)
                 nb = dataclasses.replace(b, pc="pull", mode="pool")
+        else:
+            nb = retry_or_static(b)
+    elif b.pc == "undo":  # atomicAdd(-member) of a join that landed on another launch's (or an EMPTY) word
+        new_word1 = (tag, joined - 1, left)
+        if tag != 0 and joined - 1 == left and variant != "undo_without_free":
+            # that launch's last member may have left while this bogus member was counted: free it here
+            nb = dataclasses.replace(b, pc="undo_free", expected=new_word1)
         elif b.waited < wait_limit:
-            nb = dataclasses.replace(b, waited=b.waited + 1)
+            nb = dataclasses.replace(b, pc="decide", waited=b.waited + 1)
         else:
             nb = dataclasses.replace(b, pc="static", mode="static")
+    elif b.pc == "undo_free":  # CAS(expected -> EMPTY): fails if someone joined since, who will free it
+        if word1 == b.expected:
+            new_word1 = EMPTY
+        nb = dataclasses.replace(b, pc="static", mode="static")
     elif b.pc == "join_count":  # join_unchecked's second step: adds to whoever holds the slot by now
         new_word1 = (tag, joined + 1, left)
         nb = dataclasses.replace(b, pc="pull", mode="pool")
@@ -113,11 +148,19 @@ def _step(variant: str, launches: list[Launch], state: State, li: int, bi: int, 
             nb = b
         else:
             nb = dataclasses.replace(b, pc="leave")
-    elif b.pc == "leave":
+    elif b.pc == "leave":  # atomicAdd(+left); the last member then frees the slot by CAS
         if tag != launch.tag:
             raise AssertionError(f"launch {launch.tag}'s block {bi} leaves a slot held by {word1}")
-        last = left + 1 == joined or variant == "free_early"
-        new_word1 = EMPTY if last else (tag, joined, left + 1)
+        if variant == "free_early":
+            new_word1 = EMPTY
+            nb = done(b)
+        else:
+            new_word1 = (tag, joined, left + 1)
+            last = left + 1 == joined
+            nb = dataclasses.replace(b, pc="leave_free", expected=new_word1) if last else done(b)
+    elif b.pc == "leave_free":  # CAS(expected -> EMPTY): fails if a member (or a bogus one) came since
+        if word1 == b.expected:
+            new_word1 = EMPTY
         nb = done(b)
     elif b.pc == "static":
         if b.next_static < launch.chunks:
