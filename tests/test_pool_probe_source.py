@@ -27,7 +27,7 @@ def test_the_pool_replaces_the_grid_stride_of_the_looping_kernels_only() -> None
     warp = pooled[pooled.index("route_warp_kernel(") : pooled.index("route_segment_kernel(")]
     segment = pooled[pooled.index("route_segment_kernel(") : pooled.index("route_thread_kernel(")]
     # every looping kernel claims chunks and counts itself out once; the latency kernel keeps its stride
-    assert "pool_claim(lane) * kBatch" in warp and "pool_claim(lane) * kPoolRows" in warp
+    assert "pool_claim(lane) * kChunk" in warp and "pool_claim(lane) * kPoolRows" in warp
     assert warp.count("pool_leave(lane)") == 1 and "if constexpr (PLAN != kPlanLatency) pool_leave" in warp
     assert "return r + num_warps;" in warp
     assert segment.count("pool_leave(lane)") == 1 and "first = advance(first)" in segment
@@ -37,6 +37,11 @@ def test_the_pool_replaces_the_grid_stride_of_the_looping_kernels_only() -> None
         start = text.index(kernel)
         body = text[start : text.index("\n}\n", start)]
         assert body in pooled
+    # --scale: every chunk that many times larger, by the one macro
+    assert "#define MOEGATE_POOL_SCALE 1 " in pooled
+    assert "#define MOEGATE_POOL_SCALE 3 " in pp.pool_source(text, 3)
+    with pytest.raises(ValueError, match="scale=0"):
+        pp.pool_source(text, 0)
     # a route.cu without one of the anchors is refused, not half made
     with pytest.raises(ValueError, match="copies of"):
         pp.pool_source(text.replace("first += num_segments", "first += 2 * num_segments"))

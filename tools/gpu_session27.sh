@@ -4,8 +4,10 @@
 #              looping warp and segment kernels take chunks of rows from one grid-wide counter instead of a
 #              fixed grid stride; a probe, not safe for concurrent launches) at the dispatch's grids, every
 #              preset with a looping kernel, T = 4096, 65536, 262144; outputs checked bitwise. Carry .probe/s27,
-#              made on the CPU: `cp optimized/kernels/route.cu .probe/s27/route_main.cu` and
-#              `python tools/pool_probe_source.py .probe/s27/route_pool.cu`. What it answers: how much of a
+#              made on the CPU: `cp optimized/kernels/route.cu .probe/s27/route_main.cu`, `python
+#              tools/pool_probe_source.py .probe/s27/route_pool.cu` and the same with `--scale 2` into
+#              route_pool2.cu (chunks twice as large: half the atomics on the one counter, whose contention
+#              is the probe's own cost at 65536 chunks a launch for DeepSeek-V3). What it answers: how much of a
 #              launch the blocks that end apart cost (session 26's block_timeline: DeepSeek-V3's bound kernel,
 #              one wave of 3 blocks an SM, ends an SM's blocks at 95.6, 109.8 and 129.5 us at T = 262144; the
 #              4-resident grids' blocks of one SM end apart too, block fill 0.91), and whether the 4-resident
@@ -30,8 +32,8 @@ for step in "$@"; do
     pool)
       preset_args "${POOL_PRESETS[@]}"
       gpu_tool source_probe_pool 400 tools/source_probe.py --variant main=.probe/s27/route_main.cu \
-        --variant pool=.probe/s27/route_pool.cu "${PRESET_ARGS[@]}" --rows 4096,65536,262144 --rounds 3 \
-        | grep -v "^  main\|^  pool" ;;
+        --variant pool=.probe/s27/route_pool.cu --variant pool2=.probe/s27/route_pool2.cu "${PRESET_ARGS[@]}" \
+        --rows 4096,65536,262144 --rounds 3 | grep -v "^  main\|^  pool" ;;
     pool_grid)
       preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
       with_pool_source gpu_tool grid_probe_pool 300 tools/grid_probe.py "${PRESET_ARGS[@]}" --rows 65536,262144 \

@@ -6,14 +6,15 @@ tools/source_probe.py times them, it measures how much of a launch the fixed str
 apart (block_timeline: one SM's blocks end at 95.6, 109.8 and 129.5 us in DeepSeek-V3's bound kernel at T =
 262144), and source_probe checks its outputs bitwise against route.cu's.
 
-    python tools/pool_probe_source.py [--source optimized/kernels/route.cu] OUT.cu
+    python tools/pool_probe_source.py [--source optimized/kernels/route.cu] [--scale 1] OUT.cu
 
 The pool: lane 0 of a warp takes the next chunk of rows with one atomicAdd on a global counter (the bound
-warp kernel's chunk is its batch of kBatch rows, finished together; the warp throughput kernel takes 4 rows;
-the segment kernels take at least 8 rows, whole segments' worth), one chunk ahead so that a row's load can
-be issued a row ahead as before. Each warp counts itself out after its last claim, and the last warp of the
-grid resets both counters, so the next launch (which waits for this one at griddepcontrol.wait before its
-first claim) starts from zero. The latency kernel keeps its stride (one row per warp).
+warp kernel's chunk is its batch of kBatch rows, finished together; the warp throughput kernel takes 4
+rows; the segment kernels at least 8, whole segments' worth; --scale multiplies them all), one chunk
+ahead so that a row's load can be issued a row ahead as before. Each warp counts itself out after its last
+claim, and the last warp of the grid resets both counters, so the next launch (which waits for this one at
+griddepcontrol.wait before its first claim) starts from zero. The latency kernel keeps its stride (one row
+per warp).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 POOL_HELPERS = """
 // tools/pool_probe_source.py (a probe, not safe for concurrent launches): the grid's row pool.
+#ifndef MOEGATE_POOL_SCALE
+#define MOEGATE_POOL_SCALE 1  // chunks of this many times the rows named below (the bound kernel: kBatch)
+#endif
 __device__ unsigned long long g_probe_pool[2];  // the next chunk, the warps done with the pool
 __device__ __forceinline__ i64 pool_claim(int lane) {
   unsigned long long c = 0;
@@ -63,8 +67,9 @@ REPLACEMENTS = [
 """,
         """    typename Loader::InFlight ahead;
     [[maybe_unused]] i64 pool_row = 0;
+    [[maybe_unused]] constexpr i64 kChunk = static_cast<i64>(kBatch) * MOEGATE_POOL_SCALE;
     if constexpr (kBound) {
-      pool_row = pool_claim(lane) * kBatch;
+      pool_row = pool_claim(lane) * kChunk;
       if (pool_row < num_rows) {
         Loader::issue(row_start<Raw>(scores, pool_row, row_stride), lane, use_vec, ahead);
       }
@@ -87,8 +92,8 @@ REPLACEMENTS = [
         """      int pending = 0;  // rows selected, not yet finished (warp-uniform)
       i64 batch_first = pool_row;
       u32 held_bound = 0xffffffffu;
-      i64 chunk_end = pool_row + kBatch < num_rows ? pool_row + kBatch : num_rows;
-      i64 next_chunk = pool_row < num_rows ? pool_claim(lane) * kBatch : num_rows;
+      i64 chunk_end = pool_row + kChunk < num_rows ? pool_row + kChunk : num_rows;
+      i64 next_chunk = pool_row < num_rows ? pool_claim(lane) * kChunk : num_rows;
       for (i64 row = pool_row;;) {
         const bool has_row = row < num_rows;
         if (has_row) {
@@ -107,11 +112,13 @@ REPLACEMENTS = [
         if (!has_row) break;
       }
 """,
-        """        if ((has_row && row + 1 == chunk_end) || (!has_row && pending > 0)) {
+        """        const bool batch_done = pending == kBatch || row + 1 == chunk_end;
+        if ((has_row && batch_done) || (!has_row && pending > 0)) {
           finish_rows_bound<DT, E, G, KG, K>(pending, batch_first, 1, held_bound, lane, has_bias,
                                              warp_bias, parked, stage_key, stage_id, stage_p, scores,
                                              row_stride, bias, bias_dtype, out_ids, out_weights, out);
           pending = 0;
+          batch_first = row + 1;
         }
         if (!has_row) break;
         if (row + 1 < chunk_end) {
@@ -119,8 +126,8 @@ REPLACEMENTS = [
         } else {
           row = next_chunk;
           batch_first = row;
-          chunk_end = row + kBatch < num_rows ? row + kBatch : num_rows;
-          next_chunk = row < num_rows ? pool_claim(lane) * kBatch : num_rows;
+          chunk_end = row + kChunk < num_rows ? row + kChunk : num_rows;
+          next_chunk = row < num_rows ? pool_claim(lane) * kChunk : num_rows;
         }
       }
 """,
@@ -129,7 +136,7 @@ REPLACEMENTS = [
     (
         "      for (i64 row = first_warp; row < num_rows; row += num_warps) {\n"
         "        // ---- step 1: probabilities (x is overwritten by p) ----\n",
-        """      constexpr i64 kPoolRows = 4;
+        """      constexpr i64 kPoolRows = 4 * MOEGATE_POOL_SCALE;
       i64 chunk_end = 0;
       i64 next_chunk = 0;
       i64 start = first_warp;
@@ -169,7 +176,7 @@ REPLACEMENTS = [
 """,
         """    typename Loader::InFlight ahead;
     constexpr i64 kRowsPerWarp = kWarpSize / L;
-    constexpr i64 kPoolRows = kRowsPerWarp >= 8 ? kRowsPerWarp : 8;
+    constexpr i64 kPoolRows = (kRowsPerWarp >= 8 ? kRowsPerWarp : 8) * MOEGATE_POOL_SCALE;
     i64 start = pool_claim(lane) * kPoolRows;
     i64 chunk_end = start + kPoolRows;
     i64 next_chunk = start < num_rows ? pool_claim(lane) * kPoolRows : num_rows;
@@ -224,9 +231,12 @@ REPLACEMENTS = [
 ]
 
 
-def pool_source(text: str) -> str:
-    """route.cu `text` with the grid's row pool in the looping warp and segment kernels (module docstring).
-    ValueError where a piece it replaces is not in the text exactly once."""
+def pool_source(text: str, scale: int = 1) -> str:
+    """route.cu `text` with the grid's row pool in the looping warp and segment kernels (module docstring),
+    its chunks `scale` times the rows named there. ValueError where a piece it replaces is not in the text
+    exactly once, or for a scale below 1."""
+    if scale < 1:
+        raise ValueError(f"scale={scale}, need >= 1")
     out = text
     for old, new in REPLACEMENTS:
         if out.count(old) != 1:
@@ -237,7 +247,7 @@ def pool_source(text: str) -> str:
     end = out.index("route_rows(Layout<kEitherLoads>());")
     close = out.index("\n}\n", end)
     out = out[:close] + "\n  if constexpr (PLAN != kPlanLatency) pool_leave(lane);" + out[close:]
-    return out
+    return out.replace("#define MOEGATE_POOL_SCALE 1 ", f"#define MOEGATE_POOL_SCALE {scale} ", 1)
 
 
 def main() -> None:
@@ -245,10 +255,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--source", type=Path, default=REPO / "optimized" / "kernels" / "route.cu")
+    parser.add_argument("--scale", type=int, default=1, help="chunks this many times the default rows")
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(pool_source(args.source.read_text()))
+    args.out.write_text(pool_source(args.source.read_text(), args.scale))
     print(f"wrote {args.out}")
 
 
