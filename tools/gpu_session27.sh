@@ -3,7 +3,9 @@
 #   pool       tools/source_probe.py, main's route.cu against the row pool (tools/pool_probe_source.py: the
 #              looping warp and segment kernels take chunks of rows from one grid-wide counter instead of a
 #              fixed grid stride; a probe, not safe for concurrent launches) at the dispatch's grids, every
-#              preset with a looping kernel, T = 4096, 65536, 262144; outputs checked bitwise. Carry .probe/s27,
+#              preset with a looping kernel, T = 65536, 262144 and 2^20; outputs checked bitwise. Not below: its
+#              chunks are fixed (4 to 16 rows), so where the dispatch's grid gives a warp a row or two the
+#              chunks leave warps without rows; a pool to ship sizes them from T and the grid. Carry .probe/s27,
 #              made on the CPU: `cp optimized/kernels/route.cu .probe/s27/route_main.cu`, `python
 #              tools/pool_probe_source.py .probe/s27/route_pool.cu` and the same with `--scale 2` into
 #              route_pool2.cu (chunks twice as large: half the atomics on the one counter, whose contention
@@ -33,7 +35,7 @@ for step in "$@"; do
       preset_args "${POOL_PRESETS[@]}"
       gpu_tool source_probe_pool 400 tools/source_probe.py --variant main=.probe/s27/route_main.cu \
         --variant pool=.probe/s27/route_pool.cu --variant pool2=.probe/s27/route_pool2.cu "${PRESET_ARGS[@]}" \
-        --rows 4096,65536,262144 --rounds 3 | grep -v "^  main\|^  pool" ;;
+        --rows 65536,262144,1048576 --rounds 3 | grep -v "^  main\|^  pool" ;;
     pool_grid)
       preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
       with_pool_source gpu_tool grid_probe_pool 300 tools/grid_probe.py "${PRESET_ARGS[@]}" --rows 65536,262144 \
