@@ -2,6 +2,8 @@
 machine; docs/perf.md, session 25).
 
     python tools/block_timeline.py [--preset deepseek-v3 ...] [--rows 65536,262144] [--calls 4] [--png DIR]
+        [--dump DIR]
+    python tools/block_timeline.py --read DIR/records_PRESET_T.npz --resident N   # no GPU
 
 The bench's rows at T = 65536 cost more per row than at 262144: fitted through the two, every looping
 kernel's time has a constant part of 3.6 to 8 µs (DeepSeek-V3 bf16: 38.9 = 8.0 + 65536 x 0.472 ns). This
@@ -18,7 +20,11 @@ launch (`summarize`):
 - drain: from the first SM's last exit (an SM out of work) to the last exit;
 - fill: the warps' summed residence over (resident warp slots x span), the slots being what the driver
   lets reside of the kernel (1.0: every slot busy the whole span);
-- per-SM spread: the SMs' last exits, their spread (max - min) and standard deviation.
+- per-SM spread: the SMs' last exits, their spread (max - min) and standard deviation;
+- blocks (`block_shares`, session 26): the blocks' mean end by blockIdx // SMs (in a one-wave grid, the
+  block an SM got first, second, ...), the share of a warp's slot its block holds after the warp is done,
+  and the blocks' fill. `--dump` keeps every warp record (numpy .npz), `--read` prints both summaries
+  from such a file.
 
 It also times the stamped and the unstamped kernel (`moegate bench`'s timer), so that the stamps' own cost
 shows, checks their outputs bitwise equal, and with --png draws the first launch of each row (one line per
@@ -304,6 +310,7 @@ def block_shares(
 
 
 def print_block_shares(records: Sequence[WarpRecord], sm_count: int, resident_blocks_per_sm: int) -> None:
+    """One line per launch of `block_shares`."""
     for x in block_shares(records, sm_count, resident_blocks_per_sm):
         ends = " ".join(f"{e:.1f}" for e in x.wave_ends_us[:8])
         more = f" (+{len(x.wave_ends_us) - 8} waves)" if len(x.wave_ends_us) > 8 else ""
