@@ -67,7 +67,6 @@ class Block:
     """One block (one warp: the model's blocks have a single warp) of a launch: pc and locals."""
 
     pc: str = "start"
-    mode: str = ""  # "pool" or "static"
     waited: int = 0
     next_static: int = 0
     expected: tuple = ()  # the word1 a compare-and-swap step expects
@@ -88,35 +87,32 @@ def _step(variant: str, launches: list[Launch], state: State, li: int, bi: int, 
     def done(block: Block) -> Block:
         return dataclasses.replace(block, pc="done")
 
+    def retry_or_static(block: Block) -> Block:  # a bounded wait, then the static stride
+        if block.waited < wait_limit:
+            return dataclasses.replace(block, pc="decide", waited=block.waited + 1)
+        return dataclasses.replace(block, pc="static")
+
     if b.pc == "start":  # every warp routes its own first chunk, then decides
         if bi < launch.chunks:
             new_routed = new_routed | {bi}
         nb = dataclasses.replace(b, pc="decide", next_static=bi + launch.blocks)
     elif b.pc == "decide":
         add_join = variant != "cas_join" and variant != "join_unchecked"
-
-        def retry_or_static(block: Block) -> Block:
-            if block.waited < wait_limit:
-                return dataclasses.replace(block, pc="decide", waited=block.waited + 1)
-            return dataclasses.replace(block, pc="static", mode="static")
-
         if bi == 0:  # the claimer: CAS(EMPTY -> (L, 1, 0)), or wait, then the static stride
             if word1 == EMPTY:
                 new_word1 = (launch.tag, 1, 0)
-                nb = dataclasses.replace(b, pc="pull" if variant == "no_reset" else "reset", mode="pool")
+                nb = dataclasses.replace(b, pc="pull" if variant == "no_reset" else "reset")
             else:
                 nb = retry_or_static(b)
         elif add_join:  # one atomicAdd of a member, whoever holds the slot; the old word says whose it was
             new_word1 = (tag, joined + 1, left)
-            nb = dataclasses.replace(b, pc="pull", mode="pool") if tag == launch.tag else b
-            if tag != launch.tag:
-                nb = dataclasses.replace(b, pc="undo")
+            nb = dataclasses.replace(b, pc="pull" if tag == launch.tag else "undo")
         elif tag == launch.tag:
             if variant == "join_unchecked":  # the mistake: the tag read, then the count added apart
                 nb = dataclasses.replace(b, pc="join_count")
             else:  # one CAS: the tag checked with the count
                 new_word1 = (tag, joined + 1, left)
-                nb = dataclasses.replace(b, pc="pull", mode="pool")
+                nb = dataclasses.replace(b, pc="pull")
         else:
             nb = retry_or_static(b)
     elif b.pc == "undo":  # atomicAdd(-member) of a join that landed on another launch's (or an EMPTY) word
@@ -124,17 +120,15 @@ def _step(variant: str, launches: list[Launch], state: State, li: int, bi: int, 
         if tag != 0 and joined - 1 == left and variant != "undo_without_free":
             # that launch's last member may have left while this bogus member was counted: free it here
             nb = dataclasses.replace(b, pc="undo_free", expected=new_word1)
-        elif b.waited < wait_limit:
-            nb = dataclasses.replace(b, pc="decide", waited=b.waited + 1)
         else:
-            nb = dataclasses.replace(b, pc="static", mode="static")
+            nb = retry_or_static(b)
     elif b.pc == "undo_free":  # CAS(expected -> EMPTY): fails if someone joined since, who will free it
         if word1 == b.expected:
             new_word1 = EMPTY
-        nb = dataclasses.replace(b, pc="static", mode="static")
+        nb = dataclasses.replace(b, pc="static")
     elif b.pc == "join_count":  # join_unchecked's second step: adds to whoever holds the slot by now
         new_word1 = (tag, joined + 1, left)
-        nb = dataclasses.replace(b, pc="pull", mode="pool")
+        nb = dataclasses.replace(b, pc="pull")
     elif b.pc == "reset":
         new_word2 = launch.blocks  # the grid's warps (a block is one warp here): the pool's first chunk
         nb = dataclasses.replace(b, pc="pull")
