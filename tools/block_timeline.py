@@ -309,6 +309,18 @@ def block_shares(
     return out
 
 
+def print_launches(records: Sequence[WarpRecord], resident_warps_per_sm: int) -> None:
+    """One line per launch of `summarize`."""
+    for x in summarize(records, resident_warps_per_sm):
+        gap = "" if x.gap_us is None else f"gap {x.gap_us:6.2f}  "
+        print(
+            f"  launch: {x.blocks} blocks on {x.sms} SMs, span {x.span_us:7.2f} us  {gap}"
+            f"ramp {x.ramp_us:5.2f}  drain {x.drain_us:5.2f}  fill {x.fill:.3f}  "
+            f"SMs' last exits: spread {x.last_exit_spread_us:5.2f}, sd {x.last_exit_sd_us:5.2f}",
+            flush=True,
+        )
+
+
 def print_block_shares(records: Sequence[WarpRecord], sm_count: int, resident_blocks_per_sm: int) -> None:
     """One line per launch of `block_shares`."""
     for x in block_shares(records, sm_count, resident_blocks_per_sm):
@@ -344,9 +356,7 @@ def main() -> None:
         if args.resident < 1:
             parser.error("--read needs --resident N (the kernel's resident blocks per SM: its run's log)")
         records = load_records(args.read)
-        for x in summarize(records, args.resident * args.warps):
-            print(f"  launch: span {x.span_us:7.2f} us  ramp {x.ramp_us:5.2f}  drain {x.drain_us:5.2f}  "
-                  f"fill {x.fill:.3f}")  # fmt: skip
+        print_launches(records, args.resident * args.warps)
         print_block_shares(records, args.sms, args.resident)
         return
     if not 1 <= args.calls <= SLOTS:
@@ -450,14 +460,7 @@ def main() -> None:
                 f"{len(records)} warp records, timer step {step} ns",
                 flush=True,
             )
-            for x in summarize(records, warps):
-                gap = "" if x.gap_us is None else f"gap {x.gap_us:6.2f}  "
-                print(
-                    f"  launch: {x.blocks} blocks on {x.sms} SMs, span {x.span_us:7.2f} us  {gap}"
-                    f"ramp {x.ramp_us:5.2f}  drain {x.drain_us:5.2f}  fill {x.fill:.3f}  "
-                    f"SMs' last exits: spread {x.last_exit_spread_us:5.2f}, sd {x.last_exit_sd_us:5.2f}",
-                    flush=True,
-                )
+            print_launches(records, warps)
             if args.png is not None:
                 first = min(records, key=lambda r: r.entry).grid
                 path = args.png / f"timeline_{p}_{t}.png"
