@@ -18,13 +18,23 @@
 #              capped at one wave (3 or 4 blocks an SM) against the dispatch's, since with a pool the blocks
 #              past the first wave find it empty
 #   pool_timeline  tools/block_timeline.py on the pool's route.cu (copied over, restored): fill and block ends
+#   group      as pool, with a counter per group of blocks b % 132 (`tools/pool_probe_source.py --groups 132`, and
+#              --scale 2: .probe/s27/route_group.cu, route_group2.cu): the pool steps' one counter took 65536
+#              claims a launch and lost on every 4-resident kernel; a group is one SM's blocks in a one-wave grid
+#   group_grid as pool_grid, with route_group.cu (caps 0, 3, 4: the dispatch's grid and one wave)
+#   defer      main against three pools whose next chunk is broadcast where it is read, not right after its atomic
+#              (--defer: the claim's round trip then overlaps a chunk's rows; the steps above waited for it at
+#              every claim): the grid's counter with chunks twice as large (route_pool_d2.cu: `--scale 2 --defer`),
+#              the groups' (route_group_d.cu: `--groups 132 --defer`), and the groups' without --defer
+#              (route_group.cu, now with each group's counters on a line of their own), T = 65536 and 262144
+#   defer_grid as group_grid, with route_group_d.cu at T = 262144
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session27.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
 POOL_PRESETS=(deepseek-v3 kimi-k2 moonlight-16b-a3b glm-4.5 glm-4.5-air qwen3-moe qwen3-next-80b-a3b deepseek-v2
               deepseek-v2-lite gpt-oss-120b llama-4-maverick)
-with_pool_source() {  # with_pool_source COMMAND...: run with the pool's route.cu in the tree's place
+with_pool_source() {  # with_pool_source COMMAND...: run with the pool's route.cu ($POOL_CU) in the tree's place
   cp optimized/kernels/route.cu "$OUT/route_kept.cu"
-  cp .probe/s27/route_pool.cu optimized/kernels/route.cu
+  cp "${POOL_CU:-.probe/s27/route_pool.cu}" optimized/kernels/route.cu
   "$@"
   cp "$OUT/route_kept.cu" optimized/kernels/route.cu && rm "$OUT/route_kept.cu"
 }
@@ -44,6 +54,26 @@ for step in "$@"; do
       preset_args deepseek-v3 qwen3-moe deepseek-v2
       with_pool_source gpu_tool block_timeline_pool 200 tools/block_timeline.py --png "$OUT/timeline_pool" \
         "${PRESET_ARGS[@]}" --rows 262144 ;;
-    *) echo "gpu_session27.sh: unknown step '$step' (pool, pool_grid, pool_timeline)"; exit 2 ;;
+    group)
+      preset_args "${POOL_PRESETS[@]}"
+      gpu_tool source_probe_group 400 tools/source_probe.py --variant main=.probe/s27/route_main.cu \
+        --variant group=.probe/s27/route_group.cu --variant group2=.probe/s27/route_group2.cu "${PRESET_ARGS[@]}" \
+        --rows 65536,262144,1048576 --rounds 3 | grep -v "^  main\|^  group" ;;
+    group_grid)
+      preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
+      POOL_CU=.probe/s27/route_group.cu with_pool_source gpu_tool grid_probe_group 300 tools/grid_probe.py \
+        "${PRESET_ARGS[@]}" --rows 65536,262144 --caps 0,3,4 ;;
+    defer)
+      preset_args "${POOL_PRESETS[@]}"
+      gpu_tool source_probe_defer 400 tools/source_probe.py --variant main=.probe/s27/route_main.cu \
+        --variant pool_d2=.probe/s27/route_pool_d2.cu --variant group_d=.probe/s27/route_group_d.cu \
+        --variant group=.probe/s27/route_group.cu "${PRESET_ARGS[@]}" --rows 65536,262144 --rounds 3 \
+        | grep -v "^  main\|^  pool\|^  group" ;;
+    defer_grid)
+      preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
+      POOL_CU=.probe/s27/route_group_d.cu with_pool_source gpu_tool grid_probe_defer 300 tools/grid_probe.py \
+        "${PRESET_ARGS[@]}" --rows 262144 --caps 0,3,4 ;;
+    *) echo "gpu_session27.sh: unknown step '$step' (pool, pool_grid, pool_timeline, group, group_grid, defer," \
+         "defer_grid)"; exit 2 ;;
   esac
 done

@@ -15,11 +15,20 @@ ahead so that a row's load can be issued a row ahead as before. Each warp counts
 claim, and the last warp of the grid resets both counters, so the next launch (which waits for this one at
 griddepcontrol.wait before its first claim) starts from zero. The latency kernel keeps its stride (one row
 per warp).
+
+--groups N (session 27): a counter per group of blocks instead of one for the grid. Block b is in group b % n,
+n = min(N, gridDim.x), and group g's rows are a fixed contiguous share of the chunks, taken from its own
+counter: with N the SM count and a grid of one wave (3 or 4 blocks an SM, blocks 0..N-1 placed one on each SM
+first, then N..2N-1: session 26's timeline), a group is the blocks of one SM, so this measures a pool per SM
+without one address taking every claim of the grid (session 27: one counter for 65536 claims a launch cost
+more than it gained). Every group has a block, whatever the placement, so every row is routed; a group's last
+warp resets its counters.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +44,12 @@ __device__ __forceinline__ i64 pool_claim(int lane) {
   if (lane == 0) c = atomicAdd(&g_probe_pool[0], 1ull);
   return static_cast<i64>(__shfl_sync(0xffffffffu, c, 0));
 }
+__device__ __forceinline__ i64 pool_ticket(int lane, i64, i64) {
+  unsigned long long c = 0;
+  if (lane == 0) c = atomicAdd(&g_probe_pool[0], 1ull);
+  return static_cast<i64>(c);
+}
+__device__ __forceinline__ i64 pool_take(i64 ticket) { return __shfl_sync(0xffffffffu, ticket, 0); }
 __device__ __forceinline__ void pool_leave(int lane) {
   __syncwarp();
   if (lane == 0) {
@@ -42,6 +57,61 @@ __device__ __forceinline__ void pool_leave(int lane) {
     if (atomicAdd(&g_probe_pool[1], 1ull) == warps - 1ull) {
       atomicExch(&g_probe_pool[0], 0ull);
       atomicExch(&g_probe_pool[1], 0ull);
+    }
+  }
+}
+"""
+
+GROUP_HELPERS = """
+// tools/pool_probe_source.py --groups (a probe, not safe for concurrent launches): a row pool per group of
+// blocks, block b in group b % min(MOEGATE_POOL_GROUPS, gridDim.x), each group a contiguous share of chunks.
+#ifndef MOEGATE_POOL_SCALE
+#define MOEGATE_POOL_SCALE 1  // chunks of this many times the rows named below (the bound kernel: kBatch)
+#endif
+#define MOEGATE_POOL_GROUPS 132
+// one counter a 256-byte line: the groups' atomics then go to different lines (and L2 slices)
+#define MOEGATE_POOL_PAD 64
+__device__ unsigned int g_probe_group_next[MOEGATE_POOL_GROUPS * MOEGATE_POOL_PAD];  // a group's next chunk
+__device__ unsigned int g_probe_group_done[MOEGATE_POOL_GROUPS * MOEGATE_POOL_PAD];  // its warps done
+__device__ __forceinline__ u32 pool_groups() {
+  return gridDim.x < MOEGATE_POOL_GROUPS ? gridDim.x : MOEGATE_POOL_GROUPS;
+}
+// The next chunk (of chunk_rows rows) of the block's group, or the chunk count where its share is done.
+__device__ __forceinline__ i64 pool_claim_group(int lane, i64 num_rows, i64 chunk_rows) {
+  const u32 groups = pool_groups();
+  const u32 group = blockIdx.x % groups;
+  const u32 chunks = static_cast<u32>((num_rows + chunk_rows - 1) / chunk_rows);
+  const u32 share = (chunks + groups - 1) / groups;
+  unsigned c = 0;
+  if (lane == 0) c = atomicAdd(&g_probe_group_next[group * MOEGATE_POOL_PAD], 1u);
+  c = __shfl_sync(0xffffffffu, c, 0);
+  const u32 chunk = group * share + c;
+  return static_cast<i64>(c < share && chunk < chunks ? chunk : chunks);
+}
+// --defer: lane 0's next chunk (the others' is unused), broadcast by pool_take only where it is read, so the
+// atomic's round trip overlaps the rows of the chunk before
+__device__ __forceinline__ i64 pool_ticket_group(int lane, i64 num_rows, i64 chunk_rows) {
+  i64 chunk = 0;
+  if (lane == 0) {
+    const u32 groups = pool_groups();
+    const u32 group = blockIdx.x % groups;
+    const u32 chunks = static_cast<u32>((num_rows + chunk_rows - 1) / chunk_rows);
+    const u32 share = (chunks + groups - 1) / groups;
+    const u32 c = atomicAdd(&g_probe_group_next[group * MOEGATE_POOL_PAD], 1u);
+    chunk = static_cast<i64>(c < share && group * share + c < chunks ? group * share + c : chunks);
+  }
+  return chunk;
+}
+__device__ __forceinline__ i64 pool_take(i64 ticket) { return __shfl_sync(0xffffffffu, ticket, 0); }
+__device__ __forceinline__ void pool_leave(int lane) {
+  __syncwarp();
+  if (lane == 0) {
+    const u32 groups = pool_groups();
+    const u32 group = blockIdx.x % groups;
+    const u32 blocks = gridDim.x / groups + (group < gridDim.x % groups ? 1u : 0u);
+    if (atomicAdd(&g_probe_group_done[group * MOEGATE_POOL_PAD], 1u) == blocks * (blockDim.x / 32u) - 1u) {
+      atomicExch(&g_probe_group_next[group * MOEGATE_POOL_PAD], 0u);
+      atomicExch(&g_probe_group_done[group * MOEGATE_POOL_PAD], 0u);
     }
   }
 }
@@ -231,14 +301,61 @@ REPLACEMENTS = [
 ]
 
 
-def pool_source(text: str, scale: int = 1) -> str:
+# --defer: (old, new) in the pool's text; the next chunk is a ticket (lane 0's chunk index) taken where read
+DEFERRED = [
+    (
+        "          const i64 next_row = row + 1 < chunk_end ? row + 1 : next_chunk;"
+        "  // past the last row: unused\n",
+        "          i64 next_row = row + 1;  // past the last row: unused\n"
+        "          if (row + 1 >= chunk_end) next_row = pool_take(next_chunk) * kChunk;  // warp-uniform\n",
+    ),
+    ("          row = next_chunk;\n", "          row = pool_take(next_chunk) * kChunk;\n"),
+    ("          const i64 n = next_chunk;\n", "          const i64 n = pool_take(next_chunk) * kPoolRows;\n"),
+    (
+        "      return f + kRowsPerWarp < chunk_end ? f + kRowsPerWarp : next_chunk;\n",
+        "      if (f + kRowsPerWarp < chunk_end) return f + kRowsPerWarp;\n"
+        "      return pool_take(next_chunk) * kPoolRows;\n",
+    ),
+    ("      const i64 n = next_chunk;\n", "      const i64 n = pool_take(next_chunk) * kPoolRows;\n"),
+]
+_NEXT_CLAIM = re.compile(
+    r"next_chunk = (\w+) < num_rows \? pool_claim(_group)?\((?:lane, num_rows, k\w+|lane)\) \* (k\w+)"
+    r" : num_rows;"
+)
+
+
+def _defer(text: str) -> str:
+    """The pool's `text` with every next chunk claimed as a ticket and broadcast where read (--defer)."""
+    for old, new in DEFERRED:
+        if text.count(old) != 1:
+            raise ValueError(f"pool text: {text.count(old)} copies of {old.strip()[:60]!r}, need 1")
+        text = text.replace(old, new)
+    text, n = _NEXT_CLAIM.subn(
+        lambda m: (
+            f"next_chunk = {m[1]} < num_rows ? pool_ticket{m[2] or ''}(lane, num_rows, {m[3]}) : "
+            f"(num_rows + {m[3]} - 1) / {m[3]};"
+        ),
+        text,
+    )
+    if n != 6:
+        raise ValueError(f"pool text: {n} claims of a next chunk, need 6")
+    return text
+
+
+def pool_source(text: str, scale: int = 1, groups: int = 0, defer: bool = False) -> str:
     """route.cu `text` with the grid's row pool in the looping warp and segment kernels (module docstring),
-    its chunks `scale` times the rows named there. ValueError where a piece it replaces is not in the text
-    exactly once, or for a scale below 1."""
+    its chunks `scale` times the rows named there; `groups` > 0: a pool per group of blocks, that many groups
+    (--groups); `defer`: the next chunk's claim broadcast only where it is read (--defer). ValueError where a
+    piece it replaces is not in the text exactly once, for a scale below 1 or a negative groups."""
     if scale < 1:
         raise ValueError(f"scale={scale}, need >= 1")
+    if groups < 0:
+        raise ValueError(f"groups={groups}, need >= 0 (0: one pool for the grid)")
     out = text
-    for old, new in REPLACEMENTS:
+    replacements = REPLACEMENTS
+    if groups:
+        replacements = [(old, _grouped(new)) for old, new in REPLACEMENTS]
+    for old, new in replacements:
         if out.count(old) != 1:
             raise ValueError(f"route.cu text: {out.count(old)} copies of {old[:60]!r}..., need 1")
         if new is not None:
@@ -247,7 +364,21 @@ def pool_source(text: str, scale: int = 1) -> str:
     end = out.index("route_rows(Layout<kEitherLoads>());")
     close = out.index("\n}\n", end)
     out = out[:close] + "\n  if constexpr (PLAN != kPlanLatency) pool_leave(lane);" + out[close:]
-    return out.replace("#define MOEGATE_POOL_SCALE 1 ", f"#define MOEGATE_POOL_SCALE {scale} ", 1)
+    if defer:
+        out = _defer(out)
+    out = out.replace("#define MOEGATE_POOL_SCALE 1 ", f"#define MOEGATE_POOL_SCALE {scale} ", 1)
+    return out.replace("#define MOEGATE_POOL_GROUPS 132", f"#define MOEGATE_POOL_GROUPS {groups}", 1)
+
+
+def _grouped(new: str | None) -> str | None:
+    """A replacement of REPLACEMENTS with the group helpers and claims in place of the grid's."""
+    if new is None:
+        return None
+    new = new.replace(POOL_HELPERS, GROUP_HELPERS)
+    for chunk in ("kChunk", "kPoolRows"):
+        grouped = f"pool_claim_group(lane, num_rows, {chunk}) * {chunk}"
+        new = new.replace(f"pool_claim(lane) * {chunk}", grouped)
+    return new
 
 
 def main() -> None:
@@ -256,10 +387,12 @@ def main() -> None:
     )
     parser.add_argument("--source", type=Path, default=REPO / "optimized" / "kernels" / "route.cu")
     parser.add_argument("--scale", type=int, default=1, help="chunks this many times the default rows")
+    parser.add_argument("--groups", type=int, default=0, help="a pool per group of blocks, this many groups")
+    parser.add_argument("--defer", action="store_true", help="broadcast a claimed chunk where it is read")
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(pool_source(args.source.read_text(), args.scale))
+    args.out.write_text(pool_source(args.source.read_text(), args.scale, args.groups, args.defer))
     print(f"wrote {args.out}")
 
 
