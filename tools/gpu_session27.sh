@@ -28,6 +28,9 @@
 #              the groups' (route_group_d.cu: `--groups 132 --defer`), and the groups' without --defer
 #              (route_group.cu, now with each group's counters on a line of their own), T = 65536 and 262144
 #   defer_grid as group_grid, with route_group_d.cu at T = 262144
+#   pipes      Nsight Compute on main's kernel at T = 262144 (tools/ncu_presets.py), six presets: issue slots busy,
+#              each pipe's share of its peak (the XU pipe runs the MUFU ex2 and rcp of the sigmoids), the SM
+#              clock, warp instructions: what bounds each kernel's time below target 2's 1.5x the floor
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session27.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
 POOL_PRESETS=(deepseek-v3 kimi-k2 moonlight-16b-a3b glm-4.5 glm-4.5-air qwen3-moe qwen3-next-80b-a3b deepseek-v2
@@ -73,7 +76,28 @@ for step in "$@"; do
       preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
       POOL_CU=.probe/s27/route_group_d.cu with_pool_source gpu_tool grid_probe_defer 300 tools/grid_probe.py \
         "${PRESET_ARGS[@]}" --rows 262144 --caps 0,3,4 ;;
+    pipes)
+      NCU=/usr/local/cuda/bin/ncu
+      timeout 60 $NCU --query-metrics --chip gh100 > "$OUT/ncu_query.txt" 2>&1
+      metrics=sm__inst_executed.sum,sm__cycles_elapsed.avg.per_second,sm__cycles_elapsed.max
+      for base in sm__issue_active sm__inst_executed_pipe_xu sm__inst_executed_pipe_alu sm__inst_executed_pipe_fma \
+          sm__inst_executed_pipe_fmaheavy sm__inst_executed_pipe_lsu sm__inst_executed_pipe_adu \
+          sm__inst_executed_pipe_uniform sm__inst_executed_pipe_cbu sm__pipe_xu_cycles_active \
+          sm__pipe_alu_cycles_active sm__pipe_fma_cycles_active sm__pipe_shared_cycles_active; do
+        grep -q "^$base " "$OUT/ncu_query.txt" && metrics+=",$base.avg.pct_of_peak_sustained_active"
+      done
+      echo "metrics: $metrics"
+      for preset in deepseek-v3 qwen3-moe deepseek-v2 qwen3-next-80b-a3b kimi-k2 moonlight-16b-a3b; do
+        SECONDS=0
+        timeout 120 $NCU --clock-control none -k regex:route_ --launch-skip 1 --launch-count 1 \
+          --section SpeedOfLight --section ComputeWorkloadAnalysis --section SchedulerStats \
+          --section WarpStateStats --section Occupancy --metrics "$metrics" \
+          python3 tools/ncu_presets.py $preset > "$OUT/ncu_pipes_$preset.log" 2>&1
+        echo "ncu $preset exit $? in ${SECONDS}s"
+        grep -v "^==PROF==" "$OUT/ncu_pipes_$preset.log" | grep -E "route_|Duration|SM Frequency|Issue Slots Busy|\
+No Eligible|Achieved Occ|Executed Ipc A|sm__|SM Busy|Memory Throughput" | cut -c1-120
+      done ;;
     *) echo "gpu_session27.sh: unknown step '$step' (pool, pool_grid, pool_timeline, group, group_grid, defer," \
-         "defer_grid)"; exit 2 ;;
+         "defer_grid, pipes)"; exit 2 ;;
   esac
 done
