@@ -18,11 +18,15 @@ per warp).
 
 --groups N (session 27): a counter per group of blocks instead of one for the grid. Block b is in group b % n,
 n = min(N, gridDim.x), and group g's rows are a fixed contiguous share of the chunks, taken from its own
-counter: with N the SM count and a grid of one wave (3 or 4 blocks an SM, blocks 0..N-1 placed one on each SM
-first, then N..2N-1: session 26's timeline), a group is the blocks of one SM, so this measures a pool per SM
-without one address taking every claim of the grid (session 27: one counter for 65536 claims a launch cost
-more than it gained). Every group has a block, whatever the placement, so every row is routed; a group's last
-warp resets its counters.
+counter (each on a 256-byte line of its own). With N the SM count and a grid of one wave (3 or 4 blocks an
+SM, blocks 0..N-1 placed one on each SM first, then N..2N-1: session 26's timeline), a group holds one block
+of each rank on the SM (the blocks of one SM, where every wave is placed in the same order), so this measures
+pools of a few blocks' warps without one address taking every claim of the grid (one counter took 65536
+claims a launch for DeepSeek-V3). Every group has a block, whatever the placement, so every row is routed; a
+group's last warp resets its counters.
+
+--defer (session 27): the next chunk's claim is lane 0's atomic alone, broadcast where a row loop reads it
+(the chunk's last row), not right after the atomic, so that its round trip overlaps the chunk's rows.
 """
 
 from __future__ import annotations
