@@ -20,7 +20,8 @@
 #   pool_timeline  tools/block_timeline.py on the pool's route.cu (copied over, restored): fill and block ends
 #   group      as pool, with a counter per group of blocks b % 132 (`tools/pool_probe_source.py --groups 132`, and
 #              --scale 2: .probe/s27/route_group.cu, route_group2.cu): the pool steps' one counter took 65536
-#              claims a launch and lost on every 4-resident kernel; a group is one SM's blocks in a one-wave grid
+#              claims a launch and lost on every 4-resident kernel; in a one-wave grid a group holds one block of
+#              each rank on the SM
 #   group_grid as pool_grid, with route_group.cu (caps 0, 3, 4: the dispatch's grid and one wave)
 #   defer      main against three pools whose next chunk is broadcast where it is read, not right after its atomic
 #              (--defer: the claim's round trip then overlaps a chunk's rows; the steps above waited for it at
@@ -41,41 +42,35 @@ with_pool_source() {  # with_pool_source COMMAND...: run with the pool's route.c
   "$@"
   cp "$OUT/route_kept.cu" optimized/kernels/route.cu && rm "$OUT/route_kept.cu"
 }
+# pool_variants LOG ROWS NAME... : tools/source_probe.py, main's route.cu against .probe/s27/route_NAME.cu for
+# each NAME, every pool preset at the T of ROWS, 3 rounds; its indented progress lines left out of the output.
+pool_variants() {
+  local log=$1 rows=$2
+  shift 2
+  local variants=(--variant main=.probe/s27/route_main.cu)
+  for name in "$@"; do variants+=(--variant "$name=.probe/s27/route_$name.cu"); done
+  preset_args "${POOL_PRESETS[@]}"
+  gpu_tool "$log" 400 tools/source_probe.py "${variants[@]}" "${PRESET_ARGS[@]}" --rows "$rows" --rounds 3 \
+    | grep -v "^  "
+}
+# pool_grid_probe LOG SOURCE ROWS CAPS: tools/grid_probe.py with SOURCE in route.cu's place, six presets.
+pool_grid_probe() {
+  preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
+  POOL_CU=$2 with_pool_source gpu_tool "$1" 300 tools/grid_probe.py "${PRESET_ARGS[@]}" --rows "$3" --caps "$4"
+}
 for step in "$@"; do
   [ -f .probe/s27/route_pool.cu ] || { echo "$step: .probe/s27/route_pool.cu is missing (carry .probe/s27)"; exit 2; }
   case $step in
-    pool)
-      preset_args "${POOL_PRESETS[@]}"
-      gpu_tool source_probe_pool 400 tools/source_probe.py --variant main=.probe/s27/route_main.cu \
-        --variant pool=.probe/s27/route_pool.cu --variant pool2=.probe/s27/route_pool2.cu "${PRESET_ARGS[@]}" \
-        --rows 65536,262144,1048576 --rounds 3 | grep -v "^  main\|^  pool" ;;
-    pool_grid)
-      preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
-      with_pool_source gpu_tool grid_probe_pool 300 tools/grid_probe.py "${PRESET_ARGS[@]}" --rows 65536,262144 \
-        --caps 0,3,4,8 ;;
+    pool) pool_variants source_probe_pool 65536,262144,1048576 pool pool2 ;;
+    pool_grid) pool_grid_probe grid_probe_pool .probe/s27/route_pool.cu 65536,262144 0,3,4,8 ;;
     pool_timeline)
       preset_args deepseek-v3 qwen3-moe deepseek-v2
       with_pool_source gpu_tool block_timeline_pool 200 tools/block_timeline.py --png "$OUT/timeline_pool" \
         "${PRESET_ARGS[@]}" --rows 262144 ;;
-    group)
-      preset_args "${POOL_PRESETS[@]}"
-      gpu_tool source_probe_group 400 tools/source_probe.py --variant main=.probe/s27/route_main.cu \
-        --variant group=.probe/s27/route_group.cu --variant group2=.probe/s27/route_group2.cu "${PRESET_ARGS[@]}" \
-        --rows 65536,262144,1048576 --rounds 3 | grep -v "^  main\|^  group" ;;
-    group_grid)
-      preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
-      POOL_CU=.probe/s27/route_group.cu with_pool_source gpu_tool grid_probe_group 300 tools/grid_probe.py \
-        "${PRESET_ARGS[@]}" --rows 65536,262144 --caps 0,3,4 ;;
-    defer)
-      preset_args "${POOL_PRESETS[@]}"
-      gpu_tool source_probe_defer 400 tools/source_probe.py --variant main=.probe/s27/route_main.cu \
-        --variant pool_d2=.probe/s27/route_pool_d2.cu --variant group_d=.probe/s27/route_group_d.cu \
-        --variant group=.probe/s27/route_group.cu "${PRESET_ARGS[@]}" --rows 65536,262144 --rounds 3 \
-        | grep -v "^  main\|^  pool\|^  group" ;;
-    defer_grid)
-      preset_args deepseek-v3 moonlight-16b-a3b qwen3-next-80b-a3b qwen3-moe deepseek-v2 kimi-k2
-      POOL_CU=.probe/s27/route_group_d.cu with_pool_source gpu_tool grid_probe_defer 300 tools/grid_probe.py \
-        "${PRESET_ARGS[@]}" --rows 262144 --caps 0,3,4 ;;
+    group) pool_variants source_probe_group 65536,262144,1048576 group group2 ;;
+    group_grid) pool_grid_probe grid_probe_group .probe/s27/route_group.cu 65536,262144 0,3,4 ;;
+    defer) pool_variants source_probe_defer 65536,262144 pool_d2 group_d group ;;
+    defer_grid) pool_grid_probe grid_probe_defer .probe/s27/route_group_d.cu 262144 0,3,4 ;;
     pipes)
       NCU=/usr/local/cuda/bin/ncu
       timeout 60 $NCU --query-metrics --chip gh100 > "$OUT/ncu_query.txt" 2>&1
