@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Device session 28 (docs/perf.md, session 27's next step 1: target 2 needs fewer instructions a row). Steps:
 #   rowthread  tools/row_thread_probe.py: DeepSeek-V3's bound plan with a row per thread (tools/row_thread_probe.cu:
-#              the tile of 32 rows in shared memory, tileW) and per pair of threads (pairW) against the dispatch's
-#              kernel, bf16, T = 4096, 65536 and 262144, W warps a block; each variant's output checked bitwise
-#              against the dispatch's on random, tie-heavy and non-finite rows first. Runs 2 to 11 of docs/perf.md's
-#              session 28 ran this step with the variants of their row (streamSxW too) and the source as it stood;
-#              the last, run 12, with these.
+#              the tile of 32 rows in shared memory, tileW, or the groups streamed through S slots, streamSxW) and
+#              per pair of threads (pairW) against the dispatch's kernel, bf16, T = 4096, 65536 and 262144, W warps
+#              a block; each variant's output checked bitwise against the dispatch's on random, tie-heavy and
+#              non-finite rows first. Runs 2 to 12 of docs/perf.md's session 28 ran this step with the variants of
+#              their row and the source as it stood; the last, run 13, with these and the committed source.
 #   rowthread_ncu  Nsight Compute on the dispatch's bound kernel and the probe's pair2 and tile2 at T = 262144: warp
 #              instructions, issue slots busy, warps an SM, the stall reasons (warps stalled per issue, each reason)
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session28.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
 for step in "$@"; do
   case $step in
-    rowthread) gpu_tool row_thread 420 tools/row_thread_probe.py --rows 4096,65536,262144 --variants tile2,pair1,pair2,pair3,pair4 --rounds 3 ;;
+    rowthread) gpu_tool row_thread 420 tools/row_thread_probe.py --rows 4096,65536,262144 --variants tile2,stream2x1,pair2,pair4 --rounds 3 ;;
     rowthread_ncu)
       SECONDS=0
       timeout 400 /usr/local/cuda/bin/ncu --kernel-name regex:"route_row_|route_warp_kernel" \

@@ -85,6 +85,159 @@ __device__ __forceinline__ void copies_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
+// Step 2 for one group: the top two of its N = 32 approximate keys from its 16 words of bf16 logits and its shifted
+// bias, as signed integers (a NaN key, of a NaN logit, is the largest: its group's score is NaN).
+__device__ __forceinline__ void approx_group_top_two(const u32* words, const float* group_shift, int& t1, int& t2) {
+  int c1[4];
+  int c2[4];
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    float x[8];
+    widen_eight(*reinterpret_cast<const uint4*>(words + c * 4), x);
+    const float4 s0 = *reinterpret_cast<const float4*>(group_shift + c * 8);
+    const float4 s1 = *reinterpret_cast<const float4*>(group_shift + c * 8 + 4);
+    const float s[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+    int k[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) k[j] = static_cast<int>(__float_as_uint(approx_sigmoid(x[j]) + s[j]));
+    int p1[4];
+    int p2[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      p1[j] = max(k[2 * j], k[2 * j + 1]);
+      p2[j] = min(k[2 * j], k[2 * j + 1]);
+    }
+    const int q1a = max(p1[0], p1[1]);
+    const int q2a = max(min(p1[0], p1[1]), max(p2[0], p2[1]));
+    const int q1b = max(p1[2], p1[3]);
+    const int q2b = max(min(p1[2], p1[3]), max(p2[2], p2[3]));
+    c1[c] = max(q1a, q1b);
+    c2[c] = max(min(q1a, q1b), max(q2a, q2b));
+  }
+  const int h1a = max(c1[0], c1[1]);
+  const int h2a = max(min(c1[0], c1[1]), max(c2[0], c2[1]));
+  const int h1b = max(c1[2], c1[3]);
+  const int h2b = max(min(c1[2], c1[3]), max(c2[2], c2[3]));
+  t1 = max(h1a, h1b);
+  t2 = max(min(h1a, h1b), max(h2a, h2b));
+}
+
+// Step 4 for kept group g: its named keys (low byte 255 - e, as approx_keys names them) stored at list[at], `at`
+// advancing by 32 for each one whose key reaches `cut`, clamped to `limit` after each 8.
+__device__ __forceinline__ void approx_group_candidates(const u32* words, const float* group_shift, int g, int cut,
+                                                      u32* list, int& at, int limit) {
+  const u32 group_names = static_cast<u32>(255 - g * 32) * 0x01010101u - 0x03020100u;
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    float x[8];
+    widen_eight(*reinterpret_cast<const uint4*>(words + c * 4), x);
+    const float4 s0 = *reinterpret_cast<const float4*>(group_shift + c * 8);
+    const float4 s1 = *reinterpret_cast<const float4*>(group_shift + c * 8 + 4);
+    const float s[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+    const u32 names[2] = {group_names - static_cast<u32>(c * 8) * 0x01010101u,
+                          group_names - static_cast<u32>(c * 8 + 4) * 0x01010101u};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const u32 k = __float_as_uint(approx_sigmoid(x[j]) + s[j]);
+      list[at] = __byte_perm(k, names[j / 4], 0x3214 + j % 4);
+      at += static_cast<int>(k) >= cut ? kWarpSize : 0;
+    }
+    at = min(at, limit);
+  }
+}
+
+// Step 3 from each group's top two (t1, t2): the groups kept on approximate scores (bit g of `mask`), proved as
+// select_row_bound proves them (`proved`), `doubt` where a score is NaN, infinite or negative or a kept second key
+// is -inf, and step 4's floor `cut`: tau, the least second key of the kept groups, less 4 M, its low byte cleared.
+// Where only the K sure keys reach it, a(K + 1) is below it, and the K-th exact key (about tau + bmin) then clears
+// the proof's a(K + 1) + bmin + M by about 3 M; a floor of tau itself failed that in 16% of random rows (its
+// K-th key sits at the floor).
+struct KeptGroups {
+  u32 mask;
+  bool doubt;
+  bool proved;
+  int cut;
+};
+template <int G, int KG>
+__device__ __forceinline__ KeptGroups keep_groups(const int (&t1)[G], const int (&t2)[G], bool has_bias,
+                                                  float margin, float twice_group_margin) {
+  KeptGroups kg;
+  u32 score[G];
+  kg.doubt = false;
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    float s = __int_as_float(t1[g]);
+    if (has_bias) s = s + __int_as_float(t2[g]);
+    score[g] = __float_as_uint(s);
+    kg.doubt |= score[g] >= 0x7f800000u;  // NaN, infinite or negative
+  }
+  int beaten[G];
+#pragma unroll
+  for (int g = 0; g < G; ++g) beaten[g] = 0;
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+#pragma unroll
+    for (int h = g + 1; h < G; ++h) {
+      const bool g_wins = score[g] >= score[h];  // equal scores: the lower index wins
+      beaten[h] += g_wins ? 1 : 0;
+      beaten[g] += g_wins ? 0 : 1;
+    }
+  }
+  u32 least_kept = 0xffffffffu;
+  u32 best_dropped = 0u;
+  int tau = 0x7fffffff;
+  kg.mask = 0u;
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const bool kept = beaten[g] < KG;
+    least_kept = kept ? min(least_kept, score[g]) : least_kept;
+    best_dropped = kept ? best_dropped : max(best_dropped, score[g]);
+    tau = kept ? min(tau, t2[g]) : tau;
+    kg.mask |= kept ? (1u << g) : 0u;
+  }
+  kg.proved = __uint_as_float(least_kept) > __fadd_ru(__uint_as_float(best_dropped), twice_group_margin);
+  kg.doubt |= tau < 0;  // a second key of -inf (an infinite bias entry below)
+  const float floor_f = __fsub_rd(__int_as_float(tau), __fmul_ru(4.0f, margin));
+  kg.cut = floor_f > 0.0f ? __float_as_int(floor_f) & ~0xff : 0;
+  return kg;
+}
+
+// Step 5's K + 1 largest of a thread's `count` listed candidates (slot j at list[j * 32 + lane]), by insertion
+// over the warp's longest list; kLowestInt where fewer.
+template <int K>
+__device__ __forceinline__ void largest_candidates(const u32* list, int lane, int count, bool live,
+                                                   int (&top)[K + 1]) {
+#pragma unroll
+  for (int i = 0; i <= K; ++i) top[i] = kLowestInt;
+  const int rounds = static_cast<int>(__reduce_max_sync(kFullMask, live ? static_cast<u32>(count) : 0u));
+  for (int j = 0; j < rounds; ++j) {
+    int a = j < count ? static_cast<int>(list[j * kWarpSize + lane]) : kLowestInt;
+#pragma unroll
+    for (int i = 0; i <= K; ++i) {
+      const int hi = max(top[i], a);
+      a = min(top[i], a);
+      top[i] = hi;
+    }
+  }
+}
+
+// Step 6's other rows: the rows of `unproved` (bit q: row base + q) routed again exactly by the whole warp
+// (route_row_exact), and counted in g_row_thread_unproved.
+template <int DT, int E, int G, int KG, int K>
+__device__ __forceinline__ void route_again_exactly(u32 unproved, i64 base, int lane, const void* scores,
+                                                    i64 row_stride, const void* bias, int bias_dtype, int* out_ids,
+                                                    float* out_weights, const OutputArgs& out) {
+  if (lane == 0 && unproved != 0u) {
+    atomicAdd(&g_row_thread_unproved, static_cast<unsigned long long>(__popc(unproved)));
+  }
+  while (unproved != 0u) {
+    const i64 again = base + (__ffs(unproved) - 1);
+    unproved &= unproved - 1u;
+    route_row_exact<DT, E, G, KG, K>(row_start<u16>(scores, again, row_stride), again, lane, bias, bias_dtype,
+                                     out_ids, out_weights, out);
+  }
+}
+
 template <int E, int G, int KG, int K, int kWarps, int kSlots>
 __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
@@ -184,42 +337,11 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
         __syncwarp();  // the other lanes' copies of this group are in
         words = mine + (g % kSlots) * L::kSlotWords;
       }
-      int c1[N / 8];
-      int c2[N / 8];
-#pragma unroll
-      for (int c = 0; c < N / 8; ++c) {
-        float x[8];
-        widen_eight(*reinterpret_cast<const uint4*>(words + c * 4), x);
-        const float4 s0 = *reinterpret_cast<const float4*>(shift + g * L::kShiftStride + c * 8);
-        const float4 s1 = *reinterpret_cast<const float4*>(shift + g * L::kShiftStride + c * 8 + 4);
-        const float s[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
-        u32 a[8];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) a[j] = __float_as_uint(approx_sigmoid(x[j]) + s[j]);
-        // top two as signed integers (a NaN key, of a NaN logit, is the largest: its group's score is NaN)
-        int k[8];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) k[j] = static_cast<int>(a[j]);
-        int p1[4];
-        int p2[4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          p1[j] = max(k[2 * j], k[2 * j + 1]);
-          p2[j] = min(k[2 * j], k[2 * j + 1]);
-        }
-        const int q1a = max(p1[0], p1[1]);
-        const int q2a = max(min(p1[0], p1[1]), max(p2[0], p2[1]));
-        const int q1b = max(p1[2], p1[3]);
-        const int q2b = max(min(p1[2], p1[3]), max(p2[2], p2[3]));
-        c1[c] = max(q1a, q1b);
-        c2[c] = max(min(q1a, q1b), max(q2a, q2b));
-      }
-      const int h1a = max(c1[0], c1[1]);
-      const int h2a = max(min(c1[0], c1[1]), max(c2[0], c2[1]));
-      const int h1b = max(c1[2], c1[3]);
-      const int h2b = max(min(c1[2], c1[3]), max(c2[2], c2[3]));
-      list[g * kWarpSize + lane] = static_cast<u32>(max(h1a, h1b));
-      list[(G + g) * kWarpSize + lane] = static_cast<u32>(max(min(h1a, h1b), max(h2a, h2b)));
+      int a1;
+      int a2;
+      approx_group_top_two(words, shift + g * L::kShiftStride, a1, a2);
+      list[g * kWarpSize + lane] = static_cast<u32>(a1);
+      list[(G + g) * kWarpSize + lane] = static_cast<u32>(a2);
       if constexpr (kStream) __syncwarp();  // every lane has read the slot before the next group's copies
     }
     int t1[G];
@@ -231,47 +353,9 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
     }
 
     // ---- 3. step 4 on approximate scores, proved as select_row_bound proves it ----
-    u32 score[G];
-    bool doubt = false;
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float s = __int_as_float(t1[g]);
-      if (has_bias) s = s + __int_as_float(t2[g]);
-      score[g] = __float_as_uint(s);
-      doubt |= score[g] >= 0x7f800000u;  // NaN, infinite or negative
-    }
-    int beaten[G];
-#pragma unroll
-    for (int g = 0; g < G; ++g) beaten[g] = 0;
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-#pragma unroll
-      for (int h = g + 1; h < G; ++h) {
-        const bool g_wins = score[g] >= score[h];  // equal scores: the lower index wins
-        beaten[h] += g_wins ? 1 : 0;
-        beaten[g] += g_wins ? 0 : 1;
-      }
-    }
-    u32 least_kept = 0xffffffffu;
-    u32 best_dropped = 0u;
-    int tau = 0x7fffffff;
-    u32 kept_mask = 0u;
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      const bool kept = beaten[g] < KG;
-      least_kept = kept ? min(least_kept, score[g]) : least_kept;
-      best_dropped = kept ? best_dropped : max(best_dropped, score[g]);
-      tau = kept ? min(tau, t2[g]) : tau;
-      kept_mask |= kept ? (1u << g) : 0u;
-    }
-    const bool groups_proved =
-        __uint_as_float(least_kept) > __fadd_ru(__uint_as_float(best_dropped), bc.twice_group_margin);
-    doubt |= tau < 0;  // a second key of -inf (an infinite bias entry below)
-    // The candidates' floor: tau less 4 M, its low byte cleared. Where only the K sure keys reach it, a(K + 1)
-    // is below it, and the K-th exact key (about tau + bmin) then clears the proof's a(K + 1) + bmin + M by
-    // about 3 M; a floor of tau itself failed that in 16% of random rows (its K-th key sits at the floor).
-    const float floor_f = __fsub_rd(__int_as_float(tau), __fmul_ru(4.0f, bc.margin));
-    const int cut = floor_f > 0.0f ? __float_as_int(floor_f) & ~0xff : 0;
+    const KeptGroups kept = keep_groups<G, KG>(t1, t2, has_bias, bc.margin, bc.twice_group_margin);
+    u32 kept_mask = kept.mask;
+    const int cut = kept.cut;
 
     // ---- 4. the kept groups' named keys whose high bits reach the floor's: the candidates ----
     // Branch-free: every key is stored at the list's next free slot, which advances only for a candidate (a
@@ -310,24 +394,8 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
         copies_wait<kSlots - 1>();
         words = mine + (i % kSlots) * L::kSlotWords;
       }
-      const u32 group_names = static_cast<u32>(255 - g * N) * 0x01010101u - 0x03020100u;  // bytes 255 - g N - i
-#pragma unroll
-      for (int c = 0; c < N / 8; ++c) {
-        float x[8];
-        widen_eight(*reinterpret_cast<const uint4*>(words + c * 4), x);
-        const float4 s0 = *reinterpret_cast<const float4*>(shift + g * L::kShiftStride + c * 8);
-        const float4 s1 = *reinterpret_cast<const float4*>(shift + g * L::kShiftStride + c * 8 + 4);
-        const float s[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
-        const u32 names[2] = {group_names - static_cast<u32>(c * 8) * 0x01010101u,
-                              group_names - static_cast<u32>(c * 8 + 4) * 0x01010101u};
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          const u32 k = __float_as_uint(approx_sigmoid(x[j]) + s[j]);
-          list[at] = __byte_perm(k, names[j / 4], 0x3214 + j % 4);  // low byte 255 - e, as approx_keys
-          at += static_cast<int>(k) >= cut ? kWarpSize : 0;
-        }
-        at = min(at, kRowThreadCandidates * kWarpSize + lane);
-      }
+      approx_group_candidates(words, shift + g * L::kShiftStride, g, cut, list, at,
+                              kRowThreadCandidates * kWarpSize + lane);
     }
     const int count = (at - lane) / kWarpSize;  // kRowThreadCandidates: the list is full, maybe more
     if constexpr (kStream) {
@@ -337,21 +405,10 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
 
     // ---- 5. the K + 1 largest candidates (insertion), then the winners' exact keys and the proof ----
     int top[K + 1];
-#pragma unroll
-    for (int i = 0; i <= K; ++i) top[i] = kLowestInt;
-    const int rounds = static_cast<int>(__reduce_max_sync(kFullMask, live ? static_cast<u32>(count) : 0u));
-    for (int j = 0; j < rounds; ++j) {
-      int a = j < count ? static_cast<int>(list[j * kWarpSize + lane]) : kLowestInt;
-#pragma unroll
-      for (int i = 0; i <= K; ++i) {
-        const int hi = max(top[i], a);
-        a = min(top[i], a);
-        top[i] = hi;
-      }
-    }
+    largest_candidates<K>(list, lane, count, live, top);
     const int next = count > K ? top[K] : cut;
     const float bound = __fadd_ru(__fadd_ru(__int_as_float(next), bc.bmin), bc.margin);
-    bool proved = live && !doubt && groups_proved && count < kRowThreadCandidates &&
+    bool proved = live && !kept.doubt && kept.proved && count < kRowThreadCandidates &&
                   static_cast<u32>(next) < 0x7f800000u;
     // The winners one at a time (loops, not unrolled: Nsight Compute's largest stall of the unrolled code was
     // fetching it), their named keys and then their p parked in the lists' first 2 K slots.
@@ -399,16 +456,8 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
       }
       shared_slots(ids, weights, row, routed_sum, 0, 1, out);
     }
-    u32 unproved = __ballot_sync(kFullMask, live && !proved);
-    if (lane == 0 && unproved != 0u) {
-      atomicAdd(&g_row_thread_unproved, static_cast<unsigned long long>(__popc(unproved)));
-    }
-    while (unproved != 0u) {
-      const i64 again = base + (__ffs(unproved) - 1);
-      unproved &= unproved - 1u;
-      route_row_exact<DT, E, G, KG, K>(row_start<u16>(scores, again, row_stride), again, lane, bias, bias_dtype,
-                                       out_ids, out_weights, out);
-    }
+    route_again_exactly<DT, E, G, KG, K>(__ballot_sync(kFullMask, live && !proved), base, lane, scores, row_stride,
+                                         bias, bias_dtype, out_ids, out_weights, out);
     __syncwarp();  // every lane is done with the tile and the lists before the next tile's copies
   }
 }
@@ -421,66 +470,6 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
 // rank the groups, bitwise alike; each half's K + 1 largest candidates, swapped (K + 1 shuffles), are merged
 // by a sorting network; half h computes the exact keys of winners [4 h, 4 h + 4), and the proof, the order
 // and the routed sum take the other half's by shuffles (the sum in butterfly_sum's order).
-
-// The top two of a group's N = 32 approximate keys (signed, as the tile kernel's) from its 16 words.
-__device__ __forceinline__ void pair_group_top_two(const u32* words, const float* group_shift, int& t1, int& t2) {
-  int c1[4];
-  int c2[4];
-#pragma unroll
-  for (int c = 0; c < 4; ++c) {
-    float x[8];
-    widen_eight(*reinterpret_cast<const uint4*>(words + c * 4), x);
-    const float4 s0 = *reinterpret_cast<const float4*>(group_shift + c * 8);
-    const float4 s1 = *reinterpret_cast<const float4*>(group_shift + c * 8 + 4);
-    const float s[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
-    int k[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) k[j] = static_cast<int>(__float_as_uint(approx_sigmoid(x[j]) + s[j]));
-    int p1[4];
-    int p2[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      p1[j] = max(k[2 * j], k[2 * j + 1]);
-      p2[j] = min(k[2 * j], k[2 * j + 1]);
-    }
-    const int q1a = max(p1[0], p1[1]);
-    const int q2a = max(min(p1[0], p1[1]), max(p2[0], p2[1]));
-    const int q1b = max(p1[2], p1[3]);
-    const int q2b = max(min(p1[2], p1[3]), max(p2[2], p2[3]));
-    c1[c] = max(q1a, q1b);
-    c2[c] = max(min(q1a, q1b), max(q2a, q2b));
-  }
-  const int h1a = max(c1[0], c1[1]);
-  const int h2a = max(min(c1[0], c1[1]), max(c2[0], c2[1]));
-  const int h1b = max(c1[2], c1[3]);
-  const int h2b = max(min(c1[2], c1[3]), max(c2[2], c2[3]));
-  t1 = max(h1a, h1b);
-  t2 = max(min(h1a, h1b), max(h2a, h2b));
-}
-
-// Group g's named keys (low byte 255 - e) at list[at], at advancing by 32 for each one whose key reaches cut
-// (the tile kernel's step 4), clamped to `limit` after each 8.
-__device__ __forceinline__ void pair_group_candidates(const u32* words, const float* group_shift, int g, int cut,
-                                                      u32* list, int& at, int limit) {
-  const u32 group_names = static_cast<u32>(255 - g * 32) * 0x01010101u - 0x03020100u;
-#pragma unroll
-  for (int c = 0; c < 4; ++c) {
-    float x[8];
-    widen_eight(*reinterpret_cast<const uint4*>(words + c * 4), x);
-    const float4 s0 = *reinterpret_cast<const float4*>(group_shift + c * 8);
-    const float4 s1 = *reinterpret_cast<const float4*>(group_shift + c * 8 + 4);
-    const float s[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
-    const u32 names[2] = {group_names - static_cast<u32>(c * 8) * 0x01010101u,
-                          group_names - static_cast<u32>(c * 8 + 4) * 0x01010101u};
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const u32 k = __float_as_uint(approx_sigmoid(x[j]) + s[j]);
-      list[at] = __byte_perm(k, names[j / 4], 0x3214 + j % 4);
-      at += static_cast<int>(k) >= cut ? kWarpSize : 0;
-    }
-    at = min(at, limit);
-  }
-}
 
 // kCandidates: a half's candidate list (a half sees about half of a row's, at least its K / 2 sure keys); the
 // shifted bias is one table a block (warp 0's), so that a warp takes 8448 + 32 (kCandidates + 8) bytes.
@@ -553,7 +542,7 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
       const int g = half * (G / 2) + i;
       int a1;
       int a2;
-      pair_group_top_two(mine + g * (N / 2), shift + g * kShiftStride, a1, a2);
+      approx_group_top_two(mine + g * (N / 2), shift + g * kShiftStride, a1, a2);
       list[i * kWarpSize + lane] = static_cast<u32>(a1);
       list[(G / 2 + i) * kWarpSize + lane] = static_cast<u32>(a2);
     }
@@ -575,44 +564,9 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
     }
 
     // ---- 3. step 4, as the tile kernel (both halves alike) ----
-    u32 score[G];
-    bool doubt = false;
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float s = __int_as_float(t1[g]);
-      if (has_bias) s = s + __int_as_float(t2[g]);
-      score[g] = __float_as_uint(s);
-      doubt |= score[g] >= 0x7f800000u;
-    }
-    int beaten[G];
-#pragma unroll
-    for (int g = 0; g < G; ++g) beaten[g] = 0;
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-#pragma unroll
-      for (int h = g + 1; h < G; ++h) {
-        const bool g_wins = score[g] >= score[h];
-        beaten[h] += g_wins ? 1 : 0;
-        beaten[g] += g_wins ? 0 : 1;
-      }
-    }
-    u32 least_kept = 0xffffffffu;
-    u32 best_dropped = 0u;
-    int tau = 0x7fffffff;
-    u32 kept_mask = 0u;
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      const bool kept = beaten[g] < KG;
-      least_kept = kept ? min(least_kept, score[g]) : least_kept;
-      best_dropped = kept ? best_dropped : max(best_dropped, score[g]);
-      tau = kept ? min(tau, t2[g]) : tau;
-      kept_mask |= kept ? (1u << g) : 0u;
-    }
-    const bool groups_proved =
-        __uint_as_float(least_kept) > __fadd_ru(__uint_as_float(best_dropped), bc.twice_group_margin);
-    doubt |= tau < 0;
-    const float floor_f = __fsub_rd(__int_as_float(tau), __fmul_ru(4.0f, bc.margin));
-    const int cut = floor_f > 0.0f ? __float_as_int(floor_f) & ~0xff : 0;
+    const KeptGroups kept = keep_groups<G, KG>(t1, t2, has_bias, bc.margin, bc.twice_group_margin);
+    u32 kept_mask = kept.mask;
+    const int cut = kept.cut;
 
     // ---- 4. this half's two kept groups' candidates ----
     if (half == 1) {  // skip the first KG / 2 kept groups
@@ -625,24 +579,13 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
     for (int i = 0; i < KG / 2; ++i) {
       const int g = __ffs(kept_mask) - 1;
       kept_mask &= kept_mask - 1u;
-      pair_group_candidates(mine + g * (N / 2), shift + g * kShiftStride, g, cut, list, at, kLimit + lane);
+      approx_group_candidates(mine + g * (N / 2), shift + g * kShiftStride, g, cut, list, at, kLimit + lane);
     }
     const int count = (at - lane) / kWarpSize;
 
     // ---- 5. each half's K + 1 largest, merged; the winners' exact keys, half h taking [H h, H h + H) ----
     int top[K + 1];
-#pragma unroll
-    for (int i = 0; i <= K; ++i) top[i] = kLowestInt;
-    const int rounds = static_cast<int>(__reduce_max_sync(kFullMask, live ? static_cast<u32>(count) : 0u));
-    for (int j = 0; j < rounds; ++j) {
-      int a = j < count ? static_cast<int>(list[j * kWarpSize + lane]) : kLowestInt;
-#pragma unroll
-      for (int i = 0; i <= K; ++i) {
-        const int hi = max(top[i], a);
-        a = min(top[i], a);
-        top[i] = hi;
-      }
-    }
+    largest_candidates<K>(list, lane, count, live, top);
     // the K + 1 largest of both halves: top and the other half's reversed give each place's larger (a bitonic
     // sequence holding the K + 1 largest), sorted by the network
     int merged[K + 1];
@@ -656,7 +599,7 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
     const bool full = max(count, __shfl_xor_sync(kFullMask, count, kRows)) >= kCandidates;
     const int next = total > K ? merged[K] : cut;
     const float bound = __fadd_ru(__fadd_ru(__int_as_float(next), bc.bmin), bc.margin);
-    bool proved = live && !doubt && groups_proved && !full && static_cast<u32>(next) < 0x7f800000u;
+    bool proved = live && !kept.doubt && kept.proved && !full && static_cast<u32>(next) < 0x7f800000u;
     float p[H];
     u32 key[H];
     int id[H];
@@ -709,16 +652,8 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
       }
       if (half == 0) shared_slots(ids, weights, row, routed_sum, 0, 1, out);
     }
-    u32 unproved = __ballot_sync(kFullMask, half == 0 && live && !proved);
-    if (lane == 0 && unproved != 0u) {
-      atomicAdd(&g_row_thread_unproved, static_cast<unsigned long long>(__popc(unproved)));
-    }
-    while (unproved != 0u) {
-      const i64 again = base + (__ffs(unproved) - 1);
-      unproved &= unproved - 1u;
-      route_row_exact<DT, E, G, KG, K>(row_start<u16>(scores, again, row_stride), again, lane, bias, bias_dtype,
-                                       out_ids, out_weights, out);
-    }
+    route_again_exactly<DT, E, G, KG, K>(__ballot_sync(kFullMask, half == 0 && live && !proved), base, lane, scores,
+                                         row_stride, bias, bias_dtype, out_ids, out_weights, out);
     __syncwarp();
   }
 }
