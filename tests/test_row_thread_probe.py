@@ -39,9 +39,9 @@ def test_variants_name_the_kernels_and_their_shared_memory() -> None:
     row, lists, shift = 4 * 132, 4 * 32 * (rp.THREAD_CANDIDATES + 8), 4 * 8 * 36
     assert rp.shared_bytes("tile1") == 32 * row + lists + shift == 22144
     assert rp.shared_bytes("stream2x1") == 2 * 32 * 4 * 20 + lists + shift == 10368
-    assert rp.shared_bytes("pair2") == shift + 2 * (16 * row + 4 * 32 * (rp.PAIR_CANDIDATES + 8))
-    # 10 warps of the tile, 20 of two slots and 18 of the pairs fit an SM's 228 KB, with 1 KB a block
-    for variant, blocks in (("tile1", 10), ("stream2x1", 20), ("pair2", 9)):
+    assert rp.shared_bytes("pair2") == shift + 4 * 256 + 2 * (16 * row + 4 * 32 * (rp.PAIR_CANDIDATES + 8))
+    # 10 warps of the tile, 20 of two slots and 16 of the pairs fit an SM's 228 KB, with 1 KB a block
+    for variant, blocks in (("tile1", 10), ("stream2x1", 20), ("pair2", 8), ("pair4", 4)):
         assert blocks * (rp.shared_bytes(variant) + 1024) <= 228 * 1024
 
 

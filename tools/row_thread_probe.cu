@@ -28,7 +28,7 @@
 //      prove. So every row's output is the exact path's, bit for bit, on every row the probe routes.
 // Three layouts of the same steps: the tile (kSlots = 0), the groups streamed through kSlots slots
 // (RowThreadLayout), and a row per pair of threads (route_row_pair_probe, at the end: 16 rows a tile). Measured
-// on an H200 (docs/perf.md, session 28): the pairs fastest, 0.83x the dispatch's bound kernel at T = 262144.
+// on an H200 (docs/perf.md, session 28): the pairs fastest, 0.79x the dispatch's bound kernel at T = 262144.
 // Only 16-byte-aligned rows (the host checks): the probe measures, it does not dispatch.
 
 // The count of rows the probe routed again exactly (tools/row_thread_probe.py reads and resets it).
@@ -472,7 +472,9 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
 // and the routed sum take the other half's by shuffles (the sum in butterfly_sum's order).
 
 // kCandidates: a half's candidate list (a half sees about half of a row's, at least its K / 2 sure keys); the
-// shifted bias is one table a block (warp 0's), so that a warp takes 8448 + 32 (kCandidates + 8) bytes.
+// shifted bias and the bias are one table each a block (warp 0's), so that a warp takes 8448 + 32 (kCandidates +
+// 8) bytes. The next tile's copies start once the threads have read their winners' logits (step 5), so that
+// they overlap the winners' exact keys, the writes and the rows routed again.
 template <int E, int G, int KG, int K, int kWarps, int kCandidates>
 __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
@@ -502,7 +504,8 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
   const int half = lane / kRows;
   const int q = lane % kRows;  // the thread's row in the tile
   float* const shift = reinterpret_cast<float*>(row_pair_smem);  // G * kShiftStride words, the block's
-  u32* const tile = row_pair_smem + G * kShiftStride + warp * kWarpWords;
+  float* const block_bias = shift + G * kShiftStride;  // E words, the block's (bias_f: NaN read as -inf)
+  u32* const tile = row_pair_smem + G * kShiftStride + E + warp * kWarpWords;
   u32* const list = tile + kRows * kRowWords;
   const bool has_bias = bias_dtype != kNoBias;
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
@@ -513,24 +516,34 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
   float* const lane_shift = warp == 0 ? shift + (lane / (N / C)) * kShiftStride + (lane % (N / C)) * C
                                       : reinterpret_cast<float*>(list) + lane * C;
   const BoundConstants<C> bc(bias_f, lane, lane_shift);
-  __syncthreads();  // warp 0's table, for every warp
+  if (warp == 0) {
+#pragma unroll
+    for (int j = 0; j < C; ++j) block_bias[lane * C + j] = bias_f[j];
+  }
+  __syncthreads();  // warp 0's tables, for every warp
 
   const i64 num_tiles = (num_rows + kRows - 1) / kRows;
   const i64 tile_step = static_cast<i64>(gridDim.x) * kWarps;
-  for (i64 t = static_cast<i64>(blockIdx.x) * kWarps + warp; t < num_tiles; t += tile_step) {
-    const i64 base = t * kRows;
-    const i64 left = num_rows - base;
-    const int rows_here = left < kRows ? static_cast<int>(left) : kRows;
-    // ---- 1. the tile: row j by the warp's j-th copy, 16 bytes a lane ----
+  // ---- 1. tile t's rows: row j by the warp's j-th copy, 16 bytes a lane ----
+  const auto copy_tile = [&](i64 t) {
+    const i64 left = num_rows - t * kRows;
+    const int rows = left < kRows ? static_cast<int>(left) : kRows;
 #pragma unroll 4
     for (int j = 0; j < kRows; ++j) {
-      if (j < rows_here) {
-        copy_16_bytes(tile + j * kRowWords + lane * 4, row_start<u16>(scores, base + j, row_stride) + lane * 8);
+      if (j < rows) {
+        copy_16_bytes(tile + j * kRowWords + lane * 4, row_start<u16>(scores, t * kRows + j, row_stride) + lane * 8);
       }
     }
     copies_commit();
+  };
+  const i64 first_tile = static_cast<i64>(blockIdx.x) * kWarps + warp;
+  if (first_tile < num_tiles) copy_tile(first_tile);
+  for (i64 t = first_tile; t < num_tiles; t += tile_step) {
+    const i64 base = t * kRows;
+    const i64 left = num_rows - base;
+    const int rows_here = left < kRows ? static_cast<int>(left) : kRows;
     copies_wait<0>();
-    __syncwarp();
+    __syncwarp();  // every lane's copies of the tile are in
     const bool live = q < rows_here;
     const u32* const mine = tile + q * kRowWords;
 
@@ -610,11 +623,13 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
       const u32 word = mine[id[k] / 2];
       p[k] = __uint_as_float((id[k] & 1) ? (word & 0xffff0000u) : (word << 16));
     }
+    __syncwarp();  // every lane has read the tile: the next tile's copies overwrite it
+    if (t + tile_step < num_tiles) copy_tile(t + tile_step);
     sigmoid_in_place<H, false>(p);
 #pragma unroll
     for (int k = 0; k < H; ++k) {
       const u32 unbiased = __float_as_uint(p[k]) | 0x80000000u;
-      key[k] = has_bias ? probability_key(p[k], load_bias(bias, bias_dtype, id[k])) : unbiased;
+      key[k] = has_bias ? probability_key(p[k], block_bias[id[k]]) : unbiased;
     }
     u32 least = key[0];
     bool in_order = true;

@@ -73,8 +73,8 @@ def shared_bytes(variant: str) -> int:
     slots, warps = parse_variant(variant)
     e, g, _, _ = SHAPE
     shift = g * (e // g + 4)  # the shifted bias: a warp's, or the block's for the pairs
-    if slots < 0:
-        return 4 * (shift + warps * (16 * (e // 2 + 4) + (PAIR_CANDIDATES + 8) * 32))
+    if slots < 0:  # the block's shifted bias and bias, then each warp's tile and lists
+        return 4 * (shift + e + warps * (16 * (e // 2 + 4) + (PAIR_CANDIDATES + 8) * 32))
     data = slots * 32 * (e // g // 2 + 4) if slots > 0 else 32 * (e // 2 + 4)
     return 4 * warps * (data + (THREAD_CANDIDATES + 8) * 32 + shift)
 
