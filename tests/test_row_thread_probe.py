@@ -27,12 +27,20 @@ def test_variants_name_the_kernels_and_their_shared_memory() -> None:
     assert rp.parse_variant("tile2") == (0, 2)
     assert rp.parse_variant("stream3x1") == (3, 1)
     assert rp.parse_variant("pair4") == (-1, 4)
+    assert rp.parse_variant("flat2") == (rp.FLAT, 2) and rp.parse_variant("keep1") == (rp.KEEP, 1)
     for bad in ("tile0", "tile9", "stream1x2", "stream6x1", "pair", "row2", "tile2 "):
         with pytest.raises(ValueError, match="variant="):
             rp.parse_variant(bad)
+    rp.check_variants("deepseek-v3", ["tile2", "pair4", "stream2x1"])
+    rp.check_variants("glm-4.5-air", ["flat2", "keep4"])
+    for preset, variant in (("deepseek-v3", "flat2"), ("moonlight-16b-a3b", "pair2"), ("qwen3-moe", "flat2")):
+        with pytest.raises(ValueError, match="preset="):
+            rp.check_variants(preset, [variant])
     assert rp.probe_name("stream2x1") == "moegate::route_row_thread_probe<256, 8, 4, 8, 1, 2>"
     assert rp.probe_name("pair2") == "moegate::route_row_pair_probe<256, 8, 4, 8, 2, 16>"
-    assert rp.rows_per_warp("pair1") == 16 and rp.rows_per_warp("tile1") == 32
+    assert rp.probe_name("keep2", "moonlight-16b-a3b") == "moegate::route_row_flat_probe<64, 6, 2, true>"
+    assert rp.probe_name("flat1", "glm-4.5") == "moegate::route_row_flat_probe<160, 8, 1, false>"
+    assert rp.rows_per_warp("pair1") == 16 and rp.rows_per_warp("tile1") == rp.rows_per_warp("flat1") == 32
     # the byte counts the kernels' layouts give (RowThreadLayout, route_row_pair_probe's constants)
     text = rp.PROBE_SOURCE.read_text()
     assert f"constexpr int kRowThreadCandidates = {rp.THREAD_CANDIDATES};" in text
@@ -40,6 +48,9 @@ def test_variants_name_the_kernels_and_their_shared_memory() -> None:
     assert rp.shared_bytes("tile1") == 32 * row + lists + shift == 22144
     assert rp.shared_bytes("stream2x1") == 2 * 32 * 4 * 20 + lists + shift == 10368
     assert rp.shared_bytes("pair2") == shift + 4 * 256 + 2 * (16 * row + 4 * 32 * (rp.PAIR_CANDIDATES + 8))
+    # the flat kernel: the block's shifted bias and bias (2 E words), then each warp's rows and lists
+    assert rp.shared_bytes("flat2", "moonlight-16b-a3b") == 4 * 2 * 64 + 2 * (32 * 4 * 36 + lists) == 17920
+    assert rp.shared_bytes("keep2", "moonlight-16b-a3b") == rp.shared_bytes("flat2", "moonlight-16b-a3b")
     # 10 warps of the tile, 20 of two slots and 16 of the pairs fit an SM's 228 KB, with 1 KB a block
     for variant, blocks in (("tile1", 10), ("stream2x1", 20), ("pair2", 8), ("pair4", 4)):
         assert blocks * (rp.shared_bytes(variant) + 1024) <= 228 * 1024
@@ -104,10 +115,11 @@ def test_the_halves_merge_into_the_k_plus_one_largest() -> None:
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH (the CUDA toolkit is not installed)")
 def test_the_probe_source_compiles(tmp_path: Path) -> None:
-    # each kind of probe kernel (the tile, the slots, the pairs): route.cu's options, warnings as errors
+    # each kind of probe kernel (tile, slots, pairs, flat with and without kept keys), warnings as errors
     source = tmp_path / "probe_route.cu"
     source.write_text(rp.probe_source(build.kernel_source()))
     names = [rp.probe_name(v) for v in ("tile2", "stream2x1", "stream3x1", "pair2")]
+    names += [rp.probe_name("keep2", "moonlight-16b-a3b"), rp.probe_name("flat2", "glm-4.5")]
     unit = tmp_path / "unit.cu"
     unit.write_text(build.instantiation_unit(names, source))
     cmd = [NVCC, "-c", *build.nvcc_options(), "-Werror", "all-warnings"]

@@ -7,6 +7,8 @@
 #              non-finite rows first. Runs 2 to 13 of docs/perf.md's session 28 ran this step with the variants of
 #              their row and the source as it stood; the last, run 15, with these and the committed source.
 #   rowthread_large  as rowthread, pair2 and pair4 at T = 131072 and 2^20
+#   flat       as rowthread, route_row_flat_probe (a row per thread, no groups) for Moonlight, GLM-4.5-Air and GLM-4.5
+#   keep       as flat, for Moonlight with its keys kept in registers (keepW) beside flat2
 #   rowthread_ncu  Nsight Compute on the dispatch's bound kernel and the probe's pair3 and pair4 at T = 262144: warp
 #              instructions, issue slots busy, warps an SM, the stall reasons (warps stalled per issue, each reason)
 #   rowthread_source  Nsight Compute's source page for the probe's pair2 at T = 262144: each SASS instruction's executed
@@ -17,6 +19,13 @@ for step in "$@"; do
   case $step in
     rowthread) gpu_tool row_thread 420 tools/row_thread_probe.py --rows 4096,65536,262144 --variants tile2,pair2,pair3,pair4 --rounds 3 ;;
     rowthread_large) gpu_tool row_thread_large 300 tools/row_thread_probe.py --rows 131072,1048576 --variants pair2,pair4 --rounds 3 ;;
+    flat)
+      for preset in moonlight-16b-a3b glm-4.5-air glm-4.5; do
+        gpu_tool "row_flat_$preset" 200 tools/row_thread_probe.py --preset "$preset" --rows 4096,65536,262144 \
+          --variants flat2,flat4 --rounds 3
+      done ;;
+    keep) gpu_tool row_keep_moonlight 200 tools/row_thread_probe.py --preset moonlight-16b-a3b --rows 4096,65536,262144 \
+          --variants flat2,keep2,keep4 --rounds 3 ;;
     rowthread_ncu)
       SECONDS=0
       timeout 400 /usr/local/cuda/bin/ncu --kernel-name regex:"route_row_|route_warp_kernel" \

@@ -27,8 +27,10 @@
 //      again by route_row_exact, the whole warp together, as the bound kernel routes its rows it cannot
 //      prove. So every row's output is the exact path's, bit for bit, on every row the probe routes.
 // Three layouts of the same steps: the tile (kSlots = 0), the groups streamed through kSlots slots
-// (RowThreadLayout), and a row per pair of threads (route_row_pair_probe, at the end: 16 rows a tile). Measured
-// on an H200 (docs/perf.md, session 28): the pairs fastest, 0.79x the dispatch's bound kernel at T = 262144.
+// (RowThreadLayout), and a row per pair of threads (route_row_pair_probe, below: 16 rows a tile). Measured on an
+// H200 (docs/perf.md, session 28): the pairs fastest, 0.79x the dispatch's bound kernel at T = 262144. At the end,
+// route_row_flat_probe: the tile kernel for the sigmoid rows with a bias and no groups (Moonlight, GLM-4.5-Air,
+// GLM-4.5), 0.89x the dispatch's kernel for GLM-4.5-Air, 1.04x to 1.16x for the other two.
 // Only 16-byte-aligned rows (the host checks): the probe measures, it does not dispatch.
 
 // The count of rows the probe routed again exactly (tools/row_thread_probe.py reads and resets it).
@@ -669,6 +671,196 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
     }
     route_again_exactly<DT, E, G, KG, K>(__ballot_sync(kFullMask, half == 0 && live && !proved), base, lane, scores,
                                          row_stride, bias, bias_dtype, out_ids, out_weights, out);
+    __syncwarp();
+  }
+}
+
+// ---- a row per thread without groups (route_row_flat_probe) ------------------------------------------------
+// The sigmoid rows with a bias and no groups (Moonlight, GLM-4.5-Air, GLM-4.5: E <= 256, E % 8 == 0, K <= E / 8):
+// a tile of 32 rows (E / 2 + 4 words a row) and a thread a row, as route_row_thread_probe, with the groups'
+// part replaced: step 2 keeps each 8 experts' largest approximate key, and tau, the K-th largest of those E / 8
+// maxima, bounds the K-th largest key from below (the K largest maxima are K keys at least tau); steps 4 to 6 are
+// the tile kernel's over all E experts. A key that is NaN or +inf (a NaN logit, an infinite bias entry) puts the
+// row in doubt: it is routed again exactly. kKeep: step 2's keys stay in registers for step 4 (E of them a thread),
+// which then only names and lists them; otherwise step 4 computes them again from the tile (run 17 of docs/perf.md:
+// computed twice, every expert's key cost Moonlight's kernel 1.16x the dispatch's time).
+template <int E, int K, int kWarps, bool kKeep>
+__global__ void __launch_bounds__(kWarps * kWarpSize) route_row_flat_probe(
+    const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
+    int bias_dtype, int num_experts, int num_groups, int topk_group, int topk, int scoring, int renormalize,
+    int num_shared, int replica, int apply_scaling, float r, int plan, int* __restrict__ out_ids,
+    float* __restrict__ out_weights) {
+  constexpr int DT = kScoreBFloat16;
+  constexpr int C = E / kWarpSize;  // a lane's bias entries (BoundConstants, route_row_exact)
+  constexpr int kChunks = E / 8;
+  constexpr int kRowWords = E / 2 + 4;
+  constexpr int kListWords = (kRowThreadCandidates + 8) * kWarpSize;
+  constexpr int kWarpWords = kWarpSize * kRowWords + kListWords;
+  static_assert(E % kWarpSize == 0 && E <= 256 && C >= 1 && 1 < K && K <= kChunks && K <= 16, "the flat shape");
+  static_assert(2 * K <= kRowThreadCandidates + 8, "the lists hold the scratch");
+  (void)num_experts;
+  (void)num_groups;
+  (void)topk_group;
+  (void)topk;
+  (void)scoring;
+  (void)plan;
+  extern __shared__ __align__(16) u32 row_flat_smem[];
+  const int warp = static_cast<int>(threadIdx.x) / kWarpSize;
+  const int lane = static_cast<int>(threadIdx.x) & (kWarpSize - 1);
+  float* const shift = reinterpret_cast<float*>(row_flat_smem);  // E words, the block's
+  float* const block_bias = shift + E;                            // E words, the block's
+  u32* const tile = row_flat_smem + 2 * E + warp * kWarpWords;
+  u32* const list = tile + kWarpSize * kRowWords;
+  const bool has_bias = bias_dtype != kNoBias;
+  const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
+  wait_for_predecessors_and_release_successor(out.shared_weight);
+  float bias_f[C];
+  load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
+  const BoundConstants<C> bc(bias_f, lane, warp == 0 ? shift + lane * C : reinterpret_cast<float*>(list) + lane * C);
+  if (warp == 0) {
+#pragma unroll
+    for (int j = 0; j < C; ++j) block_bias[lane * C + j] = bias_f[j];
+  }
+  __syncthreads();  // warp 0's tables, for every warp
+
+  const i64 num_tiles = (num_rows + kWarpSize - 1) / kWarpSize;
+  const i64 tile_step = static_cast<i64>(gridDim.x) * kWarps;
+  // ---- 1. tile t's rows: row j by the warp's copies, 16 bytes a lane (E / 8 lanes a row) ----
+  const auto copy_tile = [&](i64 t) {
+    const i64 left = num_rows - t * kWarpSize;
+    const int rows = left < kWarpSize ? static_cast<int>(left) : kWarpSize;
+    constexpr int kRowsACopy = kWarpSize / kChunks > 0 ? kWarpSize / kChunks : 1;  // rows one warp copy covers
+#pragma unroll 4
+    for (int j0 = 0; j0 < kWarpSize; j0 += kRowsACopy) {
+      const int j = j0 + lane / kChunks;
+      const int c = lane % kChunks;
+      if (lane < kRowsACopy * kChunks && j < rows) {
+        copy_16_bytes(tile + j * kRowWords + c * 4, row_start<u16>(scores, t * kWarpSize + j, row_stride) + c * 8);
+      }
+    }
+    copies_commit();
+  };
+  const i64 first_tile = static_cast<i64>(blockIdx.x) * kWarps + warp;
+  if (first_tile < num_tiles) copy_tile(first_tile);
+  for (i64 t = first_tile; t < num_tiles; t += tile_step) {
+    const i64 base = t * kWarpSize;
+    const i64 left = num_rows - base;
+    const int rows_here = left < kWarpSize ? static_cast<int>(left) : kWarpSize;
+    copies_wait<0>();
+    __syncwarp();  // every lane's copies of the tile are in
+    const bool live = lane < rows_here;
+    const u32* const mine = tile + lane * kRowWords;
+
+    // ---- 2. each 8 experts' largest approximate key (signed: NaN and +inf above every real key) ----
+    int chunk_max[kChunks];
+    int kept_keys[kKeep ? E : 1];
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      float x[8];
+      widen_eight(*reinterpret_cast<const uint4*>(mine + c * 4), x);
+      const float4 s0 = *reinterpret_cast<const float4*>(shift + c * 8);
+      const float4 s1 = *reinterpret_cast<const float4*>(shift + c * 8 + 4);
+      const float s[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+      int k[8];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) k[j] = static_cast<int>(__float_as_uint(approx_sigmoid(x[j]) + s[j]));
+      chunk_max[c] = tree_reduce(k, [](int a, int b) { return max(a, b); });
+      if constexpr (kKeep) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) kept_keys[c * 8 + j] = k[j];
+      }
+    }
+    // ---- 3. tau, the K-th largest maximum, and the candidates' floor (keep_groups' 4 M below tau) ----
+    const bool doubt = tree_reduce(chunk_max, [](int a, int b) { return max(a, b); }) >= 0x7f800000;
+    sort_keys_descending<kChunks, K>(chunk_max);
+    const int tau = chunk_max[K - 1];
+    const float floor_f = __fsub_rd(__int_as_float(tau), __fmul_ru(4.0f, bc.margin));
+    const int cut = tau >= 0 && floor_f > 0.0f ? __float_as_int(floor_f) & ~0xff : 0;
+
+    // ---- 4. every named key reaching the floor: the candidates ----
+    int at = lane;
+    const auto list_chunk = [&](int c, const int (&k)[8]) {
+      const u32 names0 = static_cast<u32>(255 - c * 8) * 0x01010101u - 0x03020100u;  // bytes 255 - e
+      const u32 names[2] = {names0, names0 - 4u * 0x01010101u};
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        list[at] = __byte_perm(static_cast<u32>(k[j]), names[j / 4], 0x3214 + j % 4);
+        at += k[j] >= cut ? kWarpSize : 0;
+      }
+      at = min(at, kRowThreadCandidates * kWarpSize + lane);
+    };
+    if constexpr (kKeep) {
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        int k[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) k[j] = kept_keys[c * 8 + j];
+        list_chunk(c, k);
+      }
+    } else {
+#pragma unroll 2
+      for (int c = 0; c < kChunks; ++c) {
+        float x[8];
+        widen_eight(*reinterpret_cast<const uint4*>(mine + c * 4), x);
+        const float4 s0 = *reinterpret_cast<const float4*>(shift + c * 8);
+        const float4 s1 = *reinterpret_cast<const float4*>(shift + c * 8 + 4);
+        const float s[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+        int k[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) k[j] = static_cast<int>(__float_as_uint(approx_sigmoid(x[j]) + s[j]));
+        list_chunk(c, k);
+      }
+    }
+    const int count = (at - lane) / kWarpSize;
+
+    // ---- 5. the K + 1 largest candidates, the winners' exact keys and the proof ----
+    int top[K + 1];
+    largest_candidates<K>(list, lane, count, live, top);
+    const int next = count > K ? top[K] : cut;
+    const float bound = __fadd_ru(__fadd_ru(__int_as_float(next), bc.bmin), bc.margin);
+    bool proved = live && !doubt && count < kRowThreadCandidates && static_cast<u32>(next) < 0x7f800000u;
+    int id[K];
+    float p[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      id[k] = 255 - (top[k] & 0xff);
+      const int e = id[k] < E ? id[k] : 0;  // a row in doubt may name no expert
+      const u32 word = mine[e / 2];
+      p[k] = __uint_as_float((e & 1) ? (word & 0xffff0000u) : (word << 16));
+    }
+    __syncwarp();  // every lane has read the tile: the next tile's copies overwrite it
+    if (t + tile_step < num_tiles) copy_tile(t + tile_step);
+    sigmoid_in_place<K, false>(p);
+    u32 least = 0xffffffffu;
+    u32 last_key = 0xffffffffu;
+    int last_id = -1;
+    bool in_order = true;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const u32 unbiased = __float_as_uint(p[k]) | 0x80000000u;
+      const u32 key = has_bias ? probability_key(p[k], block_bias[id[k] < E ? id[k] : 0]) : unbiased;
+      least = min(least, key);
+      in_order &= last_key > key || (last_key == key && last_id < id[k]);
+      last_key = key;
+      last_id = id[k];
+    }
+    proved = proved && in_order && least > orderable(bound);
+
+    // ---- 6. steps 6-8 for a proved row; the others routed again exactly by the warp ----
+    if (proved) {
+      const i64 row = base + lane;
+      int* const ids = out_ids + row * out.width;
+      float* const weights = out_weights + row * out.width;
+      const float routed_sum = butterfly_sum<K>(p);
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        ids[k] = id[k];
+        weights[k] = output_scaling(routed_weight(p[k], routed_sum, out), out);
+      }
+      shared_slots(ids, weights, row, routed_sum, 0, 1, out);
+    }
+    route_again_exactly<DT, E, 1, 1, K>(__ballot_sync(kFullMask, live && !proved), base, lane, scores, row_stride,
+                                        bias, bias_dtype, out_ids, out_weights, out);
     __syncwarp();
   }
 }
