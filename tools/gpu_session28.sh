@@ -17,7 +17,7 @@
 source tools/gpu_env.sh
 for step in "$@"; do
   case $step in
-    rowthread) gpu_tool row_thread 420 tools/row_thread_probe.py --rows 4096,65536,262144 --variants tile2,pair2,pair3,pair4 --rounds 3 ;;
+    rowthread) gpu_tool row_thread 420 tools/row_thread_probe.py --rows 4096,65536,262144 --variants tile2,pair2,pair4 --rounds 3 ;;
     rowthread_large) gpu_tool row_thread_large 300 tools/row_thread_probe.py --rows 131072,1048576 --variants pair2,pair4 --rounds 3 ;;
     flat)
       for preset in moonlight-16b-a3b glm-4.5-air glm-4.5; do

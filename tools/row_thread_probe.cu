@@ -240,6 +240,43 @@ __device__ __forceinline__ void route_again_exactly(u32 unproved, i64 base, int 
   }
 }
 
+// Rows [first_row, first_row + rows) of the scores into a tile of kRowWords words a row, by cp.async of 16
+// bytes: each warp copy takes kWarpSize / kChunks rows (kChunks = 16-byte pieces a row), lane l piece l % kChunks
+// of row l / kChunks; then one commit. Every lane of the warp calls it.
+template <int kTileRows, int kChunks, int kRowWords>
+__device__ __forceinline__ void copy_tile_rows(u32* tile, const void* scores, i64 row_stride, i64 first_row,
+                                               int rows, int lane) {
+  constexpr int kRowsACopy = kWarpSize / kChunks > 0 ? kWarpSize / kChunks : 1;
+  static_assert(kChunks <= kWarpSize, "a row's pieces fit one warp copy");
+#pragma unroll 4
+  for (int j0 = 0; j0 < kTileRows; j0 += kRowsACopy) {
+    const int j = j0 + lane / kChunks;
+    const int c = lane % kChunks;
+    if (lane < kRowsACopy * kChunks && j < rows) {
+      copy_16_bytes(tile + j * kRowWords + c * 4, row_start<u16>(scores, first_row + j, row_stride) + c * 8);
+    }
+  }
+  copies_commit();
+}
+
+// The block's tables (the pair and flat kernels): warp 0's shifted bias (lane l's C entries at warp0_shift) and
+// bias (block_bias, E = 32 C words), and every warp's BoundConstants (the others' constructors write their
+// `scratch`, unread). Ends with a block barrier.
+template <int C>
+__device__ __forceinline__ BoundConstants<C> block_bound_constants(const void* bias, int bias_dtype, int lane,
+                                                                   int warp, float* warp0_shift, float* scratch,
+                                                                   float* block_bias) {
+  float bias_f[C];
+  load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
+  const BoundConstants<C> bc(bias_f, lane, warp == 0 ? warp0_shift : scratch);
+  if (warp == 0) {
+#pragma unroll
+    for (int j = 0; j < C; ++j) block_bias[lane * C + j] = bias_f[j];
+  }
+  __syncthreads();  // warp 0's tables, for every warp
+  return bc;
+}
+
 template <int E, int G, int KG, int K, int kWarps, int kSlots>
 __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
     const void* __restrict__ scores, i64 num_rows, i64 row_stride, const void* __restrict__ bias,
@@ -311,13 +348,7 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_thread_probe(
     const u16* const my_row = row_start<u16>(scores, base + (live ? lane : 0), row_stride);
     if constexpr (!kStream) {
       // ---- 1. the tile: row q by the warp's q-th copy, 16 bytes a lane ----
-#pragma unroll 8
-      for (int q = 0; q < kWarpSize; ++q) {
-        if (q < rows_here) {
-          copy_16_bytes(tile + q * L::kRowWords + lane * 4, row_start<u16>(scores, base + q, row_stride) + lane * 8);
-        }
-      }
-      copies_commit();
+      copy_tile_rows<kWarpSize, E / 8, L::kRowWords>(tile, scores, row_stride, base, rows_here, lane);
       copies_wait<0>();
       __syncwarp();
     }
@@ -512,31 +543,18 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_pair_probe(
   const bool has_bias = bias_dtype != kNoBias;
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
   wait_for_predecessors_and_release_successor(out.shared_weight);
-  float bias_f[C];
-  load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
-  // warp 0 writes the table; the others' constructors write their list's first words (unread)
-  float* const lane_shift = warp == 0 ? shift + (lane / (N / C)) * kShiftStride + (lane % (N / C)) * C
-                                      : reinterpret_cast<float*>(list) + lane * C;
-  const BoundConstants<C> bc(bias_f, lane, lane_shift);
-  if (warp == 0) {
-#pragma unroll
-    for (int j = 0; j < C; ++j) block_bias[lane * C + j] = bias_f[j];
-  }
-  __syncthreads();  // warp 0's tables, for every warp
+  // lane l's C experts are group l / 4's entries (l % 4) * C onward
+  const BoundConstants<C> bc = block_bound_constants<C>(
+      bias, bias_dtype, lane, warp, shift + (lane / (N / C)) * kShiftStride + (lane % (N / C)) * C,
+      reinterpret_cast<float*>(list) + lane * C, block_bias);
 
   const i64 num_tiles = (num_rows + kRows - 1) / kRows;
   const i64 tile_step = static_cast<i64>(gridDim.x) * kWarps;
   // ---- 1. tile t's rows: row j by the warp's j-th copy, 16 bytes a lane ----
   const auto copy_tile = [&](i64 t) {
     const i64 left = num_rows - t * kRows;
-    const int rows = left < kRows ? static_cast<int>(left) : kRows;
-#pragma unroll 4
-    for (int j = 0; j < kRows; ++j) {
-      if (j < rows) {
-        copy_16_bytes(tile + j * kRowWords + lane * 4, row_start<u16>(scores, t * kRows + j, row_stride) + lane * 8);
-      }
-    }
-    copies_commit();
+    copy_tile_rows<kRows, E / 8, kRowWords>(tile, scores, row_stride, t * kRows,
+                                            left < kRows ? static_cast<int>(left) : kRows, lane);
   };
   const i64 first_tile = static_cast<i64>(blockIdx.x) * kWarps + warp;
   if (first_tile < num_tiles) copy_tile(first_tile);
@@ -714,31 +732,16 @@ __global__ void __launch_bounds__(kWarps * kWarpSize) route_row_flat_probe(
   const bool has_bias = bias_dtype != kNoBias;
   const OutputArgs out = make_output_args(E, K, num_shared, replica, renormalize, apply_scaling, r);
   wait_for_predecessors_and_release_successor(out.shared_weight);
-  float bias_f[C];
-  load_bias_lane<C>(bias, bias_dtype, lane, bias_f);
-  const BoundConstants<C> bc(bias_f, lane, warp == 0 ? shift + lane * C : reinterpret_cast<float*>(list) + lane * C);
-  if (warp == 0) {
-#pragma unroll
-    for (int j = 0; j < C; ++j) block_bias[lane * C + j] = bias_f[j];
-  }
-  __syncthreads();  // warp 0's tables, for every warp
+  const BoundConstants<C> bc = block_bound_constants<C>(bias, bias_dtype, lane, warp, shift + lane * C,
+                                                        reinterpret_cast<float*>(list) + lane * C, block_bias);
 
   const i64 num_tiles = (num_rows + kWarpSize - 1) / kWarpSize;
   const i64 tile_step = static_cast<i64>(gridDim.x) * kWarps;
   // ---- 1. tile t's rows: row j by the warp's copies, 16 bytes a lane (E / 8 lanes a row) ----
   const auto copy_tile = [&](i64 t) {
     const i64 left = num_rows - t * kWarpSize;
-    const int rows = left < kWarpSize ? static_cast<int>(left) : kWarpSize;
-    constexpr int kRowsACopy = kWarpSize / kChunks > 0 ? kWarpSize / kChunks : 1;  // rows one warp copy covers
-#pragma unroll 4
-    for (int j0 = 0; j0 < kWarpSize; j0 += kRowsACopy) {
-      const int j = j0 + lane / kChunks;
-      const int c = lane % kChunks;
-      if (lane < kRowsACopy * kChunks && j < rows) {
-        copy_16_bytes(tile + j * kRowWords + c * 4, row_start<u16>(scores, t * kWarpSize + j, row_stride) + c * 8);
-      }
-    }
-    copies_commit();
+    copy_tile_rows<kWarpSize, kChunks, kRowWords>(tile, scores, row_stride, t * kWarpSize,
+                                                  left < kWarpSize ? static_cast<int>(left) : kWarpSize, lane);
   };
   const i64 first_tile = static_cast<i64>(blockIdx.x) * kWarps + warp;
   if (first_tile < num_tiles) copy_tile(first_tile);
