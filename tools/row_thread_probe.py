@@ -126,6 +126,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import cupy
+    from source_probe import use_source  # tools/, beside this file
 
     from moegate.optimized import build, dispatch_plan
     from moegate.optimized.dispatch import BIAS_DTYPE_CODES, config_arguments
@@ -146,10 +147,7 @@ def main() -> None:
     )
     text = probe_source(build.kernel_source())
     names = dispatch_names + [probe_name(v, args.preset) for v in variants]
-    build.kernel_source = lambda: text
-    build.name_expressions = lambda: names
-    for cache in (build._binaries, build._modules, build._kernels):
-        cache.clear()
+    use_source(text, names)  # source_probe's: build compiles this text with only these names
     module, _ = build.load_module()
     counter = module.get_global_var("g_row_thread_unproved")  # the address (a MemoryPointer in some CuPy)
     counter = int(getattr(counter, "ptr", counter))
