@@ -11,6 +11,8 @@
 #   suite1   the GPU tests of tests/test_optimized_gpu.py
 #   suite2   the other GPU tests, the peers carried
 #   sanitize compute-sanitizer over every kernel, then over the kernels whose blocks loop
+#   two      the two tests that need two GPUs in one process (tests/test_optimized_devices.py -k two), which
+#            skip on one: run this step on a machine of kind nvidia-h200-x2
 # Usage (GPU machine, repo root): OUT=dir bash tools/gpu_session29.sh STEP...; each device call holds 600 s.
 source tools/gpu_env.sh
 for step in "$@"; do
@@ -29,6 +31,7 @@ for step in "$@"; do
     suite2) MOEGATE_PEER_SOURCES=$PWD/.peers/src MOEGATE_CACHE_DIR=$PWD/.peers/cache \
               gpu_suite 420 suite2 tests --ignore=tests/test_optimized_gpu.py ;;
     sanitize) gpu_sanitize ;;
-    *) echo "gpu_session29.sh: unknown step '$step' (headers, smoke, bench, suite1, suite2, sanitize)"; exit 2 ;;
+    two) gpu_suite 420 two_gpus tests/test_optimized_devices.py -k two -rs -s ;;
+    *) echo "gpu_session29.sh: unknown step '$step' (headers, smoke, bench, suite1, suite2, sanitize, two)"; exit 2 ;;
   esac
 done
