@@ -65,7 +65,7 @@ if bench is not None:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, color=colors[impl], label=impl)
             over = {p[0]: p[1] / floor_us(p[2]) for p in pts}
             best = min(pts, key=lambda p: over[p[0]])
-            closest[impl, preset, dtype] = over
+            closest[impl, preset, dtype] = best[0], over
             ax.plot([best[0]], [best[1]], "o", ms=10, mfc="none", color=colors[impl])
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -78,12 +78,11 @@ if bench is not None:
     sizes = sorted({r["T"] for r in ok})
     print("time over the floor (x) at each T; '-' where not measured")
     print(f"{'':>20s}  {'preset, dtype':<32s}" + "".join(f"{t:>9d}" for t in sizes))
-    for (impl, preset, dtype), over in sorted(closest.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+    for (impl, preset, dtype), (_, over) in sorted(closest.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         cells = "".join(f"{over[t]:>9.2f}" if t in over else f"{'-':>9s}" for t in sizes)
         print(f"{impl:>20s}  {preset + ', ' + dtype:<32s}{cells}")
     print()
-    for (impl, preset, dtype), over in sorted(closest.items()):
-        t = min(over, key=over.get)
+    for (impl, preset, dtype), (t, over) in sorted(closest.items()):
         print(f"{impl:>20s}  {preset}, {dtype}: closest to the floor at T = {t} ({over[t]:.2f}x)")
 else:
     print("skipped: no benchmark results")
